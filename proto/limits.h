@@ -1,0 +1,44 @@
+/*
+ * limits.h - every size, depth and count limit of the protocol and the
+ * processes, in one place. docs/protocol.md ("Limits") cites these names;
+ * change both together.
+ */
+#ifndef TASKQ_LIMITS_H
+#define TASKQ_LIMITS_H
+
+/* Frames */
+#define TQ_MAX_FRAMES 8                  /* frames in one message incl. identity */
+#define TQ_MAX_IDENTITY 255              /* ZeroMQ routing id */
+#define TQ_MAX_BODY (4u * 1024 * 1024)   /* msgpack body frame, bytes */
+
+/* msgpack pre-check (applied before msgpack-c allocates anything) */
+#define TQ_MAX_DEPTH 16                  /* nesting of arrays/maps, incl. args */
+#define TQ_MAX_OBJECTS 200000            /* total objects in one body */
+#define TQ_MAX_ARRAY 100000              /* elements in one array / pairs in one map */
+
+/* Fields */
+#define TQ_NAME_MAX 128                  /* task name, [A-Za-z0-9_.:-] */
+#define TQ_NODE_MAX 128                  /* worker node id, same charset as names */
+#define TQ_HOST_MAX 255                  /* host name, printable ASCII */
+#define TQ_ARGS_MAX (1u * 1024 * 1024)   /* args bytes of one task */
+#define TQ_RESULT_MAX (1u * 1024 * 1024) /* result bytes of one task */
+#define TQ_ERROR_MAX 1024                /* error message bytes */
+#define TQ_PROGRESS_MSG_MAX 256          /* progress message bytes */
+#define TQ_MESSAGE_MAX 1024              /* ERROR reply message bytes */
+#define TQ_BATCH_MAX 1000                /* tasks in one SUBMIT */
+#define TQ_WAIT_MAX 10000                /* ids in one WAIT */
+#define TQ_SLOTS_MAX 1024                /* children of one worker node */
+#define TQ_LEASES_MAX 1024               /* leases listed in HELLO / HEARTBEAT */
+#define TQ_CREDIT_MAX 100000             /* credit one worker may hold */
+#define TQ_ATTEMPTS_MAX 100              /* max_attempts accepted from a client */
+#define TQ_STATE_MAX 16                  /* child state string */
+
+/* Defaults */
+#define TQ_DEFAULT_MAX_ATTEMPTS 3
+#define TQ_DEFAULT_HEARTBEAT_MS 1000
+#define TQ_DEFAULT_LIVENESS 3            /* missed heartbeats before a node is dead */
+#define TQ_DEFAULT_LEASE_MS 10000        /* a lease not renewed for this long expires */
+#define TQ_DEFAULT_RETENTION_MS (24LL * 3600 * 1000)
+#define TQ_DEFAULT_WAIT_MAX_MS (3600LL * 1000) /* longest a broker keeps a waiter */
+
+#endif
