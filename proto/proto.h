@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "tqlimits.h"
 #include "taskq.h"
 
 /* Protocol version: bump the last two digits on any incompatible change,
@@ -223,8 +223,9 @@ taskq_err_t proto_precheck(const void *data, size_t len, int max_depth);
 
 /* Decodes a body of the given type into *msg (which must be proto_msg_init'ed
  * or cleared). Runs proto_precheck first. On error *msg holds nothing to free
- * and, if detail is not NULL, *detail points to a static human-readable
- * reason ("field 'name': not a string"). Unknown type: TASKQ_EUNKNOWN. */
+ * and, if detail is not NULL, *detail points to a human-readable
+ * reason ("SUBMIT tasks[3].name: invalid character"), valid until the next
+ * proto_decode on the same thread. Unknown type: TASKQ_EUNKNOWN. */
 taskq_err_t proto_decode(int type, const void *body, size_t len, proto_msg_t *msg,
                          const char **detail);
 

@@ -1,5 +1,5 @@
 /*
- * limits.h - every size, depth and count limit of the protocol and the
+ * tqlimits.h - every size, depth and count limit of the protocol and the
  * processes, in one place. docs/protocol.md ("Limits") cites these names;
  * change both together.
  */

@@ -1,0 +1,269 @@
+/* broker.c - the loop; see broker.h. No SQL and no message parsing here.
+ *
+ * One turn:  timeout = time to the next deadline -> zmq_poll -> store_begin
+ *   -> drain up to DRAIN_MAX messages (decode, on_<msg>) -> timers
+ *   -> dispatch -> store_commit -> send everything queued.
+ * Every state change precedes the commit and every send follows it: an ack
+ * must never precede durability. A failed commit rolls back, answers ESTORE
+ * instead of each reply, drops the TASKs (their credit is given back) and
+ * rebuilds the leases from the store. */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "handlers.h"
+#include "tclock.h"
+#include "tlog.h"
+#include "tmem.h"
+
+#define DRAIN_MAX 1024
+#define HWM 100000
+#define WAITERS_MAX 1000000
+#define OUT_KEEP_BYTES (64 * 1024) /* larger send buffers are freed after a turn */
+
+/* Every socket option in one place. */
+static taskq_err_t configure_socket(void *sock)
+{
+    int one = 1, linger = 100, hwm = HWM;
+    if (zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm)) {
+        tlog_error("zmq_setsockopt: %s", zmq_strerror(errno));
+        return TASKQ_ESYS;
+    }
+    return TASKQ_OK;
+}
+
+broker_t *broker_new(const broker_config_t *cfg, taskq_err_t *err)
+{
+    broker_t *b = xcalloc(1, sizeof *b);
+    b->cfg = *cfg;
+    b->now_mono = b->started_mono = tclock_mono_ms();
+    b->now_wall = tclock_wall_ms();
+    b->leases = lease_table_new();
+    b->nodes = registry_new();
+    b->waiters = waiters_new(WAITERS_MAX);
+    b->progress = idmap_new();
+    taskq_err_t e = TASKQ_OK;
+    b->store = store_open(cfg->db, cfg->durability, &e);
+    if (!b->store) {
+        tlog_error("cannot open the store %s", cfg->db);
+        goto fail;
+    }
+    if ((e = handlers_rebuild_leases(b)) != TASKQ_OK)
+        goto fail;
+    if (lease_count(b->leases))
+        tlog_info("%zu running tasks keep their leases (honoured)", lease_count(b->leases));
+    b->ctx = zmq_ctx_new();
+    b->sock = b->ctx ? zmq_socket(b->ctx, ZMQ_ROUTER) : NULL;
+    if (!b->sock) {
+        tlog_error("zmq socket: %s", zmq_strerror(errno));
+        e = TASKQ_ESYS;
+        goto fail;
+    }
+    if ((e = configure_socket(b->sock)) != TASKQ_OK)
+        goto fail;
+    if (zmq_bind(b->sock, cfg->bind) != 0) {
+        tlog_error("cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
+        e = TASKQ_ESYS;
+        goto fail;
+    }
+    char ep[256];
+    size_t eplen = sizeof ep;
+    if (zmq_getsockopt(b->sock, ZMQ_LAST_ENDPOINT, ep, &eplen) != 0) {
+        e = TASKQ_ESYS;
+        goto fail;
+    }
+    /* The one line on stdout: tests and scripts wait for it. */
+    printf("ready endpoint=%s\n", ep);
+    fflush(stdout);
+    tlog_info("broker %s serving on %s (store %s)", cfg->id, ep, cfg->db);
+    if (err)
+        *err = TASKQ_OK;
+    return b;
+fail:
+    broker_destroy(&b);
+    if (err)
+        *err = e ? e : TASKQ_ESYS;
+    return NULL;
+}
+
+void broker_destroy(broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_t *b = *self_p;
+    if (b->sock)
+        zmq_close(b->sock);
+    if (b->ctx)
+        zmq_ctx_term(b->ctx);
+    store_close(&b->store);
+    lease_table_destroy(&b->leases);
+    registry_destroy(&b->nodes);
+    waiters_destroy(&b->waiters);
+    size_t c = 0;
+    void *v;
+    while (idmap_next(b->progress, &c, NULL, NULL, &v))
+        free(v);
+    idmap_destroy(&b->progress);
+    for (size_t i = 0; i < b->out_cap; i++)
+        msgpack_sbuffer_destroy(&b->out[i].body);
+    free(b->out);
+    free(b);
+    *self_p = NULL;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Milliseconds until the next timer or lease deadline (0 = now). */
+static long next_timeout(broker_t *b)
+{
+    int64_t now = tclock_mono_ms();
+    int64_t t = min64(min64(b->next_heartbeat, b->next_liveness),
+                      min64(b->next_progress, min64(b->next_retention, b->next_waiters)));
+    t = min64(t, lease_next_deadline(b->leases)) - now;
+    return t < 0 ? 0 : (long)t;
+}
+
+/* Receives and handles up to DRAIN_MAX messages without blocking. */
+static void drain(broker_t *b)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, 0);
+    for (int i = 0; i < DRAIN_MAX && !*b->cfg.stop; i++) {
+        proto_frames_t f;
+        taskq_err_t err = proto_recv(b->sock, true, true, &f);
+        if (err == TASKQ_ETIMEDOUT || err == TASKQ_ESYS) {
+            proto_frames_clear(&f);
+            break; /* nothing left (ESYS: EINTR or logged by proto_recv) */
+        }
+        if (err != TASKQ_OK) {
+            handlers_on_malformed(b, f.identity, f.identity_len, f.type, NULL, 0, err,
+                                  "malformed envelope");
+        } else {
+            const char *detail = NULL;
+            err = proto_decode(f.type, f.body, f.body_len, &msg, &detail);
+            if (err != TASKQ_OK)
+                handlers_on_malformed(b, f.identity, f.identity_len, f.type, f.body, f.body_len,
+                                      err, detail);
+            else
+                handlers_on_message(b, f.identity, f.identity_len, &msg);
+            proto_msg_clear(&msg);
+        }
+        proto_frames_clear(&f);
+    }
+}
+
+/* The commit failed: nothing of this turn is durable, so nothing of it may
+ * be acknowledged. */
+static void turn_rolled_back(broker_t *b)
+{
+    store_rollback(b->store);
+    b->submitted = b->submitted_at_turn_start;
+    size_t n = b->nout;
+    for (size_t i = 0; i < n; i++) {
+        out_t *o = &b->out[i];
+        if (o->type == 0)
+            continue;
+        if (o->kind == OUT_TASK) {
+            registry_node_t *node = registry_find_identity(b->nodes, o->identity, o->identity_len);
+            if (node)
+                registry_add_credit(node, 1);
+            o->type = 0;
+        } else if (o->kind == OUT_WAITER) {
+            o->type = 0; /* clients re-send WAIT after 2 s of silence */
+        } else if (o->kind == OUT_REPLY && o->type != PROTO_ERROR) {
+            o->type = 0;
+            out_error(b, o->identity, o->identity_len, o->req, TASKQ_ESTORE,
+                      "store commit failed: nothing was acknowledged");
+        }
+    }
+    /* progress entries may describe attempts that no longer exist */
+    size_t c = 0;
+    void *v;
+    while (idmap_next(b->progress, &c, NULL, NULL, &v)) {
+        progress_t *p = v;
+        idmap_remove(b->progress, p->id.b, sizeof p->id.b);
+        free(p);
+    }
+    if (handlers_rebuild_leases(b) != TASKQ_OK)
+        tlog_error("cannot rebuild leases from the store; they will be rebuilt next failure");
+}
+
+static void send_one(broker_t *b, out_t *o)
+{
+    const uint8_t type = (uint8_t)o->type;
+    const void *parts[4] = {o->identity, PROTO_SIGNATURE, &type, o->body.data ? o->body.data : ""};
+    size_t lens[4] = {o->identity_len, PROTO_SIGNATURE_LEN, 1, o->body.size};
+    for (int i = 0; i < 4; i++) {
+        if (zmq_send(b->sock, parts[i], lens[i], ZMQ_DONTWAIT | (i < 3 ? ZMQ_SNDMORE : 0)) >= 0)
+            continue;
+        /* Only frame 0 can be refused (libzmq checks routing and HWM there). */
+        int e = errno;
+        if (e == EHOSTUNREACH) {
+            /* Peer gone: the store holds the truth (a TASK then expires). */
+            tlog_debug("%s to a peer that is gone: dropped", proto_type_name(o->type));
+        } else if (e == EAGAIN) {
+            b->dropped_busy++;
+            tlog_warn("%s dropped: peer's queue is full (%llu drops so far)",
+                      proto_type_name(o->type), (unsigned long long)b->dropped_busy);
+        } else {
+            tlog_warn("zmq_send %s frame %d: %s", proto_type_name(o->type), i, zmq_strerror(e));
+        }
+        return;
+    }
+}
+
+static void send_all(broker_t *b)
+{
+    for (size_t i = 0; i < b->nout; i++) {
+        out_t *o = &b->out[i];
+        if (o->type != 0)
+            send_one(b, o);
+        if (o->body.alloc > OUT_KEEP_BYTES) {
+            msgpack_sbuffer_destroy(&o->body);
+            msgpack_sbuffer_init(&o->body);
+        }
+        o->body.size = 0;
+    }
+    b->nout = 0;
+}
+
+static void turn(broker_t *b)
+{
+    b->now_mono = tclock_mono_ms();
+    b->now_wall = tclock_wall_ms();
+    b->submitted_at_turn_start = b->submitted;
+    b->turn_failed = store_begin(b->store) != TASKQ_OK;
+    drain(b);
+    if (!b->turn_failed)
+        handlers_run_timers(b);
+    if (!b->turn_failed)
+        handlers_dispatch(b);
+    if (b->turn_failed || store_commit(b->store) != TASKQ_OK)
+        turn_rolled_back(b);
+    send_all(b);
+}
+
+taskq_err_t broker_run(broker_t *b)
+{
+    zmq_pollitem_t item = {.socket = b->sock, .events = ZMQ_POLLIN};
+    while (!*b->cfg.stop) {
+        long timeout = next_timeout(b);
+        if (zmq_poll(&item, 1, timeout) < 0 && errno != EINTR) {
+            tlog_error("zmq_poll: %s", zmq_strerror(errno));
+            return TASKQ_ESYS;
+        }
+        if (*b->cfg.stop)
+            break;
+        turn(b);
+    }
+    tlog_info("stopping: %zu leases, %zu nodes; closing the store", lease_count(b->leases),
+              registry_count(b->nodes));
+    return TASKQ_OK;
+}

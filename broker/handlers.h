@@ -1,0 +1,91 @@
+/*
+ * handlers.h - the broker's state shared by the loop (broker.c) and the
+ * message handlers (handlers.c), and the handler entry points.
+ *
+ * Turn contract: handlers and timers change the store (inside the turn's
+ * transaction) and the in-memory indexes, and queue outgoing messages with
+ * out_queue(); nothing is sent until broker.c has committed. If a store verb
+ * fails, the handler sets turn_failed and the loop rolls back and answers
+ * ESTORE instead of every queued reply.
+ */
+#ifndef TASKQ_HANDLERS_H
+#define TASKQ_HANDLERS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+
+#include "broker.h"
+#include "idmap.h"
+#include "lease.h"
+#include "proto.h"
+#include "registry.h"
+#include "store.h"
+#include "waiters.h"
+
+/* What an outgoing message is, for the commit-failure path. */
+typedef enum {
+    OUT_PLAIN = 0, /* WELCOME, HEARTBEAT, RESULT to a waiter: send as is / drop */
+    OUT_REPLY,     /* answers a request of this turn: ERROR ESTORE if the commit fails */
+    OUT_TASK,      /* a dispatch: dropped and its credit given back if the commit fails */
+    OUT_WAITER,    /* RESULT to an earlier WAIT: dropped if the commit fails */
+} out_kind_t;
+
+typedef struct {
+    uint8_t identity[TQ_MAX_IDENTITY];
+    size_t identity_len;
+    int type;           /* proto_type_t; 0 = cancelled */
+    out_kind_t kind;
+    uint64_t req;       /* OUT_REPLY: the request's req (0 for worker acks) */
+    msgpack_sbuffer body;
+} out_t;
+
+typedef struct {
+    taskq_id_t id;
+    uint32_t attempt;
+    uint64_t current, total;
+    char message[TQ_PROGRESS_MSG_MAX + 1];
+    bool dirty;
+} progress_t;
+
+struct broker {
+    broker_config_t cfg;
+    void *ctx, *sock;
+    store_t *store;
+    lease_table_t *leases;
+    registry_t *nodes;
+    waiters_t *waiters;
+    idmap_t *progress;     /* task id -> progress_t* (latest, coalesced) */
+    out_t *out;            /* this turn's outgoing messages, sent after commit */
+    size_t nout, out_cap;
+    bool turn_failed;      /* a store verb failed: roll the turn back */
+    uint64_t submitted, submitted_at_turn_start;
+    uint64_t dropped_busy; /* replies dropped because a peer's HWM was full */
+    int64_t started_mono, now_mono, now_wall;
+    /* timers (monotonic ms) */
+    int64_t next_heartbeat, next_liveness, next_progress, next_retention, next_waiters;
+    size_t rr;             /* round-robin start for dispatch */
+};
+
+/* Handles one decoded message from the peer `identity`. */
+void handlers_on_message(broker_t *b, const uint8_t *identity, size_t identity_len,
+                         proto_msg_t *msg);
+/* Answers a message that failed to decode (code, detail) and logs it. */
+void handlers_on_malformed(broker_t *b, const uint8_t *identity, size_t identity_len, int type,
+                           const void *body, size_t len, taskq_err_t code, const char *detail);
+/* Timers: dead nodes, expired leases, heartbeats, progress flush, retention. */
+void handlers_run_timers(broker_t *b);
+/* Gives each node with credit the oldest queued tasks. */
+void handlers_dispatch(broker_t *b);
+/* Requeues (or fails at the limit) attempt `attempt` of id with a reason. */
+void handlers_requeue(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason);
+/* Rebuilds the lease table from the store (start-up, failed commit). */
+taskq_err_t handlers_rebuild_leases(broker_t *b);
+
+/* Encodes msg for the peer into the outgoing queue. */
+void out_queue(broker_t *b, const uint8_t *identity, size_t identity_len, const proto_msg_t *msg,
+               out_kind_t kind, uint64_t req);
+/* Queues ERROR {req, code, message}. */
+void out_error(broker_t *b, const uint8_t *identity, size_t identity_len, uint64_t req,
+               taskq_err_t code, const char *message);
+
+#endif

@@ -1,0 +1,1452 @@
+/*
+ * proto.c - the TQP/1 wire codec: pre-check, decode, encode, send, receive.
+ *
+ * Decoding runs in three steps, and the order is the security argument:
+ *   1. proto_precheck() walks the raw bytes without allocating and bounds
+ *      every declared length, count, the depth and the object total;
+ *   2. only then msgpack_unpack() builds a msgpack_object tree in the
+ *      message's zone (msgpack-c reserves memory for a container's declared
+ *      size before reading it: 5 hostile bytes could ask for gigabytes);
+ *   3. the per-message decoders read that tree with a sticky error: each
+ *      reader is a no-op once an error is set, so decoders read like the spec
+ *      and the first problem is the one reported.
+ * Strings and binaries point into the caller's body buffer (msgpack_unpack is
+ * zero-copy for str/bin); arrays of structs live in msg->zone.
+ *
+ * This file is linked into libtaskq too, so it uses plain malloc and returns
+ * TASKQ_ENOMEM rather than the aborting xmalloc.
+ */
+#include "proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "tlog.h"
+
+/* msgpack-c's unpacker cannot nest deeper than MSGPACK_EMBED_STACK_SIZE (32)
+ * anyway, so the pre-check's explicit stack has that size and a larger
+ * max_depth is clamped to it. */
+#define PRECHECK_STACK 32
+
+const char *proto_type_name(int type)
+{
+    switch (type) {
+    case PROTO_SUBMIT: return "SUBMIT";
+    case PROTO_STATUS: return "STATUS";
+    case PROTO_WAIT: return "WAIT";
+    case PROTO_WORKERS: return "WORKERS";
+    case PROTO_STATS: return "STATS";
+    case PROTO_HELLO: return "HELLO";
+    case PROTO_READY: return "READY";
+    case PROTO_PROGRESS: return "PROGRESS";
+    case PROTO_DONE: return "DONE";
+    case PROTO_HEARTBEAT: return "HEARTBEAT";
+    case PROTO_BYE: return "BYE";
+    case PROTO_SUBMIT_ACK: return "SUBMIT_ACK";
+    case PROTO_STATUS_REPLY: return "STATUS_REPLY";
+    case PROTO_RESULT: return "RESULT";
+    case PROTO_WORKERS_REPLY: return "WORKERS_REPLY";
+    case PROTO_STATS_REPLY: return "STATS_REPLY";
+    case PROTO_WELCOME: return "WELCOME";
+    case PROTO_TASK: return "TASK";
+    case PROTO_DONE_ACK: return "DONE_ACK";
+    case PROTO_ERROR: return "ERROR";
+    default: return "UNKNOWN";
+    }
+}
+
+void proto_msg_init(proto_msg_t *msg, int type)
+{
+    memset(msg, 0, sizeof *msg);
+    msg->type = type;
+}
+
+void proto_msg_clear(proto_msg_t *msg)
+{
+    if (!msg)
+        return;
+    if (msg->zone)
+        msgpack_zone_free(msg->zone);
+    memset(msg, 0, sizeof *msg);
+}
+
+taskq_err_t proto_check_signature(const void *data, size_t len)
+{
+    const char *s = data;
+    if (!s || len != PROTO_SIGNATURE_LEN || memcmp(s, "TASKQ", 5) != 0)
+        return TASKQ_EPROTO;
+    if (s[5] < '0' || s[5] > '9' || s[6] < '0' || s[6] > '9')
+        return TASKQ_EPROTO;
+    if (memcmp(s, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN) != 0)
+        return TASKQ_EVERSION;
+    return TASKQ_OK;
+}
+
+bool proto_name_is_valid(const char *s, size_t len, size_t max)
+{
+    if (!s || len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == ':' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+void proto_str_copy(char *dst, size_t dstsz, proto_str_t s)
+{
+    if (!dst || dstsz == 0)
+        return;
+    size_t n = s.ptr ? s.len : 0;
+    if (n > dstsz - 1)
+        n = dstsz - 1;
+    if (n)
+        memcpy(dst, s.ptr, n);
+    dst[n] = '\0';
+}
+
+bool proto_str_eq(proto_str_t s, const char *cstr)
+{
+    if (!cstr)
+        return false;
+    size_t n = strlen(cstr);
+    return n == s.len && (n == 0 || memcmp(s.ptr, cstr, n) == 0);
+}
+
+/* ---- pre-check -------------------------------------------------------- */
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+taskq_err_t proto_precheck(const void *data, size_t len, int max_depth)
+{
+    const uint8_t *p = data;
+    /* stack[i]: values still to read in the i-th open container (always > 0) */
+    uint32_t stack[PRECHECK_STACK];
+    int sp = 0;
+    size_t pos = 0;
+    uint64_t objects = 0;
+
+    if (!p && len)
+        return TASKQ_EPROTO;
+    if (max_depth < 0)
+        max_depth = 0;
+    if (max_depth > PRECHECK_STACK)
+        max_depth = PRECHECK_STACK;
+
+    for (;;) {
+        if (pos >= len)
+            return TASKQ_EPROTO; /* truncated */
+        if (++objects > TQ_MAX_OBJECTS)
+            return TASKQ_ETOOBIG;
+        uint8_t b = p[pos++];
+        size_t left = len - pos;
+        uint64_t skip = 0;   /* payload bytes after the header */
+        int hdr = 0;         /* extra header bytes holding a length/count */
+        int container = 0;   /* 1 array, 2 map */
+        uint64_t count = 0;
+
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            skip = 0;
+        } else if (b <= 0x8f) {
+            container = 2, count = b & 0x0f;
+        } else if (b <= 0x9f) {
+            container = 1, count = b & 0x0f;
+        } else if (b <= 0xbf) {
+            skip = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc1: return TASKQ_EPROTO; /* never used */
+            case 0xc4: case 0xd9: hdr = 1; break;
+            case 0xc5: case 0xda: hdr = 2; break;
+            case 0xc6: case 0xdb: hdr = 4; break;
+            case 0xc7: hdr = 1, skip = 1; break; /* ext: + type byte */
+            case 0xc8: hdr = 2, skip = 1; break;
+            case 0xc9: hdr = 4, skip = 1; break;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break; /* fixext 1..16: type + data */
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: container = 1, hdr = 2; break;
+            case 0xdd: container = 1, hdr = 4; break;
+            case 0xde: container = 2, hdr = 2; break;
+            case 0xdf: container = 2, hdr = 4; break;
+            default: return TASKQ_EPROTO;
+            }
+            if ((size_t)hdr > left)
+                return TASKQ_EPROTO;
+            if (hdr) {
+                uint64_t v = be(p + pos, hdr);
+                pos += (size_t)hdr;
+                left -= (size_t)hdr;
+                if (container)
+                    count = v;
+                else
+                    skip += v;
+            }
+        }
+
+        if (!container) {
+            if (skip > left)
+                return TASKQ_EPROTO;
+            pos += (size_t)skip;
+        } else {
+            /* every element needs at least one byte, a map pair two */
+            uint64_t elements = container == 2 ? count * 2 : count;
+            if (elements > left)
+                return TASKQ_EPROTO;
+            if (count > TQ_MAX_ARRAY)
+                return TASKQ_ETOOBIG;
+            if (sp + 1 > max_depth)
+                return TASKQ_ETOOBIG;
+            if (elements > 0) {
+                stack[sp++] = (uint32_t)elements;
+                continue; /* the container completes with its last element */
+            }
+        }
+        /* one value complete: count it against its parents */
+        while (sp > 0) {
+            if (--stack[sp - 1] > 0)
+                break;
+            sp--;
+        }
+        if (sp == 0)
+            break;
+    }
+    return pos == len ? TASKQ_OK : TASKQ_EPROTO; /* trailing bytes */
+}
+
+/* ---- decode ----------------------------------------------------------- */
+
+/* The detail of the last decode error of this thread. A buffer rather than a
+ * literal so that it can name the array index ("tasks[3].name"); it is valid
+ * until the next proto_decode() on the same thread. */
+static _Thread_local char g_detail[192];
+
+typedef struct {
+    const char *type;  /* "SUBMIT" */
+    char pfx[96];      /* path of the enclosing element, "tasks[3]." */
+    size_t pfxlen;
+    taskq_err_t err;
+    msgpack_zone *zone;
+} dec_t;
+
+static void dfail(dec_t *d, taskq_err_t err, const char *field, const char *problem)
+{
+    if (d->err)
+        return;
+    d->err = err;
+    size_t plen = d->pfxlen;
+    if (!field[0] && plen > 0 && d->pfx[plen - 1] == '.')
+        plen--; /* the element itself: "tasks[3]: not a map" */
+    snprintf(g_detail, sizeof g_detail, "%s %.*s%s: %s", d->type, (int)plen, d->pfx, field,
+             problem);
+}
+
+/* Descends into element `idx` of array `field`; returns the old length. */
+static size_t dpush(dec_t *d, const char *field, long idx)
+{
+    size_t old = d->pfxlen;
+    int n = idx >= 0 ? snprintf(d->pfx + old, sizeof d->pfx - old, "%s[%ld].", field, idx)
+                     : snprintf(d->pfx + old, sizeof d->pfx - old, "%s.", field);
+    if (n > 0)
+        d->pfxlen = old + (size_t)n < sizeof d->pfx ? old + (size_t)n : sizeof d->pfx - 1;
+    return old;
+}
+
+static void dpop(dec_t *d, size_t old)
+{
+    d->pfxlen = old;
+    d->pfx[old] = '\0';
+}
+
+/* A map with string keys, or NULL after setting the error. */
+static const msgpack_object_map *dmap(dec_t *d, const msgpack_object *o, const char *field)
+{
+    if (d->err)
+        return NULL;
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        dfail(d, TASKQ_EPROTO, field, "not a map");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        if (o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
+            dfail(d, TASKQ_EPROTO, field, "map key is not a string");
+            return NULL;
+        }
+    }
+    return &o->via.map;
+}
+
+/* The value of key, or NULL (missing: an error if required). The first
+ * occurrence wins if a hostile peer repeats a key. */
+static const msgpack_object *dget(dec_t *d, const msgpack_object_map *m, const char *key,
+                                  bool required)
+{
+    if (d->err || !m)
+        return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object_str *k = &m->ptr[i].key.via.str;
+        if (k->size == n && memcmp(k->ptr, key, n) == 0)
+            return &m->ptr[i].val;
+    }
+    if (required)
+        dfail(d, TASKQ_EPROTO, key, "missing");
+    return NULL;
+}
+
+static uint64_t du64(dec_t *d, const msgpack_object_map *m, const char *key, bool required,
+                     uint64_t max)
+{
+    const msgpack_object *o = dget(d, m, key, required);
+    if (!o)
+        return 0;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        dfail(d, TASKQ_EPROTO, key, "negative");
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        dfail(d, TASKQ_EPROTO, key, "not an unsigned integer");
+        return 0;
+    }
+    if (o->via.u64 > max) {
+        dfail(d, max >= UINT32_MAX ? TASKQ_EPROTO : TASKQ_ETOOBIG, key, "out of range");
+        return 0;
+    }
+    return o->via.u64;
+}
+
+static int64_t di64(dec_t *d, const msgpack_object_map *m, const char *key, bool required,
+                    int64_t min, int64_t max)
+{
+    const msgpack_object *o = dget(d, m, key, required);
+    if (!o)
+        return 0;
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)INT64_MAX) {
+            dfail(d, TASKQ_EPROTO, key, "out of range");
+            return 0;
+        }
+        v = (int64_t)o->via.u64;
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        v = o->via.i64;
+    } else {
+        dfail(d, TASKQ_EPROTO, key, "not an integer");
+        return 0;
+    }
+    if (v < min) {
+        dfail(d, TASKQ_EPROTO, key, min == 0 ? "negative" : "out of range");
+        return 0;
+    }
+    if (v > max) {
+        dfail(d, TASKQ_EPROTO, key, "out of range");
+        return 0;
+    }
+    return v;
+}
+
+static bool dbool(dec_t *d, const msgpack_object_map *m, const char *key)
+{
+    const msgpack_object *o = dget(d, m, key, true);
+    if (!o)
+        return false;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+        dfail(d, TASKQ_EPROTO, key, "not a boolean");
+        return false;
+    }
+    return o->via.boolean;
+}
+
+enum { STR_ANY = 0, STR_NAME = 1, STR_NAME_OR_EMPTY = 2, STR_PRINTABLE = 3 };
+
+static bool printable(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static proto_str_t dstr_obj(dec_t *d, const msgpack_object *o, const char *key, size_t max,
+                            int kind)
+{
+    proto_str_t r = {"", 0};
+    if (d->err || !o)
+        return r;
+    if (o->type != MSGPACK_OBJECT_STR) {
+        dfail(d, TASKQ_EPROTO, key, "not a string");
+        return r;
+    }
+    if (o->via.str.size > max) {
+        dfail(d, TASKQ_ETOOBIG, key, "too long");
+        return r;
+    }
+    const char *s = o->via.str.ptr;
+    size_t n = o->via.str.size;
+    if (kind == STR_NAME && n == 0) {
+        dfail(d, TASKQ_ENAME, key, "empty");
+        return r;
+    }
+    if ((kind == STR_NAME || kind == STR_NAME_OR_EMPTY) && n > 0 &&
+        !proto_name_is_valid(s, n, max)) {
+        dfail(d, TASKQ_ENAME, key, "invalid character");
+        return r;
+    }
+    if (kind == STR_PRINTABLE && !printable(s, n)) {
+        dfail(d, TASKQ_ENAME, key, "not printable ASCII");
+        return r;
+    }
+    if (n)
+        r.ptr = s;
+    r.len = (uint32_t)n;
+    return r;
+}
+
+static proto_str_t dstr(dec_t *d, const msgpack_object_map *m, const char *key, bool required,
+                        size_t max, int kind)
+{
+    return dstr_obj(d, dget(d, m, key, required), key, max, kind);
+}
+
+static void did_obj(dec_t *d, const msgpack_object *o, const char *key, taskq_id_t *id)
+{
+    if (d->err || !o)
+        return;
+    if (o->type != MSGPACK_OBJECT_BIN) {
+        dfail(d, TASKQ_EPROTO, key, "not a binary");
+        return;
+    }
+    if (o->via.bin.size != sizeof id->b) {
+        dfail(d, TASKQ_EPROTO, key, "not 16 bytes");
+        return;
+    }
+    memcpy(id->b, o->via.bin.ptr, sizeof id->b);
+    if (taskq_id_is_zero(id))
+        dfail(d, TASKQ_EPROTO, key, "all-zero id");
+}
+
+static void did(dec_t *d, const msgpack_object_map *m, const char *key, taskq_id_t *id)
+{
+    did_obj(d, dget(d, m, key, true), key, id);
+}
+
+/* A bin holding one msgpack value (args, result); empty is allowed. */
+static proto_bin_t dvalue(dec_t *d, const msgpack_object_map *m, const char *key, bool required,
+                          size_t max)
+{
+    proto_bin_t r = {NULL, 0};
+    const msgpack_object *o = dget(d, m, key, required);
+    if (!o)
+        return r;
+    if (o->type != MSGPACK_OBJECT_BIN) {
+        dfail(d, TASKQ_EPROTO, key, "not a binary");
+        return r;
+    }
+    if (o->via.bin.size > max) {
+        dfail(d, TASKQ_ETOOBIG, key, "too big");
+        return r;
+    }
+    if (o->via.bin.size > 0) {
+        taskq_err_t e = proto_precheck(o->via.bin.ptr, o->via.bin.size, TQ_MAX_DEPTH);
+        if (e) {
+            dfail(d, e, key, "not exactly one valid msgpack value");
+            return r;
+        }
+        r.ptr = (const uint8_t *)o->via.bin.ptr;
+    }
+    r.len = o->via.bin.size;
+    return r;
+}
+
+/* An array of at most max elements; *n receives its size. */
+static const msgpack_object *darray(dec_t *d, const msgpack_object_map *m, const char *key,
+                                    bool required, uint32_t max, uint32_t *n)
+{
+    *n = 0;
+    const msgpack_object *o = dget(d, m, key, required);
+    if (!o)
+        return NULL;
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        dfail(d, TASKQ_EPROTO, key, "not an array");
+        return NULL;
+    }
+    if (o->via.array.size > max) {
+        dfail(d, TASKQ_ETOOBIG, key, "too many elements");
+        return NULL;
+    }
+    *n = o->via.array.size;
+    return o->via.array.ptr;
+}
+
+static void *dalloc(dec_t *d, size_t n, size_t size)
+{
+    if (d->err || n == 0)
+        return NULL;
+    void *p = msgpack_zone_malloc(d->zone, n * size);
+    if (!p) {
+        d->err = TASKQ_ENOMEM;
+        snprintf(g_detail, sizeof g_detail, "%s: out of memory", d->type);
+        return NULL;
+    }
+    memset(p, 0, n * size);
+    return p;
+}
+
+static proto_lease_t *dleases(dec_t *d, const msgpack_object_map *m, bool required,
+                              uint32_t *nout)
+{
+    uint32_t n;
+    const msgpack_object *a = darray(d, m, "leases", required, TQ_LEASES_MAX, &n);
+    proto_lease_t *ls = dalloc(d, n, sizeof *ls);
+    for (uint32_t i = 0; i < n && !d->err; i++) {
+        size_t old = dpush(d, "leases", (long)i);
+        const msgpack_object *e = &a[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2) {
+            dfail(d, TASKQ_EPROTO, "", "not a [id, attempt] pair");
+        } else {
+            did_obj(d, &e->via.array.ptr[0], "id", &ls[i].id);
+            const msgpack_object *at = &e->via.array.ptr[1];
+            if (!d->err && (at->type != MSGPACK_OBJECT_POSITIVE_INTEGER || at->via.u64 > UINT32_MAX))
+                dfail(d, TASKQ_EPROTO, "attempt", "not a uint32");
+            else
+                ls[i].attempt = (uint32_t)at->via.u64;
+        }
+        dpop(d, old);
+    }
+    *nout = d->err ? 0 : n;
+    return ls;
+}
+
+static void dchild(dec_t *d, const msgpack_object *o, proto_child_t *c)
+{
+    const msgpack_object_map *m = dmap(d, o, "");
+    c->pid = (int32_t)di64(d, m, "pid", true, INT32_MIN, INT32_MAX);
+    c->state = dstr(d, m, "state", true, TQ_STATE_MAX, STR_ANY);
+    const msgpack_object *t = dget(d, m, "task_id", false);
+    if (t && t->type != MSGPACK_OBJECT_NIL) {
+        did_obj(d, t, "task_id", &c->task_id);
+        c->has_task = true;
+    }
+    c->task_name = dstr(d, m, "task_name", true, TQ_NAME_MAX, STR_NAME_OR_EMPTY);
+    c->running_ms = di64(d, m, "running_ms", true, 0, INT64_MAX);
+    c->done = du64(d, m, "done", true, UINT64_MAX);
+    c->failed = du64(d, m, "failed", true, UINT64_MAX);
+    c->rss_kb = du64(d, m, "rss_kb", true, UINT64_MAX);
+}
+
+static proto_child_t *dchildren(dec_t *d, const msgpack_object_map *m, bool required,
+                                uint32_t *nout)
+{
+    uint32_t n;
+    const msgpack_object *a = darray(d, m, "children", required, TQ_SLOTS_MAX, &n);
+    proto_child_t *cs = dalloc(d, n, sizeof *cs);
+    for (uint32_t i = 0; i < n && !d->err; i++) {
+        size_t old = dpush(d, "children", (long)i);
+        dchild(d, &a[i], &cs[i]);
+        dpop(d, old);
+    }
+    *nout = d->err ? 0 : n;
+    return cs;
+}
+
+/* A task record; full=false for RESULT with a nonzero code (only id). */
+static void drec(dec_t *d, const msgpack_object_map *top, proto_task_rec_t *t, bool full)
+{
+    const msgpack_object *o = dget(d, top, "task", true);
+    if (!o)
+        return;
+    const msgpack_object_map *m = dmap(d, o, "task");
+    size_t old = dpush(d, "task", -1);
+    did(d, m, "id", &t->id);
+    t->name = dstr(d, m, "name", full, TQ_NAME_MAX, STR_NAME_OR_EMPTY);
+    proto_str_t st = dstr(d, m, "state", full, 16, STR_ANY);
+    t->state = TASKQ_STATE_QUEUED;
+    if (!d->err && (st.len || full)) {
+        int s;
+        for (s = TASKQ_STATE_QUEUED; s <= TASKQ_STATE_FAILED; s++)
+            if (proto_str_eq(st, taskq_state_name(s)))
+                break;
+        if (s > TASKQ_STATE_FAILED)
+            dfail(d, TASKQ_EPROTO, "state", "unknown state");
+        t->state = s;
+    }
+    t->attempts = (uint32_t)du64(d, m, "attempts", full, UINT32_MAX);
+    t->max_attempts = (uint32_t)du64(d, m, "max_attempts", full, UINT32_MAX);
+    t->worker = dstr(d, m, "worker", full, TQ_NODE_MAX, STR_NAME_OR_EMPTY);
+    t->child_pid = (int32_t)di64(d, m, "child_pid", full, INT32_MIN, INT32_MAX);
+    t->submitted_at = di64(d, m, "submitted_at", full, 0, INT64_MAX);
+    t->started_at = di64(d, m, "started_at", full, 0, INT64_MAX);
+    t->finished_at = di64(d, m, "finished_at", full, 0, INT64_MAX);
+    const msgpack_object *p = dget(d, m, "progress", full);
+    if (p) {
+        if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 3) {
+            dfail(d, TASKQ_EPROTO, "progress", "not a [current, total, message] array");
+        } else {
+            const msgpack_object *pa = p->via.array.ptr;
+            for (int i = 0; i < 2 && !d->err; i++)
+                if (pa[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    dfail(d, TASKQ_EPROTO, "progress", "current/total not unsigned integers");
+            if (!d->err) {
+                t->progress_current = pa[0].via.u64;
+                t->progress_total = pa[1].via.u64;
+            }
+            t->progress_message =
+                dstr_obj(d, &pa[2], "progress", TQ_PROGRESS_MSG_MAX, STR_ANY);
+        }
+    }
+    if (dget(d, m, "result", false)) {
+        t->result = dvalue(d, m, "result", true, TQ_RESULT_MAX);
+        t->has_result = true;
+    }
+    t->error = dstr(d, m, "error", full, TQ_ERROR_MAX, STR_ANY);
+    dpop(d, old);
+}
+
+static void dnode(dec_t *d, const msgpack_object *o, proto_node_t *n)
+{
+    const msgpack_object_map *m = dmap(d, o, "");
+    n->id = dstr(d, m, "id", true, TQ_NODE_MAX, STR_NAME);
+    n->host = dstr(d, m, "host", true, TQ_HOST_MAX, STR_PRINTABLE);
+    n->pid = (int32_t)di64(d, m, "pid", true, INT32_MIN, INT32_MAX);
+    n->slots = (uint32_t)du64(d, m, "slots", true, TQ_SLOTS_MAX);
+    n->last_heartbeat = di64(d, m, "last_heartbeat", true, 0, INT64_MAX);
+    n->children = dchildren(d, m, true, &n->nchildren);
+}
+
+static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *msg)
+{
+    uint32_t n;
+    const msgpack_object *a;
+    switch (type) {
+    case PROTO_SUBMIT:
+        msg->u.submit.req = du64(d, m, "req", true, UINT64_MAX);
+        a = darray(d, m, "tasks", true, TQ_BATCH_MAX, &n);
+        msg->u.submit.tasks = dalloc(d, n, sizeof *msg->u.submit.tasks);
+        for (uint32_t i = 0; i < n && !d->err; i++) {
+            proto_task_spec_t *t = &msg->u.submit.tasks[i];
+            size_t old = dpush(d, "tasks", (long)i);
+            const msgpack_object_map *tm = dmap(d, &a[i], "");
+            did(d, tm, "id", &t->id);
+            t->name = dstr(d, tm, "name", true, TQ_NAME_MAX, STR_NAME);
+            t->args = dvalue(d, tm, "args", false, TQ_ARGS_MAX);
+            t->time_limit_ms = di64(d, tm, "time_limit_ms", false, 0, INT64_MAX);
+            t->max_attempts = (uint32_t)du64(d, tm, "max_attempts", false, TQ_ATTEMPTS_MAX);
+            dpop(d, old);
+        }
+        msg->u.submit.ntasks = d->err ? 0 : n;
+        break;
+    case PROTO_SUBMIT_ACK:
+        msg->u.submit_ack.req = du64(d, m, "req", true, UINT64_MAX);
+        a = darray(d, m, "codes", true, TQ_BATCH_MAX, &n);
+        msg->u.submit_ack.codes = dalloc(d, n, sizeof(uint32_t));
+        for (uint32_t i = 0; i < n && !d->err; i++) {
+            if (a[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[i].via.u64 > UINT32_MAX)
+                dfail(d, TASKQ_EPROTO, "codes", "element not a uint32");
+            else
+                msg->u.submit_ack.codes[i] = (uint32_t)a[i].via.u64;
+        }
+        msg->u.submit_ack.ncodes = d->err ? 0 : n;
+        break;
+    case PROTO_STATUS:
+        msg->u.status.req = du64(d, m, "req", true, UINT64_MAX);
+        did(d, m, "id", &msg->u.status.id);
+        break;
+    case PROTO_STATUS_REPLY:
+        msg->u.status_reply.req = du64(d, m, "req", true, UINT64_MAX);
+        drec(d, m, &msg->u.status_reply.task, true);
+        break;
+    case PROTO_WAIT:
+        msg->u.wait.req = du64(d, m, "req", true, UINT64_MAX);
+        a = darray(d, m, "ids", true, TQ_WAIT_MAX, &n);
+        msg->u.wait.ids = dalloc(d, n, sizeof(taskq_id_t));
+        for (uint32_t i = 0; i < n && !d->err; i++) {
+            size_t old = dpush(d, "ids", (long)i);
+            did_obj(d, &a[i], "", &msg->u.wait.ids[i]);
+            dpop(d, old);
+        }
+        msg->u.wait.nids = d->err ? 0 : n;
+        msg->u.wait.timeout_ms = di64(d, m, "timeout_ms", true, 0, INT64_MAX);
+        break;
+    case PROTO_RESULT:
+        msg->u.result.req = du64(d, m, "req", true, UINT64_MAX);
+        msg->u.result.code = (uint32_t)du64(d, m, "code", true, UINT32_MAX);
+        drec(d, m, &msg->u.result.task, !d->err && msg->u.result.code == TASKQ_OK);
+        break;
+    case PROTO_WORKERS:
+        msg->u.workers.req = du64(d, m, "req", true, UINT64_MAX);
+        break;
+    case PROTO_STATS:
+        msg->u.stats.req = du64(d, m, "req", true, UINT64_MAX);
+        break;
+    case PROTO_WORKERS_REPLY:
+        msg->u.workers_reply.req = du64(d, m, "req", true, UINT64_MAX);
+        a = darray(d, m, "nodes", true, TQ_MAX_ARRAY, &n);
+        msg->u.workers_reply.nodes = dalloc(d, n, sizeof(proto_node_t));
+        for (uint32_t i = 0; i < n && !d->err; i++) {
+            size_t old = dpush(d, "nodes", (long)i);
+            dnode(d, &a[i], &msg->u.workers_reply.nodes[i]);
+            dpop(d, old);
+        }
+        msg->u.workers_reply.nnodes = d->err ? 0 : n;
+        break;
+    case PROTO_STATS_REPLY: {
+        proto_stats_t *s = &msg->u.stats_reply.stats;
+        msg->u.stats_reply.req = du64(d, m, "req", true, UINT64_MAX);
+        const msgpack_object *so = dget(d, m, "stats", true);
+        const msgpack_object_map *sm = so ? dmap(d, so, "stats") : NULL;
+        size_t old = dpush(d, "stats", -1);
+        s->queued = du64(d, sm, "queued", true, UINT64_MAX);
+        s->running = du64(d, sm, "running", true, UINT64_MAX);
+        s->succeeded = du64(d, sm, "succeeded", true, UINT64_MAX);
+        s->failed = du64(d, sm, "failed", true, UINT64_MAX);
+        s->total = du64(d, sm, "total", true, UINT64_MAX);
+        s->submitted = du64(d, sm, "submitted", true, UINT64_MAX);
+        s->nodes = du64(d, sm, "nodes", true, UINT64_MAX);
+        s->children = du64(d, sm, "children", true, UINT64_MAX);
+        s->uptime_ms = di64(d, sm, "uptime_ms", true, 0, INT64_MAX);
+        s->broker = dstr(d, sm, "broker", true, TQ_NODE_MAX, STR_PRINTABLE);
+        dpop(d, old);
+        break;
+    }
+    case PROTO_HELLO:
+        msg->u.hello.node = dstr(d, m, "node", true, TQ_NODE_MAX, STR_NAME);
+        msg->u.hello.host = dstr(d, m, "host", true, TQ_HOST_MAX, STR_PRINTABLE);
+        msg->u.hello.pid = (int32_t)di64(d, m, "pid", true, INT32_MIN, INT32_MAX);
+        msg->u.hello.slots = (uint32_t)du64(d, m, "slots", true, TQ_SLOTS_MAX);
+        msg->u.hello.leases = dleases(d, m, true, &msg->u.hello.nleases);
+        break;
+    case PROTO_WELCOME:
+        msg->u.welcome.broker = dstr(d, m, "broker", true, TQ_NODE_MAX, STR_PRINTABLE);
+        msg->u.welcome.heartbeat_ms = di64(d, m, "heartbeat_ms", true, 1, INT32_MAX);
+        msg->u.welcome.liveness = (uint32_t)du64(d, m, "liveness", true, UINT32_MAX);
+        if (!d->err && msg->u.welcome.liveness == 0)
+            dfail(d, TASKQ_EPROTO, "liveness", "zero");
+        break;
+    case PROTO_READY:
+        msg->u.ready.credit = (uint32_t)du64(d, m, "credit", true, TQ_CREDIT_MAX);
+        break;
+    case PROTO_TASK:
+        did(d, m, "id", &msg->u.task.id);
+        msg->u.task.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
+        msg->u.task.name = dstr(d, m, "name", true, TQ_NAME_MAX, STR_NAME);
+        msg->u.task.args = dvalue(d, m, "args", true, TQ_ARGS_MAX);
+        msg->u.task.time_limit_ms = di64(d, m, "time_limit_ms", true, 0, INT64_MAX);
+        break;
+    case PROTO_PROGRESS:
+        did(d, m, "id", &msg->u.progress.id);
+        msg->u.progress.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
+        msg->u.progress.current = du64(d, m, "current", true, UINT64_MAX);
+        msg->u.progress.total = du64(d, m, "total", true, UINT64_MAX);
+        msg->u.progress.message = dstr(d, m, "message", true, TQ_PROGRESS_MSG_MAX, STR_ANY);
+        break;
+    case PROTO_DONE:
+        did(d, m, "id", &msg->u.done.id);
+        msg->u.done.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
+        msg->u.done.ok = dbool(d, m, "ok");
+        if (d->err)
+            break;
+        if (msg->u.done.ok) {
+            msg->u.done.result = dvalue(d, m, "result", true, TQ_RESULT_MAX);
+        } else {
+            msg->u.done.error = dstr(d, m, "error", true, TQ_ERROR_MAX, STR_ANY);
+            msg->u.done.retry = dbool(d, m, "retry");
+        }
+        msg->u.done.child_pid = (int32_t)di64(d, m, "child_pid", true, INT32_MIN, INT32_MAX);
+        msg->u.done.started_at = di64(d, m, "started_at", true, 0, INT64_MAX);
+        break;
+    case PROTO_DONE_ACK:
+        did(d, m, "id", &msg->u.done_ack.id);
+        msg->u.done_ack.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
+        msg->u.done_ack.code = (uint32_t)du64(d, m, "code", true, UINT32_MAX);
+        break;
+    case PROTO_HEARTBEAT:
+        /* the broker's HEARTBEAT is {}, the worker's lists children and
+         * leases: one decoder, both keys optional */
+        msg->u.heartbeat.children = dchildren(d, m, false, &msg->u.heartbeat.nchildren);
+        msg->u.heartbeat.leases = dleases(d, m, false, &msg->u.heartbeat.nleases);
+        break;
+    case PROTO_BYE:
+        break;
+    case PROTO_ERROR:
+        msg->u.error.req = du64(d, m, "req", true, UINT64_MAX);
+        msg->u.error.code = (uint32_t)du64(d, m, "code", true, UINT32_MAX);
+        msg->u.error.message = dstr(d, m, "message", true, TQ_MESSAGE_MAX, STR_ANY);
+        break;
+    default:
+        break;
+    }
+}
+
+taskq_err_t proto_decode(int type, const void *body, size_t len, proto_msg_t *msg,
+                         const char **detail)
+{
+    const char *tname = proto_type_name(type);
+    if (detail)
+        *detail = NULL;
+    proto_msg_clear(msg);
+    if (strcmp(tname, "UNKNOWN") == 0) {
+        snprintf(g_detail, sizeof g_detail, "unknown message type 0x%02x", (unsigned)type & 0xffu);
+        if (detail)
+            *detail = g_detail;
+        return TASKQ_EUNKNOWN;
+    }
+    taskq_err_t err;
+    if (len > TQ_MAX_BODY) {
+        err = TASKQ_ETOOBIG;
+        snprintf(g_detail, sizeof g_detail, "%s body: larger than %u bytes", tname, TQ_MAX_BODY);
+        goto fail;
+    }
+    err = proto_precheck(body, len, TQ_MAX_DEPTH);
+    if (err) {
+        snprintf(g_detail, sizeof g_detail, "%s body: %s", tname,
+                 err == TASKQ_ETOOBIG ? "exceeds a depth or count limit"
+                                      : "not exactly one valid msgpack value");
+        goto fail;
+    }
+
+    msg->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!msg->zone) {
+        err = TASKQ_ENOMEM;
+        snprintf(g_detail, sizeof g_detail, "%s: out of memory", tname);
+        goto fail;
+    }
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack(body, len, &off, msg->zone, &root);
+    if (ur != MSGPACK_UNPACK_SUCCESS) {
+        /* the pre-check accepted it, so only NOMEM is expected here */
+        err = ur == MSGPACK_UNPACK_NOMEM_ERROR ? TASKQ_ENOMEM : TASKQ_EPROTO;
+        snprintf(g_detail, sizeof g_detail, "%s body: msgpack unpack failed (%d)", tname, (int)ur);
+        goto fail;
+    }
+
+    dec_t d = {.type = tname, .zone = msg->zone};
+    const msgpack_object_map *m = dmap(&d, &root, "body");
+    msg->type = type;
+    if (m)
+        dbody(&d, type, m, msg);
+    if (d.err) {
+        err = d.err;
+        goto fail;
+    }
+    return TASKQ_OK;
+
+fail:
+    proto_msg_clear(msg);
+    if (detail)
+        *detail = g_detail;
+    return err;
+}
+
+/* ---- encode ----------------------------------------------------------- */
+
+typedef struct {
+    msgpack_packer pk;
+    taskq_err_t err;
+} enc_t;
+
+static void efail(enc_t *e, taskq_err_t err, const char *what)
+{
+    if (!e->err) {
+        e->err = err;
+        tlog_debug("encode: %s", what);
+    }
+}
+
+static void echeck(enc_t *e, int rc)
+{
+    if (rc != 0)
+        efail(e, TASKQ_ENOMEM, "buffer allocation failed");
+}
+
+static void emap(enc_t *e, size_t n)
+{
+    if (!e->err)
+        echeck(e, msgpack_pack_map(&e->pk, n));
+}
+
+static void earray(enc_t *e, size_t n)
+{
+    if (!e->err)
+        echeck(e, msgpack_pack_array(&e->pk, n));
+}
+
+static void eraw_str(enc_t *e, const char *s, size_t n)
+{
+    if (e->err)
+        return;
+    echeck(e, msgpack_pack_str(&e->pk, n));
+    if (!e->err && n)
+        echeck(e, msgpack_pack_str_body(&e->pk, s, n));
+}
+
+static void ekey(enc_t *e, const char *k) { eraw_str(e, k, strlen(k)); }
+
+static void eu64(enc_t *e, const char *k, uint64_t v)
+{
+    ekey(e, k);
+    if (!e->err)
+        echeck(e, msgpack_pack_uint64(&e->pk, v));
+}
+
+static void ei64(enc_t *e, const char *k, int64_t v)
+{
+    ekey(e, k);
+    if (!e->err)
+        echeck(e, msgpack_pack_int64(&e->pk, v));
+}
+
+static void ebool(enc_t *e, const char *k, bool v)
+{
+    ekey(e, k);
+    if (!e->err)
+        echeck(e, v ? msgpack_pack_true(&e->pk) : msgpack_pack_false(&e->pk));
+}
+
+static void estr_val(enc_t *e, proto_str_t s, size_t max, int kind, const char *what)
+{
+    if (e->err)
+        return;
+    if (!s.ptr && s.len) {
+        efail(e, TASKQ_EINVAL, what);
+        return;
+    }
+    if (s.len > max || (kind == STR_NAME && !proto_name_is_valid(s.ptr, s.len, max)) ||
+        (kind == STR_NAME_OR_EMPTY && s.len && !proto_name_is_valid(s.ptr, s.len, max)) ||
+        (kind == STR_PRINTABLE && !printable(s.ptr, s.len))) {
+        efail(e, TASKQ_EINVAL, what);
+        return;
+    }
+    eraw_str(e, s.ptr, s.len);
+}
+
+static void estr(enc_t *e, const char *k, proto_str_t s, size_t max, int kind)
+{
+    ekey(e, k);
+    estr_val(e, s, max, kind, k);
+}
+
+static void eid_val(enc_t *e, const taskq_id_t *id)
+{
+    if (e->err)
+        return;
+    if (taskq_id_is_zero(id)) {
+        efail(e, TASKQ_EINVAL, "all-zero id");
+        return;
+    }
+    echeck(e, msgpack_pack_bin(&e->pk, sizeof id->b));
+    if (!e->err)
+        echeck(e, msgpack_pack_bin_body(&e->pk, id->b, sizeof id->b));
+}
+
+static void eid(enc_t *e, const char *k, const taskq_id_t *id)
+{
+    ekey(e, k);
+    eid_val(e, id);
+}
+
+static void evalue(enc_t *e, const char *k, proto_bin_t b, size_t max)
+{
+    ekey(e, k);
+    if (e->err)
+        return;
+    if ((!b.ptr && b.len) || b.len > max ||
+        (b.len && proto_precheck(b.ptr, b.len, TQ_MAX_DEPTH) != TASKQ_OK)) {
+        efail(e, TASKQ_EINVAL, k);
+        return;
+    }
+    echeck(e, msgpack_pack_bin(&e->pk, b.len));
+    if (!e->err && b.len)
+        echeck(e, msgpack_pack_bin_body(&e->pk, b.ptr, b.len));
+}
+
+static void eleases(enc_t *e, const proto_lease_t *ls, uint32_t n)
+{
+    ekey(e, "leases");
+    if (n > TQ_LEASES_MAX || (n && !ls))
+        efail(e, TASKQ_EINVAL, "leases");
+    earray(e, n);
+    for (uint32_t i = 0; i < n && !e->err; i++) {
+        earray(e, 2);
+        eid_val(e, &ls[i].id);
+        if (!e->err)
+            echeck(e, msgpack_pack_uint32(&e->pk, ls[i].attempt));
+    }
+}
+
+static void echildren(enc_t *e, const proto_child_t *cs, uint32_t n)
+{
+    ekey(e, "children");
+    if (n > TQ_SLOTS_MAX || (n && !cs))
+        efail(e, TASKQ_EINVAL, "children");
+    earray(e, n);
+    for (uint32_t i = 0; i < n && !e->err; i++) {
+        const proto_child_t *c = &cs[i];
+        emap(e, 8);
+        ei64(e, "pid", c->pid);
+        estr(e, "state", c->state, TQ_STATE_MAX, STR_ANY);
+        ekey(e, "task_id");
+        if (c->has_task)
+            eid_val(e, &c->task_id);
+        else if (!e->err)
+            echeck(e, msgpack_pack_nil(&e->pk));
+        estr(e, "task_name", c->task_name, TQ_NAME_MAX, STR_NAME_OR_EMPTY);
+        if (c->running_ms < 0)
+            efail(e, TASKQ_EINVAL, "running_ms");
+        ei64(e, "running_ms", c->running_ms);
+        eu64(e, "done", c->done);
+        eu64(e, "failed", c->failed);
+        eu64(e, "rss_kb", c->rss_kb);
+    }
+}
+
+static void erec(enc_t *e, const proto_task_rec_t *t, bool full)
+{
+    ekey(e, "task");
+    if (!full) {
+        emap(e, 1);
+        eid(e, "id", &t->id);
+        return;
+    }
+    if (t->state < TASKQ_STATE_QUEUED || t->state > TASKQ_STATE_FAILED)
+        efail(e, TASKQ_EINVAL, "state");
+    if (t->submitted_at < 0 || t->started_at < 0 || t->finished_at < 0)
+        efail(e, TASKQ_EINVAL, "timestamps");
+    emap(e, t->has_result ? 13 : 12);
+    eid(e, "id", &t->id);
+    estr(e, "name", t->name, TQ_NAME_MAX, STR_NAME_OR_EMPTY);
+    estr(e, "state", proto_str(taskq_state_name(t->state)), 16, STR_ANY);
+    eu64(e, "attempts", t->attempts);
+    eu64(e, "max_attempts", t->max_attempts);
+    estr(e, "worker", t->worker, TQ_NODE_MAX, STR_NAME_OR_EMPTY);
+    ei64(e, "child_pid", t->child_pid);
+    ei64(e, "submitted_at", t->submitted_at);
+    ei64(e, "started_at", t->started_at);
+    ei64(e, "finished_at", t->finished_at);
+    ekey(e, "progress");
+    earray(e, 3);
+    if (!e->err)
+        echeck(e, msgpack_pack_uint64(&e->pk, t->progress_current));
+    if (!e->err)
+        echeck(e, msgpack_pack_uint64(&e->pk, t->progress_total));
+    estr_val(e, t->progress_message, TQ_PROGRESS_MSG_MAX, STR_ANY, "progress message");
+    if (t->has_result)
+        evalue(e, "result", t->result, TQ_RESULT_MAX);
+    estr(e, "error", t->error, TQ_ERROR_MAX, STR_ANY);
+}
+
+static void ebody(enc_t *e, const proto_msg_t *msg)
+{
+    switch (msg->type) {
+    case PROTO_SUBMIT: {
+        uint32_t n = msg->u.submit.ntasks;
+        if (n > TQ_BATCH_MAX || (n && !msg->u.submit.tasks))
+            efail(e, TASKQ_EINVAL, "tasks");
+        emap(e, 2);
+        eu64(e, "req", msg->u.submit.req);
+        ekey(e, "tasks");
+        earray(e, n);
+        for (uint32_t i = 0; i < n && !e->err; i++) {
+            const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+            if (t->time_limit_ms < 0 || t->max_attempts > TQ_ATTEMPTS_MAX)
+                efail(e, TASKQ_EINVAL, "time_limit_ms/max_attempts");
+            emap(e, 3u + (t->time_limit_ms != 0) + (t->max_attempts != 0));
+            eid(e, "id", &t->id);
+            estr(e, "name", t->name, TQ_NAME_MAX, STR_NAME);
+            evalue(e, "args", t->args, TQ_ARGS_MAX);
+            if (t->time_limit_ms)
+                ei64(e, "time_limit_ms", t->time_limit_ms);
+            if (t->max_attempts)
+                eu64(e, "max_attempts", t->max_attempts);
+        }
+        break;
+    }
+    case PROTO_SUBMIT_ACK: {
+        uint32_t n = msg->u.submit_ack.ncodes;
+        if (n > TQ_BATCH_MAX || (n && !msg->u.submit_ack.codes))
+            efail(e, TASKQ_EINVAL, "codes");
+        emap(e, 2);
+        eu64(e, "req", msg->u.submit_ack.req);
+        ekey(e, "codes");
+        earray(e, n);
+        for (uint32_t i = 0; i < n && !e->err; i++)
+            echeck(e, msgpack_pack_uint32(&e->pk, msg->u.submit_ack.codes[i]));
+        break;
+    }
+    case PROTO_STATUS:
+        emap(e, 2);
+        eu64(e, "req", msg->u.status.req);
+        eid(e, "id", &msg->u.status.id);
+        break;
+    case PROTO_STATUS_REPLY:
+        emap(e, 2);
+        eu64(e, "req", msg->u.status_reply.req);
+        erec(e, &msg->u.status_reply.task, true);
+        break;
+    case PROTO_WAIT: {
+        uint32_t n = msg->u.wait.nids;
+        if (n > TQ_WAIT_MAX || (n && !msg->u.wait.ids) || msg->u.wait.timeout_ms < 0)
+            efail(e, TASKQ_EINVAL, "ids/timeout_ms");
+        emap(e, 3);
+        eu64(e, "req", msg->u.wait.req);
+        ekey(e, "ids");
+        earray(e, n);
+        for (uint32_t i = 0; i < n && !e->err; i++)
+            eid_val(e, &msg->u.wait.ids[i]);
+        ei64(e, "timeout_ms", msg->u.wait.timeout_ms);
+        break;
+    }
+    case PROTO_RESULT:
+        emap(e, 3);
+        eu64(e, "req", msg->u.result.req);
+        eu64(e, "code", msg->u.result.code);
+        erec(e, &msg->u.result.task, msg->u.result.code == TASKQ_OK);
+        break;
+    case PROTO_WORKERS:
+        emap(e, 1);
+        eu64(e, "req", msg->u.workers.req);
+        break;
+    case PROTO_STATS:
+        emap(e, 1);
+        eu64(e, "req", msg->u.stats.req);
+        break;
+    case PROTO_WORKERS_REPLY: {
+        uint32_t n = msg->u.workers_reply.nnodes;
+        if (n > TQ_MAX_ARRAY || (n && !msg->u.workers_reply.nodes))
+            efail(e, TASKQ_EINVAL, "nodes");
+        emap(e, 2);
+        eu64(e, "req", msg->u.workers_reply.req);
+        ekey(e, "nodes");
+        earray(e, n);
+        for (uint32_t i = 0; i < n && !e->err; i++) {
+            const proto_node_t *nd = &msg->u.workers_reply.nodes[i];
+            if (nd->slots > TQ_SLOTS_MAX || nd->last_heartbeat < 0)
+                efail(e, TASKQ_EINVAL, "slots/last_heartbeat");
+            emap(e, 6);
+            estr(e, "id", nd->id, TQ_NODE_MAX, STR_NAME);
+            estr(e, "host", nd->host, TQ_HOST_MAX, STR_PRINTABLE);
+            ei64(e, "pid", nd->pid);
+            eu64(e, "slots", nd->slots);
+            ei64(e, "last_heartbeat", nd->last_heartbeat);
+            echildren(e, nd->children, nd->nchildren);
+        }
+        break;
+    }
+    case PROTO_STATS_REPLY: {
+        const proto_stats_t *s = &msg->u.stats_reply.stats;
+        if (s->uptime_ms < 0)
+            efail(e, TASKQ_EINVAL, "uptime_ms");
+        emap(e, 2);
+        eu64(e, "req", msg->u.stats_reply.req);
+        ekey(e, "stats");
+        emap(e, 10);
+        eu64(e, "queued", s->queued);
+        eu64(e, "running", s->running);
+        eu64(e, "succeeded", s->succeeded);
+        eu64(e, "failed", s->failed);
+        eu64(e, "total", s->total);
+        eu64(e, "submitted", s->submitted);
+        eu64(e, "nodes", s->nodes);
+        eu64(e, "children", s->children);
+        ei64(e, "uptime_ms", s->uptime_ms);
+        estr(e, "broker", s->broker, TQ_NODE_MAX, STR_PRINTABLE);
+        break;
+    }
+    case PROTO_HELLO:
+        if (msg->u.hello.slots > TQ_SLOTS_MAX)
+            efail(e, TASKQ_EINVAL, "slots");
+        emap(e, 5);
+        estr(e, "node", msg->u.hello.node, TQ_NODE_MAX, STR_NAME);
+        estr(e, "host", msg->u.hello.host, TQ_HOST_MAX, STR_PRINTABLE);
+        ei64(e, "pid", msg->u.hello.pid);
+        eu64(e, "slots", msg->u.hello.slots);
+        eleases(e, msg->u.hello.leases, msg->u.hello.nleases);
+        break;
+    case PROTO_WELCOME:
+        if (msg->u.welcome.heartbeat_ms < 1 || msg->u.welcome.heartbeat_ms > INT32_MAX ||
+            msg->u.welcome.liveness == 0)
+            efail(e, TASKQ_EINVAL, "heartbeat_ms/liveness");
+        emap(e, 3);
+        estr(e, "broker", msg->u.welcome.broker, TQ_NODE_MAX, STR_PRINTABLE);
+        ei64(e, "heartbeat_ms", msg->u.welcome.heartbeat_ms);
+        eu64(e, "liveness", msg->u.welcome.liveness);
+        break;
+    case PROTO_READY:
+        if (msg->u.ready.credit > TQ_CREDIT_MAX)
+            efail(e, TASKQ_EINVAL, "credit");
+        emap(e, 1);
+        eu64(e, "credit", msg->u.ready.credit);
+        break;
+    case PROTO_TASK:
+        if (msg->u.task.time_limit_ms < 0)
+            efail(e, TASKQ_EINVAL, "time_limit_ms");
+        emap(e, 5);
+        eid(e, "id", &msg->u.task.id);
+        eu64(e, "attempt", msg->u.task.attempt);
+        estr(e, "name", msg->u.task.name, TQ_NAME_MAX, STR_NAME);
+        evalue(e, "args", msg->u.task.args, TQ_ARGS_MAX);
+        ei64(e, "time_limit_ms", msg->u.task.time_limit_ms);
+        break;
+    case PROTO_PROGRESS:
+        emap(e, 5);
+        eid(e, "id", &msg->u.progress.id);
+        eu64(e, "attempt", msg->u.progress.attempt);
+        eu64(e, "current", msg->u.progress.current);
+        eu64(e, "total", msg->u.progress.total);
+        estr(e, "message", msg->u.progress.message, TQ_PROGRESS_MSG_MAX, STR_ANY);
+        break;
+    case PROTO_DONE:
+        if (msg->u.done.started_at < 0)
+            efail(e, TASKQ_EINVAL, "started_at");
+        emap(e, msg->u.done.ok ? 6 : 7);
+        eid(e, "id", &msg->u.done.id);
+        eu64(e, "attempt", msg->u.done.attempt);
+        ebool(e, "ok", msg->u.done.ok);
+        if (msg->u.done.ok) {
+            evalue(e, "result", msg->u.done.result, TQ_RESULT_MAX);
+        } else {
+            estr(e, "error", msg->u.done.error, TQ_ERROR_MAX, STR_ANY);
+            ebool(e, "retry", msg->u.done.retry);
+        }
+        ei64(e, "child_pid", msg->u.done.child_pid);
+        ei64(e, "started_at", msg->u.done.started_at);
+        break;
+    case PROTO_DONE_ACK:
+        emap(e, 3);
+        eid(e, "id", &msg->u.done_ack.id);
+        eu64(e, "attempt", msg->u.done_ack.attempt);
+        eu64(e, "code", msg->u.done_ack.code);
+        break;
+    case PROTO_HEARTBEAT:
+        if (msg->u.heartbeat.nchildren == 0 && msg->u.heartbeat.nleases == 0) {
+            emap(e, 0); /* the broker's heartbeat (or a worker with nothing to list) */
+            break;
+        }
+        emap(e, 2);
+        echildren(e, msg->u.heartbeat.children, msg->u.heartbeat.nchildren);
+        eleases(e, msg->u.heartbeat.leases, msg->u.heartbeat.nleases);
+        break;
+    case PROTO_BYE:
+        emap(e, 0);
+        break;
+    case PROTO_ERROR:
+        emap(e, 3);
+        eu64(e, "req", msg->u.error.req);
+        eu64(e, "code", msg->u.error.code);
+        estr(e, "message", msg->u.error.message, TQ_MESSAGE_MAX, STR_ANY);
+        break;
+    default:
+        efail(e, TASKQ_EINVAL, "unknown message type");
+        break;
+    }
+}
+
+taskq_err_t proto_encode(const proto_msg_t *msg, msgpack_sbuffer *buf)
+{
+    if (!msg || !buf)
+        return TASKQ_EINVAL;
+    size_t start = buf->size;
+    enc_t e = {.err = TASKQ_OK};
+    msgpack_packer_init(&e.pk, buf, msgpack_sbuffer_write);
+    ebody(&e, msg);
+    if (!e.err && buf->size - start > TQ_MAX_BODY)
+        efail(&e, TASKQ_EINVAL, "body larger than TQ_MAX_BODY");
+    if (e.err) {
+        buf->size = start; /* nothing half-written is left behind */
+        tlog_debug("cannot encode %s: %s", proto_type_name(msg->type), taskq_err_name(e.err));
+    }
+    return e.err;
+}
+
+/* ---- send / receive --------------------------------------------------- */
+
+static taskq_err_t send_err(int e)
+{
+    if (e == EAGAIN)
+        return TASKQ_EBUSY;
+    if (e == EHOSTUNREACH)
+        return TASKQ_EUNREACH;
+    return TASKQ_ESYS;
+}
+
+taskq_err_t proto_send(void *socket, const void *identity, size_t identity_len,
+                       const proto_msg_t *msg, bool dontwait)
+{
+    if (!socket || !msg || (identity && (identity_len == 0 || identity_len > TQ_MAX_IDENTITY)))
+        return TASKQ_EINVAL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    taskq_err_t err = proto_encode(msg, &sb);
+    if (err) {
+        msgpack_sbuffer_destroy(&sb);
+        return err;
+    }
+    const int flags = dontwait ? ZMQ_DONTWAIT : 0;
+    const uint8_t type = (uint8_t)msg->type;
+    /*
+     * Only the first frame can be refused. zmq_send(3): "peers shall receive
+     * either all message parts of a message or none at all";
+     * zmq_setsockopt(3), ZMQ_ROUTER_MANDATORY: EHOSTUNREACH "if the message
+     * cannot be routed", EAGAIN "if the SNDHWM is reached and ZMQ_DONTWAIT was
+     * used". libzmq decides both when the first part arrives (the ROUTER
+     * looks the identity up and checks the pipe's HWM then; the pipe counts
+     * whole messages against the HWM, router.cpp/pipe.cpp), and it accepts
+     * the remaining parts of a started message without a new check. So a
+     * failure on frame 0 leaves nothing queued, and a failure on a later frame
+     * (ETERM, a bug) is reported as ESYS with the message dropped by libzmq.
+     */
+    const void *parts[4];
+    size_t lens[4];
+    int n = 0;
+    if (identity) {
+        parts[n] = identity;
+        lens[n++] = identity_len;
+    }
+    parts[n] = PROTO_SIGNATURE;
+    lens[n++] = PROTO_SIGNATURE_LEN;
+    parts[n] = &type;
+    lens[n++] = 1;
+    parts[n] = sb.data ? sb.data : "";
+    lens[n++] = sb.size;
+    for (int i = 0; i < n; i++) {
+        int rc = zmq_send(socket, parts[i], lens[i], flags | (i < n - 1 ? ZMQ_SNDMORE : 0));
+        if (rc < 0) {
+            int e = errno;
+            err = send_err(e);
+            if (i > 0 || err == TASKQ_ESYS)
+                tlog_warn("zmq_send %s frame %d: %s", proto_type_name(msg->type), i,
+                          zmq_strerror(e));
+            if (i > 0 && err != TASKQ_ESYS)
+                err = TASKQ_ESYS;
+            break;
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return err;
+}
+
+void proto_frames_clear(proto_frames_t *f)
+{
+    if (!f)
+        return;
+    free(f->body);
+    memset(f, 0, sizeof *f);
+    f->type = -1;
+}
+
+taskq_err_t proto_recv(void *socket, bool with_identity, bool dontwait, proto_frames_t *f)
+{
+    if (!socket || !f)
+        return TASKQ_EINVAL;
+    memset(f, 0, sizeof *f);
+    f->type = -1;
+    taskq_err_t err = TASKQ_OK;
+    int idx = 0; /* frame index in the message */
+    const int base = with_identity ? 1 : 0;
+    bool more = true;
+
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        /* only the first frame may be absent: the rest of a multipart
+         * message arrives atomically with it */
+        int rc = zmq_msg_recv(&m, socket, idx == 0 && dontwait ? ZMQ_DONTWAIT : 0);
+        if (rc < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (idx == 0 && e == EAGAIN)
+                return TASKQ_ETIMEDOUT;
+            if (idx == 0 && e == EINTR)
+                return TASKQ_ESYS;
+            tlog_warn("zmq_msg_recv frame %d: %s", idx, zmq_strerror(e));
+            free(f->body);
+            f->body = NULL;
+            f->body_len = 0;
+            return TASKQ_ESYS;
+        }
+        more = zmq_msg_more(&m) != 0;
+        const uint8_t *data = zmq_msg_data(&m);
+        size_t len = zmq_msg_size(&m);
+        int rel = idx - base; /* 0 signature, 1 type, 2 body */
+
+        if (idx >= TQ_MAX_FRAMES) {
+            if (!err)
+                tlog_warn("message with more than %d frames", TQ_MAX_FRAMES);
+            if (!err)
+                err = TASKQ_EPROTO;
+        } else if (rel < 0) {
+            if (len > TQ_MAX_IDENTITY) {
+                if (!err)
+                    err = TASKQ_EPROTO;
+            } else {
+                memcpy(f->identity, data, len);
+                f->identity_len = len;
+            }
+        } else if (rel == 0) {
+            taskq_err_t e = proto_check_signature(data, len);
+            if (e && !err) {
+                tlog_warn("bad signature (%zu bytes): %s", len, taskq_err_name(e));
+                err = e;
+            }
+        } else if (rel == 1) {
+            if (len != 1) {
+                if (!err) {
+                    tlog_warn("type frame of %zu bytes", len);
+                    err = TASKQ_EPROTO;
+                }
+            } else {
+                f->type = data[0];
+            }
+        } else if (rel == 2) {
+            if (len > TQ_MAX_BODY) {
+                if (!err) {
+                    tlog_warn("body of %zu bytes exceeds %u", len, TQ_MAX_BODY);
+                    err = TASKQ_ETOOBIG;
+                }
+            } else if (!err) {
+                f->body = malloc(len ? len : 1);
+                if (!f->body) {
+                    err = TASKQ_ENOMEM;
+                } else {
+                    if (len)
+                        memcpy(f->body, data, len);
+                    f->body_len = len;
+                }
+            }
+        }
+        /* frames past the body (up to TQ_MAX_FRAMES) are ignored: reserved */
+        zmq_msg_close(&m);
+        idx++;
+    }
+    if (!err && idx - base < 3) {
+        tlog_warn("message with %d frames", idx);
+        err = TASKQ_EPROTO;
+    }
+    if (err) {
+        free(f->body);
+        f->body = NULL;
+        f->body_len = 0;
+    }
+    return err;
+}

@@ -1,0 +1,1076 @@
+#define _GNU_SOURCE
+/*
+ * harness.c - see harness.h. The failure path (h_die_common) uses only
+ * async-signal-safe calls (open/read/write/kill/waitpid) so that it can run
+ * from the SIGALRM/SIGTERM handler while the main thread is blocked.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tclock.h"
+
+#define H_DIR_MAX 256   /* temp dir path */
+#define H_PATH_MAX 512  /* any file inside it, or a binary path */
+#define H_MAX_PROCS 128
+#define H_MAX_LOGS 128
+#define H_TAIL_LINES 40
+#define H_TAIL_BYTES 8192
+
+typedef struct {
+    pid_t pid;
+    bool reaped;
+    int status;
+} h_proc_t;
+
+struct h_broker {
+    pid_t pid;
+    bool expect_alive; /* false once the test kills it on purpose */
+    int out_fd;
+    int index;
+    int port;
+    char endpoint[512];
+    char db[H_PATH_MAX];
+    char log[H_PATH_MAX];
+    int nextra;
+    char *extra[32];
+};
+
+struct h_worker {
+    pid_t pid;
+    bool expect_alive;
+    int index;
+    char node_id[64];
+    char log[H_PATH_MAX];
+};
+
+static char g_tmpdir[H_DIR_MAX];
+static char g_name[64] = "it";
+static bool g_inited;
+static volatile sig_atomic_t g_failed;
+static volatile sig_atomic_t g_dying;
+static pid_t g_self;
+static int64_t g_start_ms;
+static h_proc_t g_procs[H_MAX_PROCS];
+static volatile sig_atomic_t g_nprocs;
+static char g_logs[H_MAX_LOGS][H_PATH_MAX];
+static volatile sig_atomic_t g_nlogs;
+static int g_nbrokers, g_nworkers, g_ncli, g_nbroker_runs;
+static h_broker_t *g_brokers[16];
+static h_worker_t *g_workers[32];
+
+static void graceful_stop(void);
+
+/* ---- async-signal-safe output ---------------------------------------------- */
+
+static void s_write(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void s_puts(const char *s)
+{
+    s_write(2, s, strlen(s));
+}
+
+/* Prints the last H_TAIL_LINES lines of one file. */
+static void s_tail(const char *path)
+{
+    static char buf[H_TAIL_BYTES + 1];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    s_puts("----- tail of ");
+    s_puts(path);
+    s_puts(" -----\n");
+    if (fd < 0) {
+        s_puts("(cannot open)\n");
+        return;
+    }
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t from = end > H_TAIL_BYTES ? end - H_TAIL_BYTES : 0;
+    lseek(fd, from, SEEK_SET);
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, H_TAIL_BYTES - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == H_TAIL_BYTES)
+            break;
+    }
+    close(fd);
+    size_t start = 0;
+    int lines = 0;
+    for (size_t i = len; i > 0; i--) {
+        if (buf[i - 1] == '\n' && i != len && ++lines >= H_TAIL_LINES) {
+            start = i;
+            break;
+        }
+    }
+    s_write(2, buf + start, len - start);
+    if (len > 0 && buf[len - 1] != '\n')
+        s_puts("\n");
+}
+
+static void s_tail_all(void)
+{
+    for (int i = 0; i < g_nlogs; i++)
+        s_tail(g_logs[i]);
+}
+
+/* SIGKILLs every started process and reaps it (bounded: SIGKILL cannot be
+ * caught, so waitpid returns promptly). */
+static void s_kill_all(void)
+{
+    for (int i = 0; i < g_nprocs; i++) {
+        if (g_procs[i].reaped || g_procs[i].pid <= 0)
+            continue;
+        kill(g_procs[i].pid, SIGKILL);
+    }
+    for (int i = 0; i < g_nprocs; i++) {
+        if (g_procs[i].reaped || g_procs[i].pid <= 0)
+            continue;
+        int st;
+        if (waitpid(g_procs[i].pid, &st, 0) == g_procs[i].pid || errno == ECHILD) {
+            g_procs[i].reaped = true;
+            g_procs[i].status = st;
+        }
+    }
+}
+
+static void s_on_signal(int sig)
+{
+    if (g_dying)
+        _exit(1);
+    g_dying = 1;
+    g_failed = 1;
+    s_puts(sig == SIGALRM ? "\nFAIL: test deadline (alarm) passed\n"
+                          : "\nFAIL: test interrupted by a signal\n");
+    s_tail_all();
+    s_kill_all();
+    s_puts("kept temp dir: ");
+    s_puts(g_tmpdir);
+    s_puts("\n");
+    _exit(1);
+}
+
+/* ---- process bookkeeping ----------------------------------------------------- */
+
+static void track(pid_t pid)
+{
+    if (g_nprocs >= H_MAX_PROCS)
+        H_FAIL("too many processes started");
+    g_procs[g_nprocs].pid = pid;
+    g_procs[g_nprocs].reaped = false;
+    g_nprocs = g_nprocs + 1;
+}
+
+static h_proc_t *find_proc(pid_t pid)
+{
+    for (int i = 0; i < g_nprocs; i++)
+        if (g_procs[i].pid == pid)
+            return &g_procs[i];
+    return NULL;
+}
+
+static void add_log(const char *path)
+{
+    if (g_nlogs >= H_MAX_LOGS)
+        return;
+    snprintf(g_logs[g_nlogs], H_PATH_MAX, "%s", path);
+    g_nlogs = g_nlogs + 1;
+}
+
+/* Reaps pid if it has exited; true if it is (now or before) reaped. */
+static bool reap(pid_t pid, int *status)
+{
+    h_proc_t *p = find_proc(pid);
+    if (p && p->reaped) {
+        if (status)
+            *status = p->status;
+        return true;
+    }
+    int st = 0;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) {
+        if (p) {
+            p->reaped = true;
+            p->status = st;
+        }
+        if (status)
+            *status = st;
+        return true;
+    }
+    return false;
+}
+
+/* /proc/PID/stat: "pid (comm) S ppid pgrp ..."; comm may hold spaces. */
+static bool proc_stat(pid_t pid, char *state, pid_t *pgrp)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');
+    int ppid, pg;
+    if (!rp || sscanf(rp + 1, " %c %d %d", state, &ppid, &pg) != 3)
+        return false;
+    *pgrp = pg;
+    return true;
+}
+
+bool h_pid_alive(pid_t pid)
+{
+    if (pid <= 0)
+        return false;
+    if (reap(pid, NULL))
+        return false;
+    if (kill(pid, 0) != 0)
+        return false;
+    char st;
+    pid_t pg;
+    if (proc_stat(pid, &st, &pg) && (st == 'Z' || st == 'X'))
+        return false;
+    return true;
+}
+
+long h_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/* Live (non-zombie) processes in our process group other than us. */
+static int group_survivors(pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *endp;
+        long v = strtol(e->d_name, &endp, 10);
+        if (*endp != '\0' || v <= 0 || (pid_t)v == g_self)
+            continue;
+        char st;
+        pid_t pg;
+        if (!proc_stat((pid_t)v, &st, &pg) || pg != g_self || st == 'Z' || st == 'X')
+            continue;
+        if (n < max)
+            out[n] = (pid_t)v;
+        n++;
+    }
+    closedir(d);
+    return n < max ? n : max;
+}
+
+static void rm_tmpdir(void)
+{
+    DIR *d = opendir(g_tmpdir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[H_PATH_MAX];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", g_tmpdir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(g_tmpdir);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void at_exit(void)
+{
+    if (getpid() != g_self || g_dying)
+        return;
+    g_dying = 1;
+    alarm(0);
+    if (!g_failed)
+        graceful_stop();
+    s_kill_all();
+    /* Grandchildren (worker children) die through PDEATHSIG when their
+     * supervisor dies; give them a bounded moment, then report and kill. */
+    pid_t left[64];
+    int n = 0;
+    int64_t until = tclock_mono_ms() + 3000;
+    while ((n = group_survivors(left, 64)) > 0 && tclock_mono_ms() < until)
+        sleep_ms(20);
+    if (n > 0) {
+        for (int i = 0; i < n; i++) {
+            char st;
+            pid_t pg;
+            proc_stat(left[i], &st, &pg);
+            fprintf(stderr, "FAIL: process %d (state %c) survived its parent for 3 s\n",
+                    (int)left[i], st);
+            kill(left[i], SIGKILL);
+        }
+        g_failed = 1;
+    }
+    for (int i = 0; i < g_nbrokers; i++) {
+        if (g_brokers[i]->out_fd >= 0)
+            close(g_brokers[i]->out_fd);
+        for (int k = 0; k < g_brokers[i]->nextra; k++)
+            free(g_brokers[i]->extra[k]);
+        free(g_brokers[i]);
+    }
+    for (int i = 0; i < g_nworkers; i++)
+        free(g_workers[i]);
+    g_nbrokers = g_nworkers = 0;
+    if (g_failed) {
+        fprintf(stderr, "kept temp dir: %s\n", g_tmpdir);
+        fflush(stderr);
+        _exit(1);
+    }
+    rm_tmpdir();
+}
+
+static void status_text(int st, char *buf, size_t sz)
+{
+    if (WIFEXITED(st))
+        snprintf(buf, sz, "exited with code %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, sz, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, sz, "wait status 0x%x", st);
+}
+
+/* Fails at once if a broker or worker that the test did not stop has
+ * exited: a crash then reads as a crash, not as a later timeout. */
+static void check_deaths(const char *file, int line)
+{
+    char why[128];
+    int st;
+    for (int i = 0; i < g_nbrokers; i++) {
+        h_broker_t *b = g_brokers[i];
+        if (b->expect_alive && reap(b->pid, &st)) {
+            b->expect_alive = false;
+            status_text(st, why, sizeof why);
+            h_fail_at(file, line, NULL, "broker pid %d (log %s) %s unexpectedly", (int)b->pid,
+                      b->log, why);
+        }
+    }
+    for (int i = 0; i < g_nworkers; i++) {
+        h_worker_t *w = g_workers[i];
+        if (w->expect_alive && reap(w->pid, &st)) {
+            w->expect_alive = false;
+            status_text(st, why, sizeof why);
+            h_fail_at(file, line, NULL, "worker %s pid %d (log %s) %s unexpectedly", w->node_id,
+                      (int)w->pid, w->log, why);
+        }
+    }
+}
+
+/* On success: stop workers, then brokers, with SIGTERM and require exit 0,
+ * so that a crash or an ASan/LSan report at shutdown fails the test. */
+static void graceful_stop(void)
+{
+    const char *skip = getenv("TASKQ_IT_NO_GRACEFUL");
+    if (skip && *skip && strcmp(skip, "0") != 0)
+        return;
+    char why[128];
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass == 0 ? g_nworkers : g_nbrokers;
+        for (int i = 0; i < n; i++) {
+            pid_t pid = pass == 0 ? g_workers[i]->pid : g_brokers[i]->pid;
+            const char *log = pass == 0 ? g_workers[i]->log : g_brokers[i]->log;
+            bool expected = pass == 0 ? g_workers[i]->expect_alive : g_brokers[i]->expect_alive;
+            int st;
+            if (!expected)
+                continue;
+            if (reap(pid, &st)) {
+                status_text(st, why, sizeof why);
+                fprintf(stderr, "FAIL: %s pid %d %s before the end of the test\n",
+                        pass == 0 ? "worker" : "broker", (int)pid, why);
+                s_tail(log);
+                g_failed = 1;
+                continue;
+            }
+            kill(pid, SIGTERM);
+            int64_t until = tclock_mono_ms() + 15000;
+            while (!reap(pid, &st) && tclock_mono_ms() < until)
+                sleep_ms(10);
+            if (!reap(pid, &st)) {
+                fprintf(stderr, "FAIL: %s pid %d did not exit within 15 s of SIGTERM\n",
+                        pass == 0 ? "worker" : "broker", (int)pid);
+                s_tail(log);
+                g_failed = 1;
+            } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                status_text(st, why, sizeof why);
+                fprintf(stderr, "FAIL: %s pid %d %s on SIGTERM at the end of the test\n",
+                        pass == 0 ? "worker" : "broker", (int)pid, why);
+                s_tail(log);
+                g_failed = 1;
+            }
+        }
+    }
+}
+
+/* ---- init, failure ------------------------------------------------------------ */
+
+void h_init(int argc, char **argv)
+{
+    (void)argc;
+    if (g_inited)
+        return;
+    g_inited = true;
+    g_self = getpid();
+    g_start_ms = tclock_mono_ms();
+    if (argv && argv[0]) {
+        const char *b = strrchr(argv[0], '/');
+        snprintf(g_name, sizeof g_name, "%s", b ? b + 1 : argv[0]);
+    }
+    if (getpgrp() != g_self && setpgid(0, 0) != 0)
+        fprintf(stderr, "warning: setpgid: %s\n", strerror(errno));
+    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/taskq-%s-XXXXXX", g_name);
+    if (!mkdtemp(g_tmpdir)) {
+        fprintf(stderr, "FAIL: mkdtemp: %s\n", strerror(errno));
+        exit(1);
+    }
+    const char *bin = getenv("TASKQ_BIN_DIR");
+    const char *mod = getenv("TASKQ_TESTMODULE");
+    if (!bin || !*bin || !mod || !*mod) {
+        fprintf(stderr, "FAIL: TASKQ_BIN_DIR and TASKQ_TESTMODULE must be set (run via ctest)\n");
+        rmdir(g_tmpdir);
+        exit(1);
+    }
+    atexit(at_exit);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    h_set_deadline_s(240);
+    h_log("temp dir %s", g_tmpdir);
+}
+
+void h_set_deadline_s(unsigned seconds)
+{
+    alarm(seconds);
+}
+
+const char *h_tmpdir(void)
+{
+    return g_tmpdir;
+}
+
+int64_t h_now_ms(void)
+{
+    return tclock_mono_ms();
+}
+
+void h_log(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[%s +%.3fs] %s\n", g_name, (double)(tclock_mono_ms() - g_start_ms) / 1000.0,
+            buf);
+    fflush(stderr);
+}
+
+void h_fail_at(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    g_failed = 1;
+    alarm(0);
+    fprintf(stderr, "\nFAIL %s:%d: %s%s%s\n", file, line, cond ? cond : "", cond ? ": " : "",
+            buf);
+    fflush(stderr);
+    s_tail_all();
+    fprintf(stderr, "FAIL %s:%d (repeated after the logs): %s\n", file, line, buf);
+    exit(1);
+}
+
+int64_t h_wait_for_at(const char *file, int line, bool (*cond)(void *), void *arg,
+                      int64_t timeout_ms, const char *what)
+{
+    int64_t t0 = tclock_mono_ms();
+    for (;;) {
+        check_deaths(file, line);
+        if (cond(arg))
+            return tclock_mono_ms() - t0;
+        if (tclock_mono_ms() - t0 > timeout_ms)
+            h_fail_at(file, line, NULL, "timed out after %lld ms waiting for: %s",
+                      (long long)timeout_ms, what);
+        sleep_ms(15);
+    }
+}
+
+/* ---- spawning ------------------------------------------------------------------ */
+
+static void bin_path(char *out, size_t outsz, const char *name)
+{
+    snprintf(out, outsz, "%s/%s", getenv("TASKQ_BIN_DIR"), name);
+    if (access(out, X_OK) != 0)
+        H_FAIL("binary %s is missing or not executable", out);
+}
+
+/* Forks and execs argv with stdout -> out_fd (or log), stderr -> log.
+ * env_broker: if not NULL, sets TASKQ_BROKER in the child. Everything the
+ * child needs is prepared before fork(): after it, only async-signal-safe
+ * calls (the test process has ZeroMQ threads). */
+static pid_t spawn(char *const argv[], int out_fd, const char *log, const char *env_broker)
+{
+    int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logfd < 0)
+        H_FAIL("open %s: %s", log, strerror(errno));
+    add_log(log);
+    if (env_broker)
+        setenv("TASKQ_BROKER", env_broker, 1);
+    pid_t pid = fork();
+    if (pid < 0)
+        H_FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* child: stays in the test's process group so a group kill gets it */
+        signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        dup2(out_fd >= 0 ? out_fd : logfd, 1);
+        dup2(logfd, 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execv(argv[0], argv);
+        s_puts("exec failed: ");
+        s_puts(argv[0]);
+        s_puts("\n");
+        _exit(127);
+    }
+    if (env_broker)
+        unsetenv("TASKQ_BROKER");
+    close(logfd);
+    track(pid);
+    return pid;
+}
+
+/* ---- broker ------------------------------------------------------------------- */
+
+/* Reads the `ready endpoint=` line; false if the broker exited first. */
+static bool broker_read_ready(h_broker_t *b, int64_t timeout_ms)
+{
+    char line[512];
+    size_t len = 0;
+    int64_t t0 = tclock_mono_ms();
+    for (;;) {
+        int64_t left = timeout_ms - (tclock_mono_ms() - t0);
+        if (left <= 0)
+            H_FAIL("broker %d: no `ready endpoint=` line on stdout within %lld ms", b->index,
+                   (long long)timeout_ms);
+        struct pollfd p = {b->out_fd, POLLIN, 0};
+        int r = poll(&p, 1, left > 50 ? 50 : (int)left);
+        if (r < 0 && errno != EINTR)
+            H_FAIL("poll: %s", strerror(errno));
+        if (r > 0) {
+            ssize_t n = read(b->out_fd, line + len, sizeof line - 1 - len);
+            if (n > 0) {
+                len += (size_t)n;
+                line[len] = '\0';
+                char *nl = strchr(line, '\n');
+                if (nl) {
+                    *nl = '\0';
+                    const char *pfx = "ready endpoint=";
+                    H_ASSERT(strncmp(line, pfx, strlen(pfx)) == 0,
+                             "broker %d: first stdout line is '%s', expected 'ready endpoint=...'",
+                             b->index, line);
+                    snprintf(b->endpoint, sizeof b->endpoint, "%s", line + strlen(pfx));
+                    const char *colon = strrchr(b->endpoint, ':');
+                    H_ASSERT(colon && atoi(colon + 1) > 0, "bad endpoint '%s'", b->endpoint);
+                    b->port = atoi(colon + 1);
+                    return true;
+                }
+                H_ASSERT(len < sizeof line - 1, "broker stdout line too long");
+                continue;
+            }
+            if (n == 0) {
+                /* EOF: the broker exited (or closed stdout) */
+                int st;
+                int64_t until = tclock_mono_ms() + 2000;
+                while (!reap(b->pid, &st) && tclock_mono_ms() < until)
+                    sleep_ms(10);
+                if (reap(b->pid, &st))
+                    return false;
+                H_FAIL("broker %d closed stdout without printing the ready line", b->index);
+            }
+        }
+        int st;
+        if (reap(b->pid, &st))
+            return false;
+    }
+}
+
+static void broker_launch(h_broker_t *b, const char *bind)
+{
+    char *argv[48];
+    int k = 0;
+    char path[H_PATH_MAX];
+    bin_path(path, sizeof path, "taskq-broker");
+    argv[k++] = path;
+    argv[k++] = "--bind";
+    argv[k++] = (char *)bind;
+    argv[k++] = "--db";
+    argv[k++] = b->db;
+    for (int i = 0; i < b->nextra; i++)
+        argv[k++] = b->extra[i];
+    argv[k] = NULL;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        H_FAIL("pipe: %s", strerror(errno));
+    b->index = ++g_nbroker_runs; /* one log file per run */
+    snprintf(b->log, sizeof b->log, "%s/broker.%d.log", g_tmpdir, b->index);
+    b->pid = spawn(argv, fds[1], b->log, NULL);
+    close(fds[1]);
+    if (b->out_fd >= 0)
+        close(b->out_fd);
+    b->out_fd = fds[0];
+}
+
+h_broker_t *h_broker_start_v(const char *db, ...)
+{
+    h_broker_t *b = calloc(1, sizeof *b);
+    H_ASSERT(b != NULL, "out of memory");
+    b->out_fd = -1;
+    if (db)
+        snprintf(b->db, sizeof b->db, "%s", db);
+    else
+        snprintf(b->db, sizeof b->db, "%s/taskq.db", g_tmpdir);
+    va_list ap;
+    va_start(ap, db);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        H_ASSERT(b->nextra < 32, "too many broker args");
+        b->extra[b->nextra++] = strdup(a);
+    }
+    va_end(ap);
+    H_ASSERT(g_nbrokers < 16, "too many brokers");
+    g_brokers[g_nbrokers++] = b; /* freed by the exit sweep */
+    broker_launch(b, "tcp://127.0.0.1:*");
+    if (!broker_read_ready(b, 10000)) {
+        int st = 0;
+        reap(b->pid, &st);
+        H_FAIL("broker %d exited before ready (status 0x%x)", b->index, st);
+    }
+    b->expect_alive = true;
+    h_log("broker %d pid %d ready at %s", b->index, (int)b->pid, b->endpoint);
+    return b;
+}
+
+const char *h_broker_endpoint(const h_broker_t *b)
+{
+    return b->endpoint;
+}
+
+pid_t h_broker_pid(const h_broker_t *b)
+{
+    return b->pid;
+}
+
+static int wait_exit(pid_t pid, int64_t timeout_ms, const char *what)
+{
+    int st = 0;
+    int64_t t0 = tclock_mono_ms();
+    while (!reap(pid, &st)) {
+        if (tclock_mono_ms() - t0 > timeout_ms)
+            H_FAIL("%s (pid %d) did not exit within %lld ms", what, (int)pid,
+                   (long long)timeout_ms);
+        sleep_ms(10);
+    }
+    return st;
+}
+
+int h_broker_kill(h_broker_t *b, int sig)
+{
+    b->expect_alive = false;
+    if (!reap(b->pid, NULL))
+        kill(b->pid, sig);
+    int st = wait_exit(b->pid, 10000, "broker");
+    h_log("broker %d pid %d exited (status 0x%x) after signal %d", b->index, (int)b->pid, st,
+          sig);
+    return st;
+}
+
+void h_broker_restart(h_broker_t *b)
+{
+    H_ASSERT(reap(b->pid, NULL), "h_broker_restart: broker %d is still running", b->index);
+    char bind[64];
+    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", b->port);
+    char old_ep[512];
+    snprintf(old_ep, sizeof old_ep, "%s", b->endpoint);
+    int64_t t0 = tclock_mono_ms();
+    for (int attempt = 1;; attempt++) {
+        broker_launch(b, bind);
+        if (broker_read_ready(b, 10000))
+            break;
+        /* exited before ready: most likely the port is still in TIME_WAIT */
+        if (tclock_mono_ms() - t0 > 5000)
+            H_FAIL("broker restart on %s failed for 5 s (%d attempts)", bind, attempt);
+        sleep_ms(100); /* back-off between bind attempts, not synchronisation */
+    }
+    H_ASSERT(strcmp(old_ep, b->endpoint) == 0, "restarted broker reports %s, expected %s",
+             b->endpoint, old_ep);
+    b->expect_alive = true;
+    h_log("broker restarted as %d pid %d at %s", b->index, (int)b->pid, b->endpoint);
+}
+
+/* ---- worker ------------------------------------------------------------------- */
+
+h_worker_t *h_worker_start_v(const char *endpoint, int n, ...)
+{
+    h_worker_t *w = calloc(1, sizeof *w);
+    H_ASSERT(w != NULL, "out of memory");
+    H_ASSERT(g_nworkers < 32, "too many workers");
+    g_workers[g_nworkers++] = w;
+    w->index = g_nworkers;
+    snprintf(w->node_id, sizeof w->node_id, "it-%d", w->index);
+    snprintf(w->log, sizeof w->log, "%s/worker.%d.log", g_tmpdir, w->index);
+    char path[H_PATH_MAX], nbuf[16];
+    bin_path(path, sizeof path, "taskq-worker");
+    snprintf(nbuf, sizeof nbuf, "%d", n);
+    char *argv[48];
+    int k = 0;
+    argv[k++] = path;
+    argv[k++] = "--broker";
+    argv[k++] = (char *)endpoint;
+    argv[k++] = "-n";
+    argv[k++] = nbuf;
+    argv[k++] = "--module";
+    argv[k++] = getenv("TASKQ_TESTMODULE");
+    argv[k++] = "--node-id";
+    argv[k++] = w->node_id;
+    va_list ap;
+    va_start(ap, n);
+    char *a;
+    while ((a = va_arg(ap, char *)) != NULL) {
+        H_ASSERT(k < 46, "too many worker args");
+        argv[k++] = a;
+    }
+    va_end(ap);
+    argv[k] = NULL;
+    w->pid = spawn(argv, -1, w->log, NULL);
+    w->expect_alive = true;
+    h_log("worker %s pid %d started (-n %d)", w->node_id, (int)w->pid, n);
+    return w;
+}
+
+const char *h_worker_node_id(const h_worker_t *w)
+{
+    return w->node_id;
+}
+
+pid_t h_worker_pid(const h_worker_t *w)
+{
+    return w->pid;
+}
+
+void h_worker_signal(h_worker_t *w, int sig)
+{
+    w->expect_alive = false;
+    if (!reap(w->pid, NULL))
+        kill(w->pid, sig);
+}
+
+int h_worker_wait_exit(h_worker_t *w, int64_t timeout_ms)
+{
+    return wait_exit(w->pid, timeout_ms, w->node_id);
+}
+
+typedef struct {
+    taskq_client_t *c;
+    const char *node;
+    size_t n_idle;
+    size_t seen_idle;
+    taskq_err_t last_err;
+} ready_arg_t;
+
+static bool ready_cond(void *p)
+{
+    ready_arg_t *a = p;
+    taskq_workers_t *ws = NULL;
+    a->last_err = taskq_workers(a->c, &ws);
+    if (a->last_err != TASKQ_OK)
+        return false;
+    bool ok = false;
+    for (size_t i = 0; i < taskq_workers_count(ws); i++) {
+        const taskq_node_info_t *n = taskq_workers_node(ws, i);
+        if (!n || !n->id || strcmp(n->id, a->node) != 0)
+            continue;
+        size_t idle = 0;
+        for (size_t k = 0; k < n->nchildren; k++)
+            if (n->children[k].state && strcmp(n->children[k].state, "idle") == 0)
+                idle++;
+        a->seen_idle = idle;
+        ok = idle >= a->n_idle;
+    }
+    taskq_workers_destroy(&ws);
+    return ok;
+}
+
+void h_worker_wait_ready(taskq_client_t *c, const char *node_id, size_t n_idle,
+                         int64_t timeout_ms)
+{
+    ready_arg_t a = {c, node_id, n_idle, 0, TASKQ_OK};
+    char what[256];
+    snprintf(what, sizeof what, "worker node %s with %zu idle children in taskq_workers()",
+             node_id, n_idle);
+    int64_t ms = h_wait_for(ready_cond, &a, timeout_ms, what);
+    h_log("worker %s ready with %zu idle children (%lld ms)", node_id, a.seen_idle,
+          (long long)ms);
+}
+
+/* ---- CLI ---------------------------------------------------------------------- */
+
+int h_run_cli_v(char *out, size_t outsz, int64_t *elapsed_ms, const char *broker, ...)
+{
+    char path[H_PATH_MAX], log[H_PATH_MAX];
+    bin_path(path, sizeof path, "taskq");
+    char *argv[48];
+    int k = 0;
+    argv[k++] = path;
+    va_list ap;
+    va_start(ap, broker);
+    char *a;
+    while ((a = va_arg(ap, char *)) != NULL) {
+        H_ASSERT(k < 46, "too many cli args");
+        argv[k++] = a;
+    }
+    va_end(ap);
+    argv[k] = NULL;
+    snprintf(log, sizeof log, "%s/cli.%d.log", g_tmpdir, ++g_ncli);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        H_FAIL("pipe: %s", strerror(errno));
+    int64_t t0 = tclock_mono_ms();
+    pid_t pid = spawn(argv, fds[1], log, broker);
+    close(fds[1]);
+    size_t len = 0;
+    if (outsz > 0)
+        out[0] = '\0';
+    char sink[512];
+    for (;;) {
+        int64_t left = 30000 - (tclock_mono_ms() - t0);
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            close(fds[0]);
+            H_FAIL("`taskq %s ...` ran longer than 30 s", argv[1] ? argv[1] : "");
+        }
+        struct pollfd p = {fds[0], POLLIN, 0};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            continue;
+        ssize_t n;
+        if (outsz > 0 && len < outsz - 1)
+            n = read(fds[0], out + len, outsz - 1 - len);
+        else
+            n = read(fds[0], sink, sizeof sink);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (outsz > 0 && len < outsz - 1) {
+            len += (size_t)n;
+            out[len] = '\0';
+        }
+    }
+    close(fds[0]);
+    int st = wait_exit(pid, 30000 - (tclock_mono_ms() - t0) + 100, "taskq CLI");
+    if (elapsed_ms)
+        *elapsed_ms = tclock_mono_ms() - t0;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char cmd[512] = "";
+    size_t cl = 0;
+    for (int i = 1; argv[i] && cl < sizeof cmd - 1; i++)
+        cl += (size_t)snprintf(cmd + cl, sizeof cmd - cl, "%s%s", i > 1 ? " " : "", argv[i]);
+    h_log("cli: taskq %s -> exit %d (%lld ms), stdout %zu bytes", cmd, code,
+          (long long)(tclock_mono_ms() - t0), len);
+    return code;
+}
+
+/* ---- client and msgpack helpers -------------------------------------------- */
+
+taskq_client_t *h_client(const char *endpoint, int64_t timeout_ms)
+{
+    taskq_err_t err = TASKQ_OK;
+    taskq_client_t *c = taskq_client_new(endpoint, &err);
+    H_ASSERT(c != NULL, "taskq_client_new(%s): %s", endpoint, taskq_err_name(err));
+    taskq_client_set_timeout(c, timeout_ms);
+    return c;
+}
+
+static size_t pack_done(msgpack_sbuffer *sb, uint8_t *out, size_t outsz)
+{
+    H_ASSERT(sb->size <= outsz, "args buffer too small (%zu > %zu)", sb->size, outsz);
+    size_t n = sb->size;
+    memcpy(out, sb->data, n);
+    msgpack_sbuffer_destroy(sb);
+    return n;
+}
+
+size_t h_args_int(uint8_t *out, size_t outsz, int64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int64(&pk, v);
+    return pack_done(&sb, out, outsz);
+}
+
+size_t h_args_str(uint8_t *out, size_t outsz, const char *s)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_str_with_body(&pk, s, strlen(s));
+    return pack_done(&sb, out, outsz);
+}
+
+bool h_result_int(const void *data, size_t len, int64_t *v)
+{
+    if (!data || len == 0)
+        return false;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    bool ok = false;
+    if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len) {
+        if (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX) {
+            *v = (int64_t)u.data.via.u64;
+            ok = true;
+        } else if (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            *v = u.data.via.i64;
+            ok = true;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return ok;
+}
+
+taskq_task_t *h_status(taskq_client_t *c, const taskq_id_t *id)
+{
+    taskq_task_t *t = NULL;
+    taskq_err_t rc = taskq_status(c, id, &t);
+    if (rc == TASKQ_ENOTFOUND)
+        return NULL;
+    H_ASSERT(rc == TASKQ_OK && t != NULL, "taskq_status(%s): %s", h_id_str(id),
+             taskq_err_name(rc));
+    return t;
+}
+
+const char *h_id_str(const taskq_id_t *id)
+{
+    static char bufs[4][TASKQ_ID_STRLEN + 1];
+    static int next;
+    char *b = bufs[next++ % 4];
+    taskq_id_format(id, b);
+    return b;
+}
+
+void h_submit(taskq_client_t *c, taskq_id_t *id, const char *name, const void *args,
+              size_t args_len, int64_t time_limit_ms, uint32_t max_attempts)
+{
+    taskq_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.name = name;
+    spec.args = args;
+    spec.args_len = args_len;
+    spec.time_limit_ms = time_limit_ms;
+    spec.max_attempts = max_attempts;
+    taskq_err_t rc = taskq_submit(c, &spec);
+    H_ASSERT(rc == TASKQ_OK, "taskq_submit(%s): %s", name, taskq_err_name(rc));
+    H_ASSERT(!taskq_id_is_zero(&spec.id), "taskq_submit did not write back the id");
+    *id = spec.id;
+}
+
+taskq_task_t *h_wait_task_at(const char *file, int line, taskq_client_t *c,
+                             const taskq_id_t *id, h_task_pred pred, void *arg,
+                             int64_t timeout_ms, const char *what)
+{
+    int64_t t0 = tclock_mono_ms();
+    char last[256] = "no record yet";
+    for (;;) {
+        check_deaths(file, line);
+        taskq_task_t *t = NULL;
+        taskq_err_t rc = taskq_status(c, id, &t);
+        if (rc == TASKQ_OK && t) {
+            if (pred(t, arg))
+                return t;
+            snprintf(last, sizeof last,
+                     "state=%s attempts=%u worker='%s' child_pid=%d progress=%llu/%llu error='%s'",
+                     taskq_state_name(t->state), t->attempts, t->worker ? t->worker : "(null)",
+                     (int)t->child_pid, (unsigned long long)t->progress_current,
+                     (unsigned long long)t->progress_total, t->error ? t->error : "(null)");
+            taskq_task_destroy(&t);
+        } else if (rc != TASKQ_ENOTFOUND && rc != TASKQ_ETIMEDOUT) {
+            h_fail_at(file, line, NULL, "taskq_status(%s) while waiting for %s: %s",
+                      h_id_str(id), what, taskq_err_name(rc));
+        }
+        if (tclock_mono_ms() - t0 > timeout_ms)
+            h_fail_at(file, line, NULL,
+                      "timed out after %lld ms waiting for task %s: %s (last seen: %s)",
+                      (long long)timeout_ms, h_id_str(id), what, last);
+        sleep_ms(20);
+    }
+}

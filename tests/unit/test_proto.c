@@ -1,0 +1,1216 @@
+/*
+ * test_proto.c - the wire codec: round trips of every message, the test
+ * vectors quoted in docs/protocol.md, hostile input, ids and error names.
+ * Also exercises proto_send/proto_recv over an inproc socket pair.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "proto.h"
+
+static const taskq_id_t ID1 = {{0x01, 0x93, 0x8a, 0x6e, 0x7b, 0x2c, 0x7d, 0x00, 0x80, 0x00,
+                                0x00, 0x00, 0x00, 0x00, 0x00, 0x01}};
+static const taskq_id_t ID2 = {{0x01, 0x93, 0x8a, 0x6e, 0x7b, 0x2c, 0x7d, 0x00, 0x80, 0x00,
+                                0x00, 0x00, 0x00, 0x00, 0x00, 0x02}};
+static const uint8_t ARGS[] = {0x92, 0x01, 0xa1, 'x'}; /* [1, "x"] */
+
+static void assert_str(proto_str_t s, const char *want)
+{
+    if (!proto_str_eq(s, want)) {
+        char buf[512];
+        proto_str_copy(buf, sizeof buf, s);
+        fail_msg("got \"%s\", want \"%s\"", buf, want);
+    }
+}
+
+static void assert_id(const taskq_id_t *a, const taskq_id_t *b)
+{
+    assert_memory_equal(a->b, b->b, 16);
+}
+
+/* Encodes msg, decodes it into *out and re-encodes *out: the bytes must be
+ * equal. The caller clears *out and frees *sb. */
+static void round_trip(const proto_msg_t *msg, proto_msg_t *out, msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_init(sb);
+    assert_int_equal(proto_encode(msg, sb), TASKQ_OK);
+    proto_msg_init(out, 0);
+    const char *detail = NULL;
+    taskq_err_t e = proto_decode(msg->type, sb->data, sb->size, out, &detail);
+    if (e)
+        fail_msg("decode %s: %s (%s)", proto_type_name(msg->type), taskq_err_name(e),
+                 detail ? detail : "");
+    assert_int_equal(out->type, msg->type);
+    msgpack_sbuffer again;
+    msgpack_sbuffer_init(&again);
+    assert_int_equal(proto_encode(out, &again), TASKQ_OK);
+    assert_int_equal(again.size, sb->size);
+    assert_memory_equal(again.data, sb->data, sb->size);
+    msgpack_sbuffer_destroy(&again);
+}
+
+static void test_round_trip_submit(void **state)
+{
+    (void)state;
+    proto_task_spec_t t[2] = {
+        {.id = ID1, .name = proto_str("taskq.echo"), .args = {ARGS, sizeof ARGS},
+         .time_limit_ms = 5000, .max_attempts = 7},
+        {.id = ID2, .name = proto_str("a:b-c_d")},
+    };
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.req = 0x1122334455667788ULL;
+    m.u.submit.ntasks = 2;
+    m.u.submit.tasks = t;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.submit.req, 0x1122334455667788ULL);
+    assert_int_equal(d.u.submit.ntasks, 2);
+    assert_id(&d.u.submit.tasks[0].id, &ID1);
+    assert_str(d.u.submit.tasks[0].name, "taskq.echo");
+    assert_int_equal(d.u.submit.tasks[0].args.len, sizeof ARGS);
+    assert_memory_equal(d.u.submit.tasks[0].args.ptr, ARGS, sizeof ARGS);
+    assert_int_equal(d.u.submit.tasks[0].time_limit_ms, 5000);
+    assert_int_equal(d.u.submit.tasks[0].max_attempts, 7);
+    assert_id(&d.u.submit.tasks[1].id, &ID2);
+    assert_str(d.u.submit.tasks[1].name, "a:b-c_d");
+    assert_int_equal(d.u.submit.tasks[1].args.len, 0);
+    assert_int_equal(d.u.submit.tasks[1].time_limit_ms, 0);
+    assert_int_equal(d.u.submit.tasks[1].max_attempts, 0);
+    /* zero copy: decoded strings point into the encoded buffer */
+    assert_true(d.u.submit.tasks[0].name.ptr >= sb.data &&
+                d.u.submit.tasks[0].name.ptr < sb.data + sb.size);
+    proto_msg_clear(&d);
+    proto_msg_clear(&d); /* safe twice */
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_round_trip_small(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    uint32_t codes[3] = {0, TASKQ_ESTORE, 0xffffffffu};
+
+    proto_msg_init(&m, PROTO_SUBMIT_ACK);
+    m.u.submit_ack.req = 9;
+    m.u.submit_ack.ncodes = 3;
+    m.u.submit_ack.codes = codes;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.submit_ack.req, 9);
+    assert_int_equal(d.u.submit_ack.ncodes, 3);
+    assert_memory_equal(d.u.submit_ack.codes, codes, sizeof codes);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_STATUS);
+    m.u.status.req = 3;
+    m.u.status.id = ID2;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.status.req, 3);
+    assert_id(&d.u.status.id, &ID2);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    taskq_id_t ids[2] = {ID1, ID2};
+    proto_msg_init(&m, PROTO_WAIT);
+    m.u.wait.req = 4;
+    m.u.wait.nids = 2;
+    m.u.wait.ids = ids;
+    m.u.wait.timeout_ms = 3600000;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.wait.req, 4);
+    assert_int_equal(d.u.wait.nids, 2);
+    assert_id(&d.u.wait.ids[0], &ID1);
+    assert_id(&d.u.wait.ids[1], &ID2);
+    assert_int_equal(d.u.wait.timeout_ms, 3600000);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_WORKERS);
+    m.u.workers.req = 5;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.workers.req, 5);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_STATS);
+    m.u.stats.req = 6;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.stats.req, 6);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_READY);
+    m.u.ready.credit = TQ_CREDIT_MAX;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.ready.credit, TQ_CREDIT_MAX);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_WELCOME);
+    m.u.welcome.broker = proto_str("broker-1");
+    m.u.welcome.heartbeat_ms = 1000;
+    m.u.welcome.liveness = 3;
+    round_trip(&m, &d, &sb);
+    assert_str(d.u.welcome.broker, "broker-1");
+    assert_int_equal(d.u.welcome.heartbeat_ms, 1000);
+    assert_int_equal(d.u.welcome.liveness, 3);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_TASK);
+    m.u.task.id = ID1;
+    m.u.task.attempt = 2;
+    m.u.task.name = proto_str("taskq.sleep");
+    m.u.task.args = (proto_bin_t){ARGS, sizeof ARGS};
+    m.u.task.time_limit_ms = 1;
+    round_trip(&m, &d, &sb);
+    assert_id(&d.u.task.id, &ID1);
+    assert_int_equal(d.u.task.attempt, 2);
+    assert_str(d.u.task.name, "taskq.sleep");
+    assert_memory_equal(d.u.task.args.ptr, ARGS, sizeof ARGS);
+    assert_int_equal(d.u.task.time_limit_ms, 1);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_PROGRESS);
+    m.u.progress.id = ID1;
+    m.u.progress.attempt = 2;
+    m.u.progress.current = UINT64_MAX;
+    m.u.progress.total = 10;
+    m.u.progress.message = proto_str("half way");
+    round_trip(&m, &d, &sb);
+    assert_id(&d.u.progress.id, &ID1);
+    assert_int_equal(d.u.progress.attempt, 2);
+    assert_true(d.u.progress.current == UINT64_MAX);
+    assert_int_equal(d.u.progress.total, 10);
+    assert_str(d.u.progress.message, "half way");
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_DONE_ACK);
+    m.u.done_ack.id = ID2;
+    m.u.done_ack.attempt = 3;
+    m.u.done_ack.code = TASKQ_ESTALE;
+    round_trip(&m, &d, &sb);
+    assert_id(&d.u.done_ack.id, &ID2);
+    assert_int_equal(d.u.done_ack.attempt, 3);
+    assert_int_equal(d.u.done_ack.code, TASKQ_ESTALE);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_BYE);
+    round_trip(&m, &d, &sb);
+    assert_int_equal(sb.size, 1);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_ERROR);
+    m.u.error.req = 0;
+    m.u.error.code = TASKQ_EPROTO;
+    m.u.error.message = proto_str("bad");
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.error.req, 0);
+    assert_int_equal(d.u.error.code, TASKQ_EPROTO);
+    assert_str(d.u.error.message, "bad");
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_round_trip_done(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_DONE);
+    m.u.done.id = ID1;
+    m.u.done.attempt = 1;
+    m.u.done.ok = true;
+    m.u.done.result = (proto_bin_t){ARGS, sizeof ARGS};
+    m.u.done.error = proto_str("ignored when ok");
+    m.u.done.child_pid = -1;
+    m.u.done.started_at = 1732536000000LL;
+    round_trip(&m, &d, &sb);
+    assert_true(d.u.done.ok);
+    assert_memory_equal(d.u.done.result.ptr, ARGS, sizeof ARGS);
+    assert_int_equal(d.u.done.error.len, 0);
+    assert_false(d.u.done.retry);
+    assert_int_equal(d.u.done.child_pid, -1);
+    assert_int_equal(d.u.done.started_at, 1732536000000LL);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* ok with an empty result (nil) */
+    m.u.done.result = (proto_bin_t){NULL, 0};
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.done.result.len, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    m.u.done.ok = false;
+    m.u.done.retry = true;
+    m.u.done.error = proto_str("child died on signal 9");
+    round_trip(&m, &d, &sb);
+    assert_false(d.u.done.ok);
+    assert_true(d.u.done.retry);
+    assert_str(d.u.done.error, "child died on signal 9");
+    assert_int_equal(d.u.done.result.len, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static proto_task_rec_t sample_rec(void)
+{
+    proto_task_rec_t t = {
+        .id = ID1, .name = proto_str("taskq.echo"), .state = TASKQ_STATE_SUCCEEDED,
+        .attempts = 2, .max_attempts = 3, .worker = proto_str("node-a.1"), .child_pid = 77,
+        .submitted_at = 1000, .started_at = 2000, .finished_at = 3000,
+        .progress_current = 5, .progress_total = 10, .progress_message = proto_str("ok"),
+        .has_result = true, .result = {ARGS, sizeof ARGS}, .error = proto_str(""),
+    };
+    return t;
+}
+
+static void check_rec(const proto_task_rec_t *t)
+{
+    assert_id(&t->id, &ID1);
+    assert_str(t->name, "taskq.echo");
+    assert_int_equal(t->state, TASKQ_STATE_SUCCEEDED);
+    assert_int_equal(t->attempts, 2);
+    assert_int_equal(t->max_attempts, 3);
+    assert_str(t->worker, "node-a.1");
+    assert_int_equal(t->child_pid, 77);
+    assert_int_equal(t->submitted_at, 1000);
+    assert_int_equal(t->started_at, 2000);
+    assert_int_equal(t->finished_at, 3000);
+    assert_int_equal(t->progress_current, 5);
+    assert_int_equal(t->progress_total, 10);
+    assert_str(t->progress_message, "ok");
+    assert_true(t->has_result);
+    assert_memory_equal(t->result.ptr, ARGS, sizeof ARGS);
+    assert_str(t->error, "");
+}
+
+static void test_round_trip_records(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.req = 11;
+    m.u.status_reply.task = sample_rec();
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.status_reply.req, 11);
+    check_rec(&d.u.status_reply.task);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_RESULT);
+    m.u.result.req = 12;
+    m.u.result.code = TASKQ_OK;
+    m.u.result.task = sample_rec();
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.result.req, 12);
+    assert_int_equal(d.u.result.code, 0);
+    check_rec(&d.u.result.task);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* a failed, never-started record without result */
+    m.u.result.task.state = TASKQ_STATE_FAILED;
+    m.u.result.task.has_result = false;
+    m.u.result.task.error = proto_str("attempt limit (3) reached: worker node x lost");
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.result.task.state, TASKQ_STATE_FAILED);
+    assert_false(d.u.result.task.has_result);
+    assert_str(d.u.result.task.error, "attempt limit (3) reached: worker node x lost");
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* ENOTFOUND: only the id travels */
+    proto_msg_init(&m, PROTO_RESULT);
+    m.u.result.req = 13;
+    m.u.result.code = TASKQ_ENOTFOUND;
+    m.u.result.task.id = ID2;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.result.code, TASKQ_ENOTFOUND);
+    assert_id(&d.u.result.task.id, &ID2);
+    assert_int_equal(d.u.result.task.name.len, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_round_trip_nodes(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_child_t ch[2] = {
+        {.pid = 100, .state = proto_str("busy"), .has_task = true, .task_id = ID1,
+         .task_name = proto_str("taskq.primes"), .running_ms = 1500, .done = 3, .failed = 1,
+         .rss_kb = 2048},
+        {.pid = 101, .state = proto_str("idle"), .task_name = proto_str("")},
+    };
+    proto_node_t nodes[1] = {{.id = proto_str("node-a.1"), .host = proto_str("node a"),
+                              .pid = 99, .slots = 2, .last_heartbeat = 123456789,
+                              .nchildren = 2, .children = ch}};
+    proto_lease_t leases[2] = {{ID1, 1}, {ID2, 4}};
+
+    proto_msg_init(&m, PROTO_WORKERS_REPLY);
+    m.u.workers_reply.req = 21;
+    m.u.workers_reply.nnodes = 1;
+    m.u.workers_reply.nodes = nodes;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.workers_reply.req, 21);
+    assert_int_equal(d.u.workers_reply.nnodes, 1);
+    const proto_node_t *n = &d.u.workers_reply.nodes[0];
+    assert_str(n->id, "node-a.1");
+    assert_str(n->host, "node a");
+    assert_int_equal(n->pid, 99);
+    assert_int_equal(n->slots, 2);
+    assert_int_equal(n->last_heartbeat, 123456789);
+    assert_int_equal(n->nchildren, 2);
+    assert_int_equal(n->children[0].pid, 100);
+    assert_str(n->children[0].state, "busy");
+    assert_true(n->children[0].has_task);
+    assert_id(&n->children[0].task_id, &ID1);
+    assert_str(n->children[0].task_name, "taskq.primes");
+    assert_int_equal(n->children[0].running_ms, 1500);
+    assert_int_equal(n->children[0].done, 3);
+    assert_int_equal(n->children[0].failed, 1);
+    assert_int_equal(n->children[0].rss_kb, 2048);
+    assert_false(n->children[1].has_task);
+    assert_str(n->children[1].state, "idle");
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_HEARTBEAT);
+    m.u.heartbeat.nchildren = 2;
+    m.u.heartbeat.children = ch;
+    m.u.heartbeat.nleases = 2;
+    m.u.heartbeat.leases = leases;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.heartbeat.nchildren, 2);
+    assert_int_equal(d.u.heartbeat.children[0].pid, 100);
+    assert_int_equal(d.u.heartbeat.nleases, 2);
+    assert_id(&d.u.heartbeat.leases[1].id, &ID2);
+    assert_int_equal(d.u.heartbeat.leases[1].attempt, 4);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_HEARTBEAT); /* broker -> worker: {} */
+    round_trip(&m, &d, &sb);
+    assert_int_equal(sb.size, 1);
+    assert_int_equal((uint8_t)sb.data[0], 0x80);
+    assert_int_equal(d.u.heartbeat.nchildren + d.u.heartbeat.nleases, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_HELLO);
+    m.u.hello.node = proto_str("node-a.1");
+    m.u.hello.host = proto_str("node-a");
+    m.u.hello.pid = 1234;
+    m.u.hello.slots = 4;
+    m.u.hello.nleases = 2;
+    m.u.hello.leases = leases;
+    round_trip(&m, &d, &sb);
+    assert_str(d.u.hello.node, "node-a.1");
+    assert_str(d.u.hello.host, "node-a");
+    assert_int_equal(d.u.hello.pid, 1234);
+    assert_int_equal(d.u.hello.slots, 4);
+    assert_int_equal(d.u.hello.nleases, 2);
+    assert_id(&d.u.hello.leases[0].id, &ID1);
+    assert_int_equal(d.u.hello.leases[0].attempt, 1);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_STATS_REPLY);
+    m.u.stats_reply.req = 31;
+    proto_stats_t st = {1, 2, 3, 4, 10, 20, 1, 4, 99999, proto_str("broker-1")};
+    m.u.stats_reply.stats = st;
+    round_trip(&m, &d, &sb);
+    const proto_stats_t *s = &d.u.stats_reply.stats;
+    assert_int_equal(d.u.stats_reply.req, 31);
+    assert_int_equal(s->queued, 1);
+    assert_int_equal(s->running, 2);
+    assert_int_equal(s->succeeded, 3);
+    assert_int_equal(s->failed, 4);
+    assert_int_equal(s->total, 10);
+    assert_int_equal(s->submitted, 20);
+    assert_int_equal(s->nodes, 1);
+    assert_int_equal(s->children, 4);
+    assert_int_equal(s->uptime_ms, 99999);
+    assert_str(s->broker, "broker-1");
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_encode_rejects_bad_fields(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    proto_msg_t m;
+    proto_task_spec_t t = {.id = ID1, .name = proto_str("bad name")};
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.ntasks = 1;
+    m.u.submit.tasks = &t;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    assert_int_equal(sb.size, 0); /* nothing half-written */
+    t.name = proto_str("ok");
+    t.id = (taskq_id_t){{0}};
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    t.id = ID1;
+    static const uint8_t bad_args[] = {0x92, 0x01};
+    t.args = (proto_bin_t){bad_args, sizeof bad_args};
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    t.args = (proto_bin_t){NULL, 0};
+    t.max_attempts = TQ_ATTEMPTS_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    t.max_attempts = 0;
+    m.u.submit.ntasks = TQ_BATCH_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.submit.ntasks = 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    assert_true(sb.size > 0);
+
+    proto_msg_init(&m, 0x42);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    proto_msg_init(&m, PROTO_READY);
+    m.u.ready.credit = TQ_CREDIT_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- vectors ---------------------------------------------------------- */
+
+typedef struct {
+    char name[64];
+    int type;
+    uint8_t data[4096];
+    size_t len;
+} vector_t;
+
+static vector_t g_vec[32];
+static int g_nvec;
+
+static int hexv(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const vector_t *)a)->name, ((const vector_t *)b)->name);
+}
+
+static int load_vectors(void **state)
+{
+    (void)state;
+    const char *dir = getenv("TASKQ_VECTORS");
+    if (!dir)
+        dir = "tests/vectors";
+    DIR *dp = opendir(dir);
+    if (!dp) {
+        fprintf(stderr, "cannot open vectors dir %s\n", dir);
+        return -1;
+    }
+    struct dirent *de;
+    while ((de = readdir(dp)) && g_nvec < 32) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 5 || nl >= 64 || strcmp(de->d_name + nl - 4, ".hex") != 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        vector_t *v = &g_vec[g_nvec];
+        memset(v, 0, sizeof *v);
+        strcpy(v->name, de->d_name);
+        v->type = -1;
+        char line[1024];
+        while (fgets(line, sizeof line, f)) {
+            if (line[0] == '#') {
+                unsigned t;
+                if (v->type < 0 && sscanf(line, "# type 0x%x", &t) == 1)
+                    v->type = (int)t;
+                continue;
+            }
+            for (char *p = line; *p; p++) {
+                if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+                    continue;
+                int hi = hexv(p[0]), lo = p[1] ? hexv(p[1]) : -1;
+                if (hi < 0 || lo < 0 || v->len >= sizeof v->data) {
+                    fprintf(stderr, "%s: bad hex\n", path);
+                    fclose(f);
+                    closedir(dp);
+                    return -1;
+                }
+                v->data[v->len++] = (uint8_t)(hi << 4 | lo);
+                p++;
+            }
+        }
+        fclose(f);
+        if (v->type < 0) {
+            fprintf(stderr, "%s: no '# type 0x..' comment\n", path);
+            closedir(dp);
+            return -1;
+        }
+        g_nvec++;
+    }
+    closedir(dp);
+    qsort(g_vec, (size_t)g_nvec, sizeof g_vec[0], cmp_name);
+    return g_nvec >= 5 ? 0 : -1;
+}
+
+static const vector_t *vec(const char *name)
+{
+    for (int i = 0; i < g_nvec; i++)
+        if (strcmp(g_vec[i].name, name) == 0)
+            return &g_vec[i];
+    fail_msg("vector %s missing", name);
+    return NULL;
+}
+
+static void decode_vec(const char *name, proto_msg_t *m)
+{
+    const vector_t *v = vec(name);
+    proto_msg_init(m, 0);
+    const char *detail = NULL;
+    taskq_err_t e = proto_decode(v->type, v->data, v->len, m, &detail);
+    if (e)
+        fail_msg("%s: %s (%s)", name, taskq_err_name(e), detail ? detail : "");
+}
+
+static void test_vectors_reencode(void **state)
+{
+    (void)state;
+    for (int i = 0; i < g_nvec; i++) {
+        const vector_t *v = &g_vec[i];
+        proto_msg_t m;
+        proto_msg_init(&m, 0);
+        const char *detail = NULL;
+        taskq_err_t e = proto_decode(v->type, v->data, v->len, &m, &detail);
+        if (e)
+            fail_msg("%s: %s (%s)", v->name, taskq_err_name(e), detail ? detail : "");
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+        if (sb.size != v->len || memcmp(sb.data, v->data, v->len) != 0)
+            fail_msg("%s: re-encoding differs", v->name);
+        msgpack_sbuffer_destroy(&sb);
+        proto_msg_clear(&m);
+    }
+}
+
+static void test_vectors_fields(void **state)
+{
+    (void)state;
+    proto_msg_t m;
+    static const uint8_t args12[] = {0x92, 0x01, 0x02};
+
+    decode_vec("submit_one.hex", &m);
+    assert_int_equal(m.type, PROTO_SUBMIT);
+    assert_int_equal(m.u.submit.req, 1);
+    assert_int_equal(m.u.submit.ntasks, 1);
+    assert_id(&m.u.submit.tasks[0].id, &ID1);
+    assert_str(m.u.submit.tasks[0].name, "taskq.echo");
+    assert_int_equal(m.u.submit.tasks[0].args.len, 3);
+    assert_memory_equal(m.u.submit.tasks[0].args.ptr, args12, 3);
+    assert_int_equal(m.u.submit.tasks[0].time_limit_ms, 0);
+    assert_int_equal(m.u.submit.tasks[0].max_attempts, 0);
+    proto_msg_clear(&m);
+
+    decode_vec("submit_ack.hex", &m);
+    assert_int_equal(m.u.submit_ack.req, 1);
+    assert_int_equal(m.u.submit_ack.ncodes, 1);
+    assert_int_equal(m.u.submit_ack.codes[0], 0);
+    proto_msg_clear(&m);
+
+    decode_vec("task.hex", &m);
+    assert_id(&m.u.task.id, &ID1);
+    assert_int_equal(m.u.task.attempt, 1);
+    assert_str(m.u.task.name, "taskq.echo");
+    assert_memory_equal(m.u.task.args.ptr, args12, 3);
+    assert_int_equal(m.u.task.time_limit_ms, 30000);
+    proto_msg_clear(&m);
+
+    decode_vec("done_ok.hex", &m);
+    assert_id(&m.u.done.id, &ID1);
+    assert_int_equal(m.u.done.attempt, 1);
+    assert_true(m.u.done.ok);
+    assert_memory_equal(m.u.done.result.ptr, args12, 3);
+    assert_int_equal(m.u.done.child_pid, 4242);
+    assert_int_equal(m.u.done.started_at, 1732536000000LL);
+    proto_msg_clear(&m);
+
+    decode_vec("done_error.hex", &m);
+    assert_int_equal(m.u.done.attempt, 2);
+    assert_false(m.u.done.ok);
+    assert_str(m.u.done.error, "boom");
+    assert_true(m.u.done.retry);
+    assert_int_equal(m.u.done.child_pid, 4243);
+    proto_msg_clear(&m);
+
+    decode_vec("heartbeat.hex", &m);
+    assert_int_equal(m.type, PROTO_HEARTBEAT);
+    assert_int_equal(m.u.heartbeat.nchildren + m.u.heartbeat.nleases, 0);
+    proto_msg_clear(&m);
+
+    decode_vec("error.hex", &m);
+    assert_int_equal(m.u.error.req, 7);
+    assert_int_equal(m.u.error.code, TASKQ_ENAME);
+    assert_str(m.u.error.message, "SUBMIT tasks[0].name: invalid character");
+    proto_msg_clear(&m);
+
+    decode_vec("hello.hex", &m);
+    assert_str(m.u.hello.node, "node-a.1");
+    assert_str(m.u.hello.host, "node-a");
+    assert_int_equal(m.u.hello.pid, 1234);
+    assert_int_equal(m.u.hello.slots, 4);
+    assert_int_equal(m.u.hello.nleases, 1);
+    assert_id(&m.u.hello.leases[0].id, &ID1);
+    assert_int_equal(m.u.hello.leases[0].attempt, 3);
+    proto_msg_clear(&m);
+
+    decode_vec("ready.hex", &m);
+    assert_int_equal(m.u.ready.credit, 4);
+    proto_msg_clear(&m);
+}
+
+static void test_vectors_truncated(void **state)
+{
+    (void)state;
+    for (int i = 0; i < g_nvec; i++) {
+        const vector_t *v = &g_vec[i];
+        for (size_t cut = 0; cut < v->len; cut++) {
+            /* a fresh heap copy so ASan sees any read past the end */
+            uint8_t *copy = malloc(cut ? cut : 1);
+            memcpy(copy, v->data, cut);
+            proto_msg_t m;
+            proto_msg_init(&m, 0);
+            const char *detail = NULL;
+            taskq_err_t e = proto_decode(v->type, copy, cut, &m, &detail);
+            if (e == TASKQ_OK)
+                fail_msg("%s cut at %zu decoded", v->name, cut);
+            assert_non_null(detail);
+            assert_null(m.zone);
+            free(copy);
+        }
+    }
+}
+
+/* ---- hostile input ---------------------------------------------------- */
+
+static taskq_err_t dec(int type, const void *p, size_t n, const char **detail)
+{
+    proto_msg_t m;
+    proto_msg_init(&m, 0);
+    const char *d = NULL;
+    taskq_err_t e = proto_decode(type, p, n, &m, &d);
+    if (detail)
+        *detail = d;
+    if (e) {
+        assert_non_null(d);
+        assert_null(m.zone);
+    }
+    proto_msg_clear(&m);
+    return e;
+}
+
+static void test_precheck_formats(void **state)
+{
+    (void)state;
+    static const uint8_t ok[] = {
+        0xdc, 0, 17, /* array of 17 */
+        0xc0, 0xc2, 0xc3, 0x7f, 0xe0, 0xcc, 1, 0xcd, 0, 1, 0xce, 0, 0, 0, 1,
+        0xcf, 0, 0, 0, 0, 0, 0, 0, 1, 0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xca, 0, 0, 0, 0, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0,
+        0xd9, 1, 'a', 0xc4, 2, 1, 2, 0xd4, 1, 9, 0xc7, 2, 5, 1, 2,
+        0xdc, 0, 1, 0x80,
+    };
+    assert_int_equal(proto_precheck(ok, sizeof ok, 4), TASKQ_OK);
+    static const uint8_t ext16[] = {0xd8, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    assert_int_equal(proto_precheck(ext16, sizeof ext16, 0), TASKQ_OK);
+    static const uint8_t map16[] = {0xde, 0, 1, 0xa1, 'k', 0xc0};
+    assert_int_equal(proto_precheck(map16, sizeof map16, 1), TASKQ_OK);
+    static const uint8_t invalid[] = {0xc1};
+    assert_int_equal(proto_precheck(invalid, 1, 4), TASKQ_EPROTO);
+    static const uint8_t trailing[] = {0xc0, 0xc0};
+    assert_int_equal(proto_precheck(trailing, 2, 4), TASKQ_EPROTO);
+    assert_int_equal(proto_precheck(NULL, 0, 4), TASKQ_EPROTO);
+    /* depth: [[ ]] is depth 2 */
+    static const uint8_t d2[] = {0x91, 0x90};
+    assert_int_equal(proto_precheck(d2, 2, 2), TASKQ_OK);
+    assert_int_equal(proto_precheck(d2, 2, 1), TASKQ_ETOOBIG);
+    /* huge declared lengths with nothing after */
+    static const uint8_t huge[][5] = {
+        {0xdd, 0xff, 0xff, 0xff, 0xff}, {0xdf, 0xff, 0xff, 0xff, 0xff},
+        {0xdb, 0xff, 0xff, 0xff, 0xff}, {0xc6, 0xff, 0xff, 0xff, 0xff},
+        {0xc9, 0xff, 0xff, 0xff, 0xff},
+    };
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        assert_int_not_equal(proto_precheck(huge[i], 5, TQ_MAX_DEPTH), TASKQ_OK);
+        assert_int_not_equal(dec(PROTO_SUBMIT, huge[i], 5, NULL), TASKQ_OK);
+    }
+    /* a map of 3 pairs needs 6 bytes */
+    static const uint8_t shortmap[] = {0x83, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0};
+    assert_int_equal(proto_precheck(shortmap, sizeof shortmap, 4), TASKQ_EPROTO);
+}
+
+static void test_precheck_limits(void **state)
+{
+    (void)state;
+    /* depth 100000 */
+    size_t n = 100000;
+    uint8_t *deep = malloc(n + 1);
+    memset(deep, 0x91, n);
+    deep[n] = 0xc0;
+    assert_int_equal(proto_precheck(deep, n + 1, TQ_MAX_DEPTH), TASKQ_ETOOBIG);
+    assert_int_equal(proto_precheck(deep, n + 1, 1000000), TASKQ_ETOOBIG);
+    assert_int_not_equal(dec(PROTO_SUBMIT, deep, n + 1, NULL), TASKQ_OK);
+    free(deep);
+
+    /* an array of TQ_MAX_ARRAY + 1 nils */
+    size_t cnt = TQ_MAX_ARRAY + 1;
+    uint8_t *big = malloc(5 + cnt);
+    big[0] = 0xdd;
+    big[1] = (uint8_t)(cnt >> 24), big[2] = (uint8_t)(cnt >> 16);
+    big[3] = (uint8_t)(cnt >> 8), big[4] = (uint8_t)cnt;
+    memset(big + 5, 0xc0, cnt);
+    assert_int_equal(proto_precheck(big, 5 + cnt, 4), TASKQ_ETOOBIG);
+    free(big);
+
+    /* more than TQ_MAX_OBJECTS objects in arrays that are each legal */
+    size_t per = 50000, arrays = 5;
+    size_t len = 3 + arrays * (3 + per);
+    uint8_t *many = malloc(len), *p = many;
+    *p++ = 0xdc, *p++ = 0, *p++ = (uint8_t)arrays;
+    for (size_t i = 0; i < arrays; i++) {
+        *p++ = 0xdc, *p++ = (uint8_t)(per >> 8), *p++ = (uint8_t)per;
+        memset(p, 0xc0, per);
+        p += per;
+    }
+    assert_int_equal(proto_precheck(many, len, 4), TASKQ_ETOOBIG);
+    free(many);
+}
+
+/* Builds a SUBMIT body with one task whose map is given as raw bytes. */
+static size_t submit_with(uint8_t *out, const uint8_t *task, size_t tlen)
+{
+    static const uint8_t head[] = {0x82, 0xa3, 'r', 'e', 'q', 0x01,
+                                   0xa5, 't', 'a', 's', 'k', 's', 0x91};
+    memcpy(out, head, sizeof head);
+    memcpy(out + sizeof head, task, tlen);
+    return sizeof head + tlen;
+}
+
+static void test_decode_rejects_bad_fields(void **state)
+{
+    (void)state;
+    uint8_t buf[512];
+    const char *detail;
+#define IDBIN 0xc4, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+    /* valid baseline */
+    static const uint8_t good[] = {0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, good, sizeof good), NULL), TASKQ_OK);
+    /* bad name character */
+    static const uint8_t badname[] = {0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa2, 'x', '/'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, badname, sizeof badname), &detail),
+                     TASKQ_ENAME);
+    assert_string_equal(detail, "SUBMIT tasks[0].name: invalid character");
+    /* empty name */
+    static const uint8_t emptyname[] = {0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa0};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, emptyname, sizeof emptyname), NULL),
+                     TASKQ_ENAME);
+    /* name of 129 characters */
+    uint8_t longname[200] = {0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xd9, 129};
+    size_t ln = 1 + 3 + 18 + 5 + 2;
+    memset(longname + ln, 'a', 129);
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, longname, ln + 129), NULL),
+                     TASKQ_ETOOBIG);
+    /* name not a string */
+    static const uint8_t intname[] = {0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0x05};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, intname, sizeof intname), &detail),
+                     TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].name: not a string");
+    /* 15- and 17-byte ids, zero id, id as a string */
+    static const uint8_t id15[] = {0x82, 0xa2, 'i', 'd', 0xc4, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                   0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, id15, sizeof id15), NULL), TASKQ_EPROTO);
+    static const uint8_t id17[] = {0x82, 0xa2, 'i', 'd', 0xc4, 17, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+                                   0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, id17, sizeof id17), NULL), TASKQ_EPROTO);
+    static const uint8_t id0[] = {0x82, 0xa2, 'i', 'd', 0xc4, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                  0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, id0, sizeof id0), NULL), TASKQ_EPROTO);
+    static const uint8_t idstr[] = {0x82, 0xa2, 'i', 'd', 0xb0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                    0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, idstr, sizeof idstr), NULL), TASKQ_EPROTO);
+    /* missing name, missing id */
+    static const uint8_t noname[] = {0x81, 0xa2, 'i', 'd', IDBIN};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, noname, sizeof noname), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].name: missing");
+    static const uint8_t noid[] = {0x81, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, noid, sizeof noid), NULL), TASKQ_EPROTO);
+    /* args that are not one valid msgpack value: truncated, and two values */
+    static const uint8_t badargs[] = {0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x',
+                                      0xa4, 'a', 'r', 'g', 's', 0xc4, 2, 0x92, 0x01};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, badargs, sizeof badargs), NULL), TASKQ_EPROTO);
+    static const uint8_t twoargs[] = {0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x',
+                                      0xa4, 'a', 'r', 'g', 's', 0xc4, 2, 0x01, 0x01};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, twoargs, sizeof twoargs), NULL), TASKQ_EPROTO);
+    static const uint8_t strargs[] = {0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x',
+                                      0xa4, 'a', 'r', 'g', 's', 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, strargs, sizeof strargs), NULL), TASKQ_EPROTO);
+    /* negative time limit, max_attempts above the limit */
+    static const uint8_t negtl[] = {0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x',
+                                    0xad, 't', 'i', 'm', 'e', '_', 'l', 'i', 'm', 'i', 't', '_', 'm', 's', 0xff};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, negtl, sizeof negtl), NULL), TASKQ_EPROTO);
+    static const uint8_t maxatt[] = {0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x',
+                                     0xac, 'm', 'a', 'x', '_', 'a', 't', 't', 'e', 'm', 'p', 't', 's', 0xcc, 101};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, maxatt, sizeof maxatt), NULL), TASKQ_ETOOBIG);
+    /* unknown keys are ignored; int-typed positive value in an int8 format is fine */
+    static const uint8_t extra[] = {0x84, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x',
+                                    0xa3, 'z', 'z', 'z', 0xc0,
+                                    0xac, 'm', 'a', 'x', '_', 'a', 't', 't', 'e', 'm', 'p', 't', 's', 0xd0, 5};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, extra, sizeof extra), NULL), TASKQ_OK);
+    /* task not a map; key not a string */
+    static const uint8_t notmap[] = {0x90};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, notmap, sizeof notmap), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0]: not a map");
+    static const uint8_t intkey[] = {0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x', 0x01, 0x02};
+    assert_int_equal(dec(PROTO_SUBMIT, buf, submit_with(buf, intkey, sizeof intkey), NULL), TASKQ_EPROTO);
+#undef IDBIN
+
+    /* body not a map, req negative, req missing */
+    static const uint8_t arr[] = {0x90};
+    assert_int_equal(dec(PROTO_STATS, arr, 1, NULL), TASKQ_EPROTO);
+    static const uint8_t negreq[] = {0x81, 0xa3, 'r', 'e', 'q', 0xff};
+    assert_int_equal(dec(PROTO_STATS, negreq, sizeof negreq, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "STATS req: negative");
+    static const uint8_t empty[] = {0x80};
+    assert_int_equal(dec(PROTO_STATS, empty, 1, NULL), TASKQ_EPROTO);
+    assert_int_equal(dec(PROTO_BYE, empty, 1, NULL), TASKQ_OK);
+    assert_int_equal(dec(PROTO_BYE, arr, 1, NULL), TASKQ_EPROTO);
+    /* credit above the limit; bool where an int is expected */
+    static const uint8_t credit[] = {0x81, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 0xce, 0, 0x0f, 0xff, 0xff};
+    assert_int_equal(dec(PROTO_READY, credit, sizeof credit, NULL), TASKQ_ETOOBIG);
+    static const uint8_t creditb[] = {0x81, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 0xc3};
+    assert_int_equal(dec(PROTO_READY, creditb, sizeof creditb, NULL), TASKQ_EPROTO);
+    /* unknown type */
+    assert_int_equal(dec(0x42, empty, 1, &detail), TASKQ_EUNKNOWN);
+    assert_int_equal(dec(-1, empty, 1, NULL), TASKQ_EUNKNOWN);
+    /* body larger than TQ_MAX_BODY is refused before it is read */
+    assert_int_equal(dec(PROTO_BYE, empty, (size_t)TQ_MAX_BODY + 1, NULL), TASKQ_ETOOBIG);
+}
+
+static void test_decode_rejects_bad_node_fields(void **state)
+{
+    (void)state;
+    proto_msg_t m;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_HELLO);
+    m.u.hello.node = proto_str("bad node");
+    m.u.hello.host = proto_str("h");
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    /* hand-made HELLO with a bad node id and with a 3-element lease */
+    static const uint8_t hello[] = {0x85, 0xa4, 'n', 'o', 'd', 'e', 0xa2, 'a', '/',
+                                    0xa4, 'h', 'o', 's', 't', 0xa1, 'h',
+                                    0xa3, 'p', 'i', 'd', 0x01, 0xa5, 's', 'l', 'o', 't', 's', 0x01,
+                                    0xa6, 'l', 'e', 'a', 's', 'e', 's', 0x90};
+    assert_int_equal(dec(PROTO_HELLO, hello, sizeof hello, NULL), TASKQ_ENAME);
+    uint8_t ok[sizeof hello];
+    memcpy(ok, hello, sizeof hello);
+    ok[8] = 'b';
+    assert_int_equal(dec(PROTO_HELLO, ok, sizeof ok, NULL), TASKQ_OK);
+    static const uint8_t lease3[] = {0x85, 0xa4, 'n', 'o', 'd', 'e', 0xa2, 'a', 'b',
+                                     0xa4, 'h', 'o', 's', 't', 0xa1, 'h',
+                                     0xa3, 'p', 'i', 'd', 0x01, 0xa5, 's', 'l', 'o', 't', 's', 0x01,
+                                     0xa6, 'l', 'e', 'a', 's', 'e', 's', 0x91, 0x93, 0xc0, 0xc0, 0xc0};
+    const char *detail;
+    assert_int_equal(dec(PROTO_HELLO, lease3, sizeof lease3, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "HELLO leases[0]: not a [id, attempt] pair");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_signature(void **state)
+{
+    (void)state;
+    assert_int_equal(proto_check_signature("TASKQ01", 7), TASKQ_OK);
+    assert_int_equal(proto_check_signature("TASKQ02", 7), TASKQ_EVERSION);
+    assert_int_equal(proto_check_signature("TASKQ00", 7), TASKQ_EVERSION);
+    assert_int_equal(proto_check_signature("TASKQ0x", 7), TASKQ_EPROTO);
+    assert_int_equal(proto_check_signature("TASKQ01", 6), TASKQ_EPROTO);
+    assert_int_equal(proto_check_signature("TASKQ011", 8), TASKQ_EPROTO);
+    assert_int_equal(proto_check_signature("MDPC01\0", 7), TASKQ_EPROTO);
+    assert_int_equal(proto_check_signature(NULL, 0), TASKQ_EPROTO);
+}
+
+static void test_names_and_strings(void **state)
+{
+    (void)state;
+    assert_true(proto_name_is_valid("a", 1, 128));
+    assert_true(proto_name_is_valid("Az09_.:-", 8, 128));
+    assert_false(proto_name_is_valid("", 0, 128));
+    assert_false(proto_name_is_valid("a b", 3, 128));
+    assert_false(proto_name_is_valid("a\0b", 3, 128));
+    assert_false(proto_name_is_valid("\xc3\xa9", 2, 128));
+    assert_false(proto_name_is_valid("abc", 3, 2));
+    assert_false(proto_name_is_valid(NULL, 1, 128));
+    char out[4];
+    proto_str_copy(out, sizeof out, proto_str("abcdef"));
+    assert_string_equal(out, "abc");
+    proto_str_copy(out, sizeof out, (proto_str_t){NULL, 0});
+    assert_string_equal(out, "");
+    assert_true(proto_str_eq(proto_str("x"), "x"));
+    assert_false(proto_str_eq(proto_str("x"), "xy"));
+    assert_true(proto_str_eq((proto_str_t){NULL, 0}, ""));
+    assert_string_equal(proto_type_name(PROTO_DONE_ACK), "DONE_ACK");
+    assert_string_equal(proto_type_name(0x42), "UNKNOWN");
+}
+
+/* Mutations of the vectors: byte flips, truncations, insertions and
+ * deletions, with a fixed seed. Nothing may crash or leak (run under ASan). */
+static uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 11);
+}
+
+static void test_fuzz_mutations(void **state)
+{
+    (void)state;
+    static const uint8_t interesting[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xc0, 0xc1, 0xc4, 0xc6,
+                                          0xcf, 0xd3, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xff};
+    int iterations = 200000, ok = 0;
+    const char *env = getenv("TASKQ_FUZZ_ITERATIONS");
+    if (env)
+        iterations = atoi(env);
+    uint8_t work[4200];
+    for (int it = 0; it < iterations; it++) {
+        const vector_t *v = &g_vec[rnd() % (uint32_t)g_nvec];
+        size_t len = v->len;
+        memcpy(work, v->data, len);
+        int nmut = 1 + (int)(rnd() % 4);
+        for (int k = 0; k < nmut; k++) {
+            uint32_t op = rnd() % 5;
+            size_t pos = len ? rnd() % len : 0;
+            if (op == 0 && len) {
+                work[pos] ^= (uint8_t)(1u << (rnd() % 8));
+            } else if (op == 1 && len) {
+                work[pos] = interesting[rnd() % sizeof interesting];
+            } else if (op == 2 && len) {
+                len = rnd() % len; /* truncate */
+            } else if (op == 3 && len < sizeof work - 8) {
+                memmove(work + pos + 1, work + pos, len - pos);
+                work[pos] = (uint8_t)rnd();
+                len++;
+            } else if (op == 4 && len) {
+                memmove(work + pos, work + pos + 1, len - pos - 1);
+                len--;
+            }
+        }
+        uint8_t *copy = malloc(len ? len : 1);
+        memcpy(copy, work, len);
+        int type = (rnd() % 8 == 0) ? (int)(rnd() % 256) : v->type;
+        proto_msg_t m;
+        proto_msg_init(&m, 0);
+        const char *detail = NULL;
+        taskq_err_t e = proto_decode(type, copy, len, &m, &detail);
+        if (e == TASKQ_OK) {
+            ok++;
+            /* whatever decodes must re-encode */
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            taskq_err_t ee = proto_encode(&m, &sb);
+            if (ee)
+                fail_msg("decoded but cannot re-encode %s: %s", proto_type_name(type),
+                         taskq_err_name(ee));
+            msgpack_sbuffer_destroy(&sb);
+        } else {
+            assert_non_null(detail);
+            assert_null(m.zone);
+        }
+        proto_msg_clear(&m);
+        free(copy);
+    }
+    print_message("fuzz: %d of %d mutations still decoded\n", ok, iterations);
+}
+
+/* ---- send / receive over inproc --------------------------------------- */
+
+static void test_send_recv(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int one = 1, linger = 0, tmo = 5000;
+    zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(router, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    zmq_setsockopt(dealer, ZMQ_ROUTING_ID, "client-1", 8);
+    assert_int_equal(zmq_bind(router, "inproc://test_proto"), 0);
+    assert_int_equal(zmq_connect(dealer, "inproc://test_proto"), 0);
+
+    proto_frames_t f;
+    assert_int_equal(proto_recv(router, true, true, &f), TASKQ_ETIMEDOUT);
+
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_STATUS);
+    m.u.status.req = 42;
+    m.u.status.id = ID1;
+    assert_int_equal(proto_send(dealer, NULL, 0, &m, false), TASKQ_OK);
+    assert_int_equal(proto_recv(router, true, false, &f), TASKQ_OK);
+    assert_int_equal(f.identity_len, 8);
+    assert_memory_equal(f.identity, "client-1", 8);
+    assert_int_equal(f.type, PROTO_STATUS);
+    proto_msg_t d;
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(f.type, f.body, f.body_len, &d, NULL), TASKQ_OK);
+    assert_int_equal(d.u.status.req, 42);
+    proto_msg_clear(&d);
+
+    /* reply through the ROUTER to the identity */
+    proto_msg_init(&m, PROTO_ERROR);
+    m.u.error.req = 42;
+    m.u.error.code = TASKQ_ENOTFOUND;
+    m.u.error.message = proto_str("no such task");
+    assert_int_equal(proto_send(router, f.identity, f.identity_len, &m, true), TASKQ_OK);
+    proto_frames_clear(&f);
+    assert_int_equal(proto_recv(dealer, false, false, &f), TASKQ_OK);
+    assert_int_equal(f.identity_len, 0);
+    assert_int_equal(f.type, PROTO_ERROR);
+    proto_frames_clear(&f);
+
+    /* unknown peer on a ROUTER_MANDATORY socket */
+    assert_int_equal(proto_send(router, "nobody", 6, &m, true), TASKQ_EUNREACH);
+
+    /* malformed envelopes are drained whole and typed; the next message is fine */
+    zmq_send(dealer, "TASKQ02", 7, ZMQ_SNDMORE);
+    zmq_send(dealer, "\x02", 1, ZMQ_SNDMORE);
+    zmq_send(dealer, "\x80", 1, 0);
+    assert_int_equal(proto_recv(router, true, false, &f), TASKQ_EVERSION);
+    assert_int_equal(f.identity_len, 8);
+    assert_null(f.body);
+    proto_frames_clear(&f);
+    zmq_send(dealer, "HELLO", 5, 0);
+    assert_int_equal(proto_recv(router, true, false, &f), TASKQ_EPROTO);
+    proto_frames_clear(&f);
+    for (int i = 0; i < 20; i++)
+        zmq_send(dealer, "TASKQ01", 7, i < 19 ? ZMQ_SNDMORE : 0);
+    assert_int_equal(proto_recv(router, true, false, &f), TASKQ_EPROTO);
+    proto_frames_clear(&f);
+    zmq_send(dealer, "TASKQ01", 7, ZMQ_SNDMORE);
+    zmq_send(dealer, "\x02\x02", 2, ZMQ_SNDMORE);
+    zmq_send(dealer, "\x80", 1, 0);
+    assert_int_equal(proto_recv(router, true, false, &f), TASKQ_EPROTO);
+    proto_frames_clear(&f);
+    proto_msg_init(&m, PROTO_BYE);
+    assert_int_equal(proto_send(dealer, NULL, 0, &m, false), TASKQ_OK);
+    assert_int_equal(proto_recv(router, true, false, &f), TASKQ_OK);
+    assert_int_equal(f.type, PROTO_BYE);
+    assert_int_equal(f.body_len, 1);
+    proto_frames_clear(&f);
+
+    zmq_close(dealer);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+}
+
+/* ---- ids and error names ---------------------------------------------- */
+
+static void test_ids(void **state)
+{
+    (void)state;
+    taskq_id_t prev, id;
+    taskq_id_generate(&prev);
+    assert_false(taskq_id_is_zero(&prev));
+    assert_int_equal(prev.b[6] >> 4, 7);      /* version 7 */
+    assert_int_equal(prev.b[8] & 0xc0, 0x80); /* RFC 9562 variant */
+    for (int i = 0; i < 100000; i++) {
+        taskq_id_generate(&id);
+        assert_true(memcmp(prev.b, id.b, 16) < 0); /* strictly increasing */
+        prev = id;
+    }
+    char s[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(&ID1, s);
+    assert_string_equal(s, "01938a6e-7b2c-7d00-8000-000000000001");
+    taskq_id_t back;
+    assert_int_equal(taskq_id_parse(s, &back), TASKQ_OK);
+    assert_id(&back, &ID1);
+    assert_int_equal(taskq_id_parse("01938A6E7B2C7D008000000000000001", &back), TASKQ_OK);
+    assert_id(&back, &ID1);
+    assert_int_equal(taskq_id_parse("01938a6e-7b2c-7d00-8000-00000000000", &back), TASKQ_EINVAL);
+    assert_int_equal(taskq_id_parse("01938a6e-7b2c-7d00-8000-0000000000011", &back), TASKQ_EINVAL);
+    assert_int_equal(taskq_id_parse("01938a6e+7b2c-7d00-8000-000000000001", &back), TASKQ_EINVAL);
+    assert_int_equal(taskq_id_parse("01938a6e-7b2c-7d00-8000-00000000000g", &back), TASKQ_EINVAL);
+    assert_int_equal(taskq_id_parse("", &back), TASKQ_EINVAL);
+    assert_int_equal(taskq_id_parse(NULL, &back), TASKQ_EINVAL);
+    taskq_id_t zero = {{0}};
+    assert_true(taskq_id_is_zero(&zero));
+}
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    static const int probe[] = {INT32_MIN, -1000, -1, 0, 1, 16, 17, 255, 1000, INT32_MAX};
+    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+        assert_non_null(taskq_strerror(probe[i]));
+        assert_non_null(taskq_err_name(probe[i]));
+    }
+    for (int e = TASKQ_OK; e <= TASKQ_EUNKNOWN; e++) {
+        assert_string_not_equal(taskq_strerror(e), "unknown error");
+    }
+    assert_string_equal(taskq_err_name(TASKQ_ESTALE), "ESTALE");
+    assert_string_equal(taskq_strerror(99), "unknown error");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_submit),
+        cmocka_unit_test(test_round_trip_small),
+        cmocka_unit_test(test_round_trip_done),
+        cmocka_unit_test(test_round_trip_records),
+        cmocka_unit_test(test_round_trip_nodes),
+        cmocka_unit_test(test_encode_rejects_bad_fields),
+        cmocka_unit_test(test_vectors_reencode),
+        cmocka_unit_test(test_vectors_fields),
+        cmocka_unit_test(test_vectors_truncated),
+        cmocka_unit_test(test_precheck_formats),
+        cmocka_unit_test(test_precheck_limits),
+        cmocka_unit_test(test_decode_rejects_bad_fields),
+        cmocka_unit_test(test_decode_rejects_bad_node_fields),
+        cmocka_unit_test(test_signature),
+        cmocka_unit_test(test_names_and_strings),
+        cmocka_unit_test(test_fuzz_mutations),
+        cmocka_unit_test(test_send_recv),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_strerror),
+    };
+    return cmocka_run_group_tests(tests, load_vectors, NULL);
+}

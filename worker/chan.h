@@ -1,0 +1,82 @@
+/*
+ * chan.h - supervisor <-> child framing over one end of a
+ * socketpair(AF_UNIX, SOCK_STREAM): a 4-byte big-endian length, then a
+ * msgpack body of at most TQ_MAX_BODY bytes. A longer declared length, a
+ * malformed body or EOF mean the channel is broken (the caller treats the
+ * child as lost). Every frame but READY/STOP carries (id, attempt) so that a
+ * child could one day run several tasks at once.
+ *
+ *   READY    [5, pid]                         child started, tasks loaded
+ *   TASK     [1, id, attempt, name, args, time_limit_ms]
+ *   PROGRESS [2, id, attempt, current, total, message]
+ *   DONE     [3, id, attempt, ok, result(bin) | error(str)]
+ *   STOP     [4]                              poison pill: child exits 0
+ *
+ * Parent side: non-blocking fd, chan_read() buffers what is there and
+ * chan_next() yields whole frames; chan_send() queues and chan_flush()
+ * writes when poll says POLLOUT. Child side: blocking fd, chan_recv() waits
+ * for a whole frame and chan_send() writes it all. The chan owns its fd.
+ * Decoded strings and binaries borrow from the chan's read buffer and live
+ * until the next chan_read/chan_next/chan_recv call.
+ */
+#ifndef TASKQ_CHAN_H
+#define TASKQ_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tqlimits.h"
+#include "taskq.h"
+
+typedef enum {
+    CHAN_TASK = 1,
+    CHAN_PROGRESS = 2,
+    CHAN_DONE = 3,
+    CHAN_STOP = 4,
+    CHAN_READY = 5,
+} chan_kind_t;
+
+typedef struct {
+    int kind;               /* chan_kind_t */
+    taskq_id_t id;
+    uint32_t attempt;
+    int32_t pid;            /* READY */
+    const char *name;       /* TASK: borrowed, NOT NUL-terminated */
+    uint32_t name_len;
+    const void *data;       /* TASK args / DONE result (ok) or error (!ok) */
+    uint32_t data_len;
+    int64_t time_limit_ms;  /* TASK */
+    uint64_t current, total;/* PROGRESS */
+    const char *message;    /* PROGRESS: borrowed, NOT NUL-terminated */
+    uint32_t message_len;
+    bool ok;                /* DONE */
+} chan_frame_t;
+
+typedef struct chan chan_t;
+
+/* Takes ownership of fd. blocking selects the child-side behaviour. */
+chan_t *chan_new(int fd, bool blocking);
+/* Closes the fd and frees; accepts NULL; sets *self_p = NULL. */
+void chan_destroy(chan_t **self_p);
+int chan_fd(const chan_t *self);
+
+/* Encodes f and sends (blocking) or queues it (non-blocking). TASKQ_EINVAL
+ * if a field breaks a limit, TASKQ_ECLOSED if the peer is gone, TASKQ_ESYS. */
+taskq_err_t chan_send(chan_t *self, const chan_frame_t *f);
+/* Non-blocking: bytes still queued for the peer (poll for POLLOUT). */
+bool chan_has_output(const chan_t *self);
+/* Writes queued bytes until EAGAIN. TASKQ_ECLOSED / TASKQ_ESYS if broken. */
+taskq_err_t chan_flush(chan_t *self);
+
+/* Non-blocking: reads what the fd has. TASKQ_OK (maybe nothing),
+ * TASKQ_ECLOSED at EOF (complete frames already read stay available to
+ * chan_next), TASKQ_ESYS on a read error. */
+taskq_err_t chan_read(chan_t *self);
+/* Non-blocking: the next complete frame, if any (*got). TASKQ_ETOOBIG for an
+ * oversize length, TASKQ_EPROTO for a malformed body: the channel is broken. */
+taskq_err_t chan_next(chan_t *self, chan_frame_t *f, bool *got);
+/* Blocking: waits for one frame. TASKQ_ECLOSED at EOF, else as chan_next. */
+taskq_err_t chan_recv(chan_t *self, chan_frame_t *f);
+
+#endif

@@ -1,0 +1,113 @@
+#define _GNU_SOURCE
+/*
+ * child.c - one task at a time: TASK in, PROGRESS* and DONE out.
+ */
+#include "child.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "tqlimits.h"
+#include "taskapi.h"
+#include "taskfn.h"
+#include "tlog.h"
+
+typedef struct {
+    chan_t *ch;
+    const chan_frame_t *task;
+} run_t;
+
+static void on_progress(void *arg, uint64_t current, uint64_t total, const char *message)
+{
+    run_t *r = arg;
+    chan_frame_t f = {.kind = CHAN_PROGRESS, .id = r->task->id, .attempt = r->task->attempt,
+                      .current = current, .total = total, .message = message,
+                      .message_len = (uint32_t)strlen(message)};
+    if (chan_send(r->ch, &f) != TASKQ_OK) {
+        /* the supervisor is gone: nobody will read the result either */
+        _exit(3);
+    }
+}
+
+static void run_task(chan_t *ch, taskfn_t *fns, const chan_frame_t *t)
+{
+    char idbuf[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(&t->id, idbuf);
+    chan_frame_t done = {.kind = CHAN_DONE, .id = t->id, .attempt = t->attempt};
+    taskq_task_fn fn = taskfn_find(fns, t->name, t->name_len);
+    char error[TQ_ERROR_MAX + 1];
+    if (!fn) {
+        snprintf(error, sizeof error, "unknown task '%.*s'", (int)t->name_len, t->name);
+        tlog_warn("task %s: %s", idbuf, error);
+        done.ok = false;
+        done.data = error;
+        done.data_len = (uint32_t)strlen(error);
+        if (chan_send(ch, &done) != TASKQ_OK)
+            _exit(3);
+        return;
+    }
+    tlog_debug("task %s attempt %u: %.*s starts", idbuf, t->attempt, (int)t->name_len, t->name);
+    taskq_ctx_t *ctx = taskapi_ctx_new(&t->id, t->attempt, t->data, t->data_len);
+    run_t r = {ch, t};
+    taskapi_set_progress(ctx, on_progress, &r);
+    done.ok = taskapi_run(ctx, fn);
+    if (done.ok) {
+        size_t len;
+        done.data = taskapi_result(ctx, &len);
+        done.data_len = (uint32_t)len;
+    } else {
+        done.data = taskapi_error(ctx);
+        done.data_len = (uint32_t)strlen(done.data);
+    }
+    taskq_err_t rc = chan_send(ch, &done);
+    taskapi_ctx_destroy(&ctx);
+    if (rc != TASKQ_OK)
+        _exit(3);
+}
+
+void child_main(int fd, const char *const *modules, size_t nmodules)
+{
+    /* exec keeps PDEATHSIG for a non-setuid binary, but say it again: a
+     * child must not outlive its supervisor */
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(2);
+    signal(SIGPIPE, SIG_IGN);
+    tlog_init("child");
+    taskfn_t *fns = taskfn_new();
+    if (builtin_register(fns) != TASKQ_OK)
+        _exit(2);
+    for (size_t i = 0; i < nmodules; i++)
+        if (taskfn_load(fns, modules[i]) != TASKQ_OK)
+            _exit(2);
+    chan_t *ch = chan_new(fd, true);
+    chan_frame_t ready = {.kind = CHAN_READY, .pid = (int32_t)getpid()};
+    if (chan_send(ch, &ready) != TASKQ_OK)
+        _exit(3);
+    for (;;) {
+        chan_frame_t f;
+        taskq_err_t rc = chan_recv(ch, &f);
+        if (rc == TASKQ_ECLOSED)
+            break;
+        if (rc != TASKQ_OK) {
+            tlog_error("channel broken: %s", taskq_strerror(rc));
+            _exit(3);
+        }
+        if (f.kind == CHAN_STOP)
+            break;
+        if (f.kind != CHAN_TASK) {
+            tlog_error("unexpected frame kind %d from the supervisor", f.kind);
+            _exit(3);
+        }
+        run_task(ch, fns, &f);
+    }
+    tlog_debug("stopping");
+    chan_destroy(&ch);
+    taskfn_destroy(&fns);
+    _exit(0);
+}

@@ -1,0 +1,985 @@
+#define _GNU_SOURCE
+/*
+ * supervisor.c - the worker's loop. Each turn: compute the next deadline
+ * (heartbeat, broker liveness, time limits, progress flush, respawns, grace),
+ * zmq_poll, then handle children's frames, signals and broker messages in
+ * that order (a child's last frames are read before its SIGCHLD is handled),
+ * then grant credit for idle children.
+ *
+ * Credit invariant: credit granted to the broker in this session and not yet
+ * spent by a TASK (credit_out) never exceeds the idle children, so a TASK
+ * always finds an idle child. A HELLO resets the broker's credit, so
+ * credit_out restarts at 0 with each session.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "chan.h"
+#include "pool.h"
+#include "proto.h"
+#include "tclock.h"
+#include "tlog.h"
+#include "tmem.h"
+
+#define PROGRESS_FWD_MS 200     /* at most ~5 PROGRESS per second per task */
+#define EOF_KILL_MS 2000        /* a child that closed its channel but lives on */
+#define RESPAWN_BACKOFF_MS 1000 /* after a child died during start-up */
+#define RECV_BATCH 256          /* broker messages per turn */
+
+typedef struct {
+    taskq_id_t id;
+    uint32_t attempt;
+    bool ok, retry;
+    uint8_t *result;
+    size_t result_len;
+    char *error;
+    int32_t child_pid;
+    int64_t started_at;
+    int64_t sent_mono; /* 0: not sent in this session */
+} outbox_entry_t;
+
+/* Per-slot state of the supervisor (the pool knows no sockets or frames). */
+typedef struct {
+    chan_t *ch;
+    bool eof;
+    int64_t eof_mono;
+    int64_t respawn_at;       /* DEAD slot: fork again at this time, 0 = never */
+    bool prog_pending;        /* a PROGRESS not yet forwarded */
+    uint64_t prog_current, prog_total;
+    char prog_message[TQ_PROGRESS_MSG_MAX + 1];
+    int64_t prog_sent_mono;
+} slotx_t;
+
+enum { SESS_HELLO, SESS_ACTIVE };
+
+struct supervisor {
+    supervisor_opts_t o;
+    char *broker, *node_id;
+    char **modules;
+    char host[TQ_HOST_MAX + 1];
+    pool_t *pool;
+    slotx_t *x;
+    int sfd;
+    void *zctx, *sock;
+    int sess;
+    bool hello_sent;
+    int64_t last_rx, next_hb, next_hello;
+    int64_t peer_hb_ms;
+    uint32_t peer_liveness;
+    uint32_t credit_out;
+    outbox_entry_t *out;
+    size_t nout, capout;
+    int shutdown;             /* 0 running, 1 warm, 2 cold */
+    int64_t grace_at, reserve_until;
+};
+
+/* ---- broker socket --------------------------------------------------- */
+
+/* Every socket option in one place. */
+static void *open_socket(supervisor_t *self)
+{
+    void *s = zmq_socket(self->zctx, ZMQ_DEALER);
+    if (!s) {
+        tlog_error("zmq_socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    int linger = 1000;     /* a last DONE/BYE gets a second to leave */
+    int immediate = 1;     /* never queue messages to a connection that is down */
+    int ivl = 100, ivl_max = 2000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    if (zmq_connect(s, self->broker) != 0) {
+        tlog_error("zmq_connect %s: %s", self->broker, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static taskq_err_t send_msg(supervisor_t *self, const proto_msg_t *msg)
+{
+    taskq_err_t rc = proto_send(self->sock, NULL, 0, msg, true);
+    if (rc != TASKQ_OK)
+        tlog_debug("send %s: %s", proto_type_name(msg->type), taskq_strerror(rc));
+    return rc;
+}
+
+static int64_t silence_ms(const supervisor_t *self)
+{
+    return self->peer_hb_ms * (int64_t)self->peer_liveness;
+}
+
+static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < pool_size(self->pool) && n < TQ_LEASES_MAX; i++) {
+        pool_slot_t *s = pool_slot(self->pool, i);
+        if (s->state == POOL_BUSY && s->has_task) {
+            ls[n].id = s->task_id;
+            ls[n].attempt = s->attempt;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void send_hello(supervisor_t *self, int64_t now)
+{
+    proto_lease_t *ls = xcalloc(pool_size(self->pool), sizeof *ls);
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_HELLO);
+    m.u.hello.node = proto_str(self->node_id);
+    m.u.hello.host = proto_str(self->host);
+    m.u.hello.pid = (int32_t)getpid();
+    m.u.hello.slots = (uint32_t)pool_size(self->pool);
+    m.u.hello.leases = ls;
+    m.u.hello.nleases = collect_leases(self, ls);
+    self->sess = SESS_HELLO;
+    self->credit_out = 0; /* a HELLO resets the broker's credit for us */
+    self->hello_sent = send_msg(self, &m) == TASKQ_OK;
+    if (self->hello_sent) {
+        tlog_info("HELLO sent to %s as node %s (%zu slots, %u leases)", self->broker,
+                  self->node_id, pool_size(self->pool), m.u.hello.nleases);
+        self->last_rx = now; /* the silence window starts with the HELLO */
+    }
+    self->next_hello = now + self->o.heartbeat_ms;
+    for (size_t i = 0; i < self->nout; i++)
+        self->out[i].sent_mono = 0;
+    free(ls);
+}
+
+static void reconnect(supervisor_t *self, int64_t now, const char *why)
+{
+    tlog_warn("broker %s: %s: reconnecting", self->broker, why);
+    zmq_close(self->sock);
+    self->sock = open_socket(self);
+    if (!self->sock) {
+        tlog_error("cannot open a new broker socket; retrying next turn");
+        self->sess = SESS_HELLO;
+        self->hello_sent = false;
+        self->next_hello = now + self->o.heartbeat_ms;
+        return;
+    }
+    send_hello(self, now);
+}
+
+/* ---- outbox: DONEs until DONE_ACK ------------------------------------- */
+
+static void outbox_send(supervisor_t *self, outbox_entry_t *e, int64_t now)
+{
+    if (self->sess != SESS_ACTIVE || !self->sock)
+        return;
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_DONE);
+    m.u.done.id = e->id;
+    m.u.done.attempt = e->attempt;
+    m.u.done.ok = e->ok;
+    m.u.done.result.ptr = e->result;
+    m.u.done.result.len = (uint32_t)e->result_len;
+    m.u.done.error = proto_str(e->error);
+    m.u.done.retry = e->retry;
+    m.u.done.child_pid = e->child_pid;
+    m.u.done.started_at = e->started_at;
+    taskq_err_t rc = send_msg(self, &m);
+    if (rc == TASKQ_OK) {
+        e->sent_mono = now;
+    } else if (rc == TASKQ_EINVAL) {
+        /* cannot be encoded (a result the codec refuses): report that
+         * instead, so the task does not stay running forever */
+        tlog_error("DONE refused by the codec; reporting a failure instead");
+        free(e->result);
+        e->result = NULL;
+        e->result_len = 0;
+        e->ok = false;
+        e->retry = false;
+        free(e->error);
+        e->error = xstrdup("result could not be encoded");
+    }
+}
+
+/* Queues and sends a DONE. result/error are copied. */
+static void report_done(supervisor_t *self, const taskq_id_t *id, uint32_t attempt, bool ok,
+                        bool retry, const void *result, size_t result_len, const char *error,
+                        size_t error_len, int32_t child_pid, int64_t started_at, int64_t now)
+{
+    if (self->nout == self->capout) {
+        self->capout = self->capout ? self->capout * 2 : 16;
+        self->out = xrealloc(self->out, self->capout * sizeof *self->out);
+    }
+    outbox_entry_t *e = &self->out[self->nout++];
+    memset(e, 0, sizeof *e);
+    e->id = *id;
+    e->attempt = attempt;
+    e->ok = ok;
+    e->retry = !ok && retry;
+    if (ok && result_len) {
+        e->result = xmalloc(result_len);
+        memcpy(e->result, result, result_len);
+        e->result_len = result_len;
+    }
+    e->error = xstrndup(ok ? "" : error, ok ? 0 : error_len);
+    e->child_pid = child_pid;
+    e->started_at = started_at;
+    char idbuf[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(id, idbuf);
+    if (ok)
+        tlog_info("task %s attempt %u succeeded (child %d)", idbuf, attempt, (int)child_pid);
+    else
+        tlog_info("task %s attempt %u failed%s (child %d): %s", idbuf, attempt,
+                  e->retry ? " (retry)" : "", (int)child_pid, e->error);
+    outbox_send(self, e, now);
+}
+
+static void outbox_ack(supervisor_t *self, const proto_msg_t *m)
+{
+    char idbuf[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(&m->u.done_ack.id, idbuf);
+    for (size_t i = 0; i < self->nout; i++) {
+        outbox_entry_t *e = &self->out[i];
+        if (e->attempt != m->u.done_ack.attempt ||
+            memcmp(e->id.b, m->u.done_ack.id.b, sizeof e->id.b))
+            continue;
+        uint32_t code = m->u.done_ack.code;
+        if (code != TASKQ_OK && code != TASKQ_ESTALE) {
+            /* e.g. ESTORE: nothing was recorded; resent after the silence window */
+            tlog_warn("DONE %s/%u not accepted: %s; will resend", idbuf, e->attempt,
+                      taskq_err_name((int)code));
+            return;
+        }
+        if (code == TASKQ_ESTALE)
+            tlog_info("DONE %s/%u is stale (attempt no longer current)", idbuf, e->attempt);
+        free(e->result);
+        free(e->error);
+        self->out[i] = self->out[--self->nout];
+        return;
+    }
+    tlog_debug("DONE_ACK for %s/%u: not in the outbox", idbuf, m->u.done_ack.attempt);
+}
+
+/* ---- children ---------------------------------------------------------- */
+
+static void send_stop(supervisor_t *self, pool_slot_t *s, const char *why)
+{
+    chan_frame_t stop = {.kind = CHAN_STOP};
+    slotx_t *x = &self->x[s->index];
+    if (pool_on(s, POOL_EV_STOP) != TASKQ_OK)
+        return;
+    tlog_info("child %d: STOP (%s)", (int)s->pid, why);
+    if (x->ch && chan_send(x->ch, &stop) != TASKQ_OK)
+        pool_kill(s, SIGKILL);
+}
+
+static void forward_progress(supervisor_t *self, pool_slot_t *s, int64_t now)
+{
+    slotx_t *x = &self->x[s->index];
+    if (!x->prog_pending || !s->has_task)
+        return;
+    x->prog_pending = false;
+    x->prog_sent_mono = now;
+    if (self->sess != SESS_ACTIVE)
+        return; /* progress is advisory: not kept across a reconnect */
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_PROGRESS);
+    m.u.progress.id = s->task_id;
+    m.u.progress.attempt = s->attempt;
+    m.u.progress.current = x->prog_current;
+    m.u.progress.total = x->prog_total;
+    m.u.progress.message = proto_str(x->prog_message);
+    send_msg(self, &m);
+}
+
+static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_t *f,
+                           int64_t now)
+{
+    slotx_t *x = &self->x[s->index];
+    bool mine = s->state == POOL_BUSY && s->has_task && f->attempt == s->attempt &&
+                !memcmp(f->id.b, s->task_id.b, sizeof f->id.b);
+    switch (f->kind) {
+    case CHAN_READY:
+        if (s->state == POOL_STOPPING)
+            return; /* told to stop while starting: it will read STOP next */
+        if (pool_on(s, POOL_EV_READY) == TASKQ_OK) {
+            tlog_info("child %d ready (slot %zu)", (int)s->pid, s->index);
+            if (self->shutdown)
+                send_stop(self, s, "shutting down");
+        }
+        return;
+    case CHAN_PROGRESS:
+        if (!mine) {
+            tlog_debug("child %d: PROGRESS for a task it is not running", (int)s->pid);
+            return;
+        }
+        x->prog_pending = true;
+        x->prog_current = f->current;
+        x->prog_total = f->total;
+        memcpy(x->prog_message, f->message, f->message_len);
+        x->prog_message[f->message_len] = '\0';
+        if (now - x->prog_sent_mono >= PROGRESS_FWD_MS)
+            forward_progress(self, s, now);
+        return;
+    case CHAN_DONE:
+        if (!mine) {
+            tlog_error("child %d: DONE for a task it is not running: killing it", (int)s->pid);
+            pool_kill(s, SIGKILL);
+            return;
+        }
+        forward_progress(self, s, now); /* the latest value goes out before DONE */
+        report_done(self, &s->task_id, s->attempt, f->ok, false, f->data, f->data_len,
+                    f->data, f->data_len, (int32_t)s->pid, s->started_at, now);
+        if (f->ok)
+            s->done++;
+        else
+            s->failed++;
+        pool_on(s, POOL_EV_DONE);
+        if (self->shutdown)
+            send_stop(self, s, "shutting down");
+        else if (self->o.max_tasks_per_child &&
+                 s->done + s->failed >= self->o.max_tasks_per_child)
+            send_stop(self, s, "max tasks per child reached");
+        return;
+    default:
+        tlog_error("child %d: unexpected frame kind %d: killing it", (int)s->pid, f->kind);
+        pool_kill(s, SIGKILL);
+    }
+}
+
+/* Reads what a child wrote and handles whole frames. A broken channel (EOF,
+ * oversize, garbage) closes it; the child's exit is then handled on reap. */
+static void read_child(supervisor_t *self, pool_slot_t *s, int64_t now)
+{
+    slotx_t *x = &self->x[s->index];
+    if (!x->ch)
+        return;
+    taskq_err_t rrc = chan_read(x->ch);
+    for (;;) {
+        chan_frame_t f;
+        bool got;
+        taskq_err_t rc = chan_next(x->ch, &f, &got);
+        if (rc != TASKQ_OK) {
+            tlog_error("child %d: broken channel (%s): killing it", (int)s->pid,
+                       taskq_strerror(rc));
+            pool_kill(s, SIGKILL);
+            rrc = TASKQ_ECLOSED;
+            break;
+        }
+        if (!got)
+            break;
+        on_child_frame(self, s, &f, now);
+        if (!x->ch)
+            return;
+    }
+    if (rrc != TASKQ_OK) {
+        tlog_debug("child %d: channel closed (%s)", (int)s->pid, taskq_strerror(rrc));
+        chan_destroy(&x->ch);
+        x->eof = true;
+        x->eof_mono = now;
+    }
+}
+
+static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
+{
+    supervisor_t *self = arg;
+    char how[96];
+    pool_describe_status(status, how, sizeof how);
+    if (!s) {
+        tlog_debug("reaped unknown process %d (%s)", (int)pid, how);
+        return;
+    }
+    int64_t now = tclock_mono_ms();
+    slotx_t *x = &self->x[s->index];
+    read_child(self, s, now); /* frames written just before it died */
+    if (s->state == POOL_BUSY && s->has_task) {
+        char idbuf[TASKQ_ID_STRLEN + 1], err[160];
+        taskq_id_format(&s->task_id, idbuf);
+        snprintf(err, sizeof err, "child %d %s", (int)pid, how);
+        tlog_warn("child %d died (%s) while running task %s (%s) attempt %u", (int)pid, how,
+                  idbuf, s->task_name, s->attempt);
+        forward_progress(self, s, now);
+        report_done(self, &s->task_id, s->attempt, false, true, NULL, 0, err, strlen(err),
+                    (int32_t)pid, s->started_at, now);
+        x->respawn_at = now;
+    } else if (s->state == POOL_STARTING) {
+        tlog_error("child %d %s during start-up (bad --module?)", (int)pid, how);
+        x->respawn_at = now + RESPAWN_BACKOFF_MS;
+    } else if (s->state == POOL_STOPPING) {
+        tlog_info("child %d %s", (int)pid, how);
+        x->respawn_at = now;
+    } else {
+        tlog_warn("child %d %s while %s", (int)pid, how, pool_state_name(s->state));
+        x->respawn_at = now;
+    }
+    if (self->shutdown)
+        x->respawn_at = 0;
+    chan_destroy(&x->ch);
+    x->eof = false;
+    x->prog_pending = false;
+}
+
+static void spawn_slot(supervisor_t *self, pool_slot_t *s, int64_t now)
+{
+    slotx_t *x = &self->x[s->index];
+    x->respawn_at = 0;
+    if (pool_spawn(self->pool, s) != TASKQ_OK) {
+        x->respawn_at = now + RESPAWN_BACKOFF_MS;
+        return;
+    }
+    x->ch = chan_new(s->fd, false);
+    x->eof = false;
+    x->prog_pending = false;
+    x->prog_sent_mono = 0;
+}
+
+/* ---- broker messages --------------------------------------------------- */
+
+static void on_task(supervisor_t *self, const proto_msg_t *m, int64_t now)
+{
+    char idbuf[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(&m->u.task.id, idbuf);
+    if (self->credit_out > 0)
+        self->credit_out--;
+    else
+        tlog_warn("TASK %s received without outstanding credit", idbuf);
+    if (pool_find_task(self->pool, &m->u.task.id, m->u.task.attempt)) {
+        tlog_warn("TASK %s attempt %u is already running here: ignored", idbuf,
+                  m->u.task.attempt);
+        return;
+    }
+    pool_slot_t *s = NULL;
+    for (size_t i = 0; i < pool_size(self->pool) && !s; i++) {
+        pool_slot_t *c = pool_slot(self->pool, i);
+        if (c->state == POOL_IDLE && self->x[i].ch)
+            s = c;
+    }
+    if (!s) {
+        /* credit never exceeds idle children, so this is a bug (or a child
+         * that died idle with its credit still outstanding) */
+        if (self->shutdown)
+            tlog_warn("TASK %s: no free slot (shutting down): handing it back", idbuf);
+        else
+            tlog_error("TASK %s: no free slot: handing it back (credit accounting bug?)",
+                       idbuf);
+        static const char err[] = "no free slot";
+        report_done(self, &m->u.task.id, m->u.task.attempt, false, true, NULL, 0, err,
+                    sizeof err - 1, 0, tclock_wall_ms(), now);
+        return;
+    }
+    chan_frame_t t = {.kind = CHAN_TASK, .id = m->u.task.id, .attempt = m->u.task.attempt,
+                      .name = m->u.task.name.ptr, .name_len = m->u.task.name.len,
+                      .data = m->u.task.args.ptr, .data_len = m->u.task.args.len,
+                      .time_limit_ms = m->u.task.time_limit_ms};
+    taskq_err_t rc = chan_send(self->x[s->index].ch, &t);
+    int64_t limit = m->u.task.time_limit_ms > 0 ? m->u.task.time_limit_ms : self->o.time_limit_ms;
+    pool_on(s, POOL_EV_ASSIGN);
+    s->has_task = true;
+    s->task_id = m->u.task.id;
+    s->attempt = m->u.task.attempt;
+    proto_str_copy(s->task_name, sizeof s->task_name, m->u.task.name);
+    s->started_at = tclock_wall_ms();
+    s->started_mono = now;
+    s->time_limit_ms = limit;
+    s->deadline_mono = limit > 0 ? now + limit : 0;
+    self->x[s->index].prog_pending = false;
+    self->x[s->index].prog_sent_mono = 0;
+    tlog_info("task %s attempt %u (%s) -> child %d", idbuf, s->attempt, s->task_name,
+              (int)s->pid);
+    if (rc != TASKQ_OK) {
+        /* the child is gone or broken: its reap reports the task (retry) */
+        tlog_warn("child %d: cannot pass the task (%s): killing it", (int)s->pid,
+                  taskq_strerror(rc));
+        pool_kill(s, SIGKILL);
+    }
+}
+
+static void on_welcome(supervisor_t *self, const proto_msg_t *m, int64_t now)
+{
+    if (self->sess == SESS_ACTIVE) {
+        tlog_warn("WELCOME while already in session: ignored");
+        return;
+    }
+    self->sess = SESS_ACTIVE;
+    self->peer_hb_ms = m->u.welcome.heartbeat_ms;
+    self->peer_liveness = m->u.welcome.liveness;
+    self->credit_out = 0;
+    self->next_hb = now;
+    char bid[TQ_NODE_MAX + 1];
+    proto_str_copy(bid, sizeof bid, m->u.welcome.broker);
+    tlog_info("WELCOME from broker %s (heartbeat %lld ms, liveness %u); %zu DONE(s) to resend",
+              bid, (long long)self->peer_hb_ms, self->peer_liveness, self->nout);
+    if (self->shutdown) {
+        proto_msg_t bye;
+        proto_msg_init(&bye, PROTO_BYE);
+        send_msg(self, &bye);
+    }
+    /* READY (credit for the idle children) goes out at the end of the turn */
+    for (size_t i = 0; i < self->nout; i++)
+        outbox_send(self, &self->out[i], now);
+}
+
+static void on_broker_msg(supervisor_t *self, const proto_msg_t *m, int64_t now)
+{
+    switch (m->type) {
+    case PROTO_WELCOME:
+        on_welcome(self, m, now);
+        break;
+    case PROTO_TASK:
+        on_task(self, m, now);
+        break;
+    case PROTO_DONE_ACK:
+        outbox_ack(self, m);
+        break;
+    case PROTO_HEARTBEAT:
+        break;
+    case PROTO_ERROR: {
+        char text[TQ_MESSAGE_MAX + 1];
+        proto_str_copy(text, sizeof text, m->u.error.message);
+        tlog_warn("ERROR from broker: %s: %s", taskq_err_name((int)m->u.error.code), text);
+        if (m->u.error.code == TASKQ_ECLOSED) /* "unknown session": start again */
+            send_hello(self, now);
+        break;
+    }
+    default:
+        tlog_warn("unexpected %s from the broker: ignored", proto_type_name(m->type));
+    }
+}
+
+static void read_broker(supervisor_t *self, int64_t now)
+{
+    for (int i = 0; i < RECV_BATCH && self->sock; i++) {
+        proto_frames_t f;
+        memset(&f, 0, sizeof f);
+        taskq_err_t rc = proto_recv(self->sock, false, true, &f);
+        if (rc == TASKQ_ETIMEDOUT)
+            break;
+        self->last_rx = now; /* anything from the broker is a sign of life */
+        if (rc != TASKQ_OK) {
+            tlog_warn("malformed message from the broker: %s", taskq_strerror(rc));
+            proto_frames_clear(&f);
+            if (rc == TASKQ_ESYS)
+                break;
+            continue;
+        }
+        proto_msg_t m;
+        proto_msg_init(&m, 0);
+        const char *detail = NULL;
+        rc = proto_decode(f.type, f.body, f.body_len, &m, &detail);
+        if (rc != TASKQ_OK)
+            tlog_warn("bad %s from the broker: %s (%s)", proto_type_name(f.type),
+                      taskq_strerror(rc), detail ? detail : "");
+        else
+            on_broker_msg(self, &m, now);
+        proto_msg_clear(&m);
+        proto_frames_clear(&f);
+    }
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void send_heartbeat(supervisor_t *self, int64_t now)
+{
+    size_t n = pool_size(self->pool);
+    proto_child_t *cs = xcalloc(n, sizeof *cs);
+    proto_lease_t *ls = xcalloc(n, sizeof *ls);
+    uint32_t nc = 0;
+    size_t busy = 0, idle = 0;
+    for (size_t i = 0; i < n; i++) {
+        pool_slot_t *s = pool_slot(self->pool, i);
+        if (s->state == POOL_DEAD)
+            continue;
+        proto_child_t *c = &cs[nc++];
+        c->pid = (int32_t)s->pid;
+        c->state = proto_str(pool_state_name(s->state));
+        c->has_task = s->state == POOL_BUSY && s->has_task;
+        if (c->has_task) {
+            c->task_id = s->task_id;
+            c->task_name = proto_str(s->task_name);
+            c->running_ms = now - s->started_mono;
+            busy++;
+        } else {
+            c->task_name = proto_str("");
+        }
+        idle += s->state == POOL_IDLE;
+        c->done = s->done;
+        c->failed = s->failed;
+        c->rss_kb = pool_rss_kb(s->pid);
+    }
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_HEARTBEAT);
+    m.u.heartbeat.children = cs;
+    m.u.heartbeat.nchildren = nc;
+    m.u.heartbeat.leases = ls;
+    m.u.heartbeat.nleases = collect_leases(self, ls);
+    send_msg(self, &m);
+    tlog_debug("node %s: %u children (%zu busy, %zu idle), credit %u, %zu DONE unacked%s",
+               self->node_id, nc, busy, idle, self->credit_out, self->nout,
+               self->shutdown ? ", shutting down" : "");
+    free(cs);
+    free(ls);
+}
+
+/* Runs what is due and returns the next deadline (monotonic ms). */
+static int64_t run_timers(supervisor_t *self, int64_t now)
+{
+    int64_t next = now + 1000;
+#define DUE(t) ((t) <= now ? true : ((t) < next ? (next = (t), false) : false))
+    /* broker session */
+    if (self->sess == SESS_ACTIVE) {
+        if (DUE(self->next_hb)) {
+            send_heartbeat(self, now);
+            self->next_hb = now + self->o.heartbeat_ms;
+            if (self->next_hb < next)
+                next = self->next_hb;
+        }
+    } else if (!self->hello_sent && DUE(self->next_hello)) {
+        if (self->sock)
+            send_hello(self, now);
+        else
+            reconnect(self, now, "no socket");
+    }
+    if (self->hello_sent || self->sess == SESS_ACTIVE) {
+        int64_t dead_at = self->last_rx + silence_ms(self);
+        if (DUE(dead_at)) {
+            char why[64];
+            snprintf(why, sizeof why, "silent for %lld ms", (long long)(now - self->last_rx));
+            self->sess = SESS_HELLO;
+            if (self->shutdown) {
+                tlog_warn("broker %s: %s during shutdown: giving up on it", self->broker, why);
+                self->hello_sent = false;
+                self->next_hello = INT64_MAX;
+            } else {
+                reconnect(self, now, why);
+            }
+        }
+    }
+    /* DONEs not acknowledged for a whole silence window are sent again
+     * (DONE is idempotent on the broker) */
+    for (size_t i = 0; i < self->nout && self->sess == SESS_ACTIVE; i++) {
+        outbox_entry_t *e = &self->out[i];
+        if (e->sent_mono == 0 || DUE(e->sent_mono + silence_ms(self)))
+            outbox_send(self, e, now);
+    }
+    /* children */
+    size_t idle_allowed = 0;
+    if (self->shutdown == 1 && now < self->reserve_until) {
+        idle_allowed = self->credit_out; /* TASKs may still be on the way */
+        (void)DUE(self->reserve_until);
+    }
+    for (size_t i = 0; i < pool_size(self->pool); i++) {
+        pool_slot_t *s = pool_slot(self->pool, i);
+        slotx_t *x = &self->x[i];
+        if (s->state == POOL_BUSY && s->deadline_mono && DUE(s->deadline_mono)) {
+            char idbuf[TASKQ_ID_STRLEN + 1], err[96];
+            taskq_id_format(&s->task_id, idbuf);
+            snprintf(err, sizeof err, "time limit exceeded (%g s)", (double)s->time_limit_ms / 1000.0);
+            tlog_warn("task %s (%s) attempt %u: %s: killing child %d", idbuf, s->task_name,
+                      s->attempt, err, (int)s->pid);
+            pool_kill(s, SIGKILL);
+            forward_progress(self, s, now);
+            report_done(self, &s->task_id, s->attempt, false, false, NULL, 0, err, strlen(err),
+                        (int32_t)s->pid, s->started_at, now);
+            s->failed++;
+            pool_on(s, POOL_EV_KILL);
+        }
+        if (s->state == POOL_BUSY && x->prog_pending &&
+            DUE(x->prog_sent_mono + PROGRESS_FWD_MS))
+            forward_progress(self, s, now);
+        if (x->eof && s->state != POOL_DEAD && DUE(x->eof_mono + EOF_KILL_MS)) {
+            tlog_warn("child %d closed its channel but did not exit: killing it", (int)s->pid);
+            pool_kill(s, SIGKILL);
+            x->eof_mono = now; /* again later if SIGKILL got lost somehow */
+        }
+        if (s->state == POOL_DEAD && x->respawn_at && !self->shutdown &&
+            DUE(x->respawn_at))
+            spawn_slot(self, s, now);
+        if (self->shutdown == 1 && s->state == POOL_IDLE) {
+            if (idle_allowed > 0)
+                idle_allowed--;
+            else
+                send_stop(self, s, "warm shutdown");
+        }
+    }
+    if (self->shutdown == 1)
+        (void)DUE(self->grace_at);
+#undef DUE
+    return next;
+}
+
+/* ---- signals and shutdown ---------------------------------------------- */
+
+static void start_warm_shutdown(supervisor_t *self, int signo, int64_t now)
+{
+    self->shutdown = 1;
+    self->grace_at = now + self->o.grace_ms;
+    /* TASKs the broker sent against credit before it saw BYE still arrive:
+     * keep that many idle children for a couple of broker heartbeats */
+    self->reserve_until = now + 2 * self->peer_hb_ms;
+    tlog_info("signal %d: warm shutdown (grace %lld ms): BYE, no more credit, %zu busy "
+              "children finish their tasks", signo, (long long)self->o.grace_ms,
+              pool_count(self->pool, POOL_BUSY));
+    if (self->sess == SESS_ACTIVE) {
+        proto_msg_t bye;
+        proto_msg_init(&bye, PROTO_BYE);
+        send_msg(self, &bye);
+    }
+    for (size_t i = 0; i < pool_size(self->pool); i++) {
+        pool_slot_t *s = pool_slot(self->pool, i);
+        self->x[i].respawn_at = 0;
+        if (s->state == POOL_STARTING)
+            send_stop(self, s, "warm shutdown");
+    }
+}
+
+static void kill_all(supervisor_t *self)
+{
+    for (size_t i = 0; i < pool_size(self->pool); i++) {
+        pool_slot_t *s = pool_slot(self->pool, i);
+        if (s->state == POOL_DEAD)
+            continue;
+        pool_kill(s, SIGKILL);
+        int st;
+        while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        pool_on(s, POOL_EV_EXIT);
+        chan_destroy(&self->x[i].ch);
+    }
+}
+
+static void read_signals(supervisor_t *self, int64_t now)
+{
+    struct signalfd_siginfo si;
+    while (read(self->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGCHLD) {
+            pool_reap(self->pool, on_reap, self);
+        } else if (self->shutdown == 0) {
+            start_warm_shutdown(self, (int)si.ssi_signo, now);
+        } else {
+            tlog_error("second signal %u: cold shutdown", si.ssi_signo);
+            self->shutdown = 2;
+        }
+    }
+    pool_reap(self->pool, on_reap, self); /* SIGCHLDs coalesce */
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void grant_credit(supervisor_t *self)
+{
+    if (self->sess != SESS_ACTIVE || self->shutdown)
+        return;
+    size_t idle = pool_count(self->pool, POOL_IDLE);
+    if (idle <= self->credit_out)
+        return;
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_READY);
+    m.u.ready.credit = (uint32_t)(idle - self->credit_out);
+    if (send_msg(self, &m) == TASKQ_OK) {
+        tlog_debug("READY credit %u", m.u.ready.credit);
+        self->credit_out += m.u.ready.credit;
+    }
+}
+
+static bool warm_done(supervisor_t *self)
+{
+    if (pool_count(self->pool, POOL_DEAD) != pool_size(self->pool))
+        return false;
+    if (self->nout == 0)
+        return true;
+    if (self->sess != SESS_ACTIVE) {
+        tlog_warn("broker unreachable: %zu DONE(s) unacknowledged; the broker requeues "
+                  "them when their leases expire", self->nout);
+        return true;
+    }
+    return false;
+}
+
+int supervisor_run(supervisor_t *self)
+{
+    size_t n = pool_size(self->pool);
+    zmq_pollitem_t *items = xcalloc(n + 2, sizeof *items);
+    size_t *slot_of = xcalloc(n + 2, sizeof *slot_of);
+    int code = 0;
+    self->last_rx = tclock_mono_ms();
+    send_hello(self, self->last_rx);
+    for (;;) {
+        int64_t now = tclock_mono_ms();
+        if (self->shutdown == 1 && now >= self->grace_at) {
+            tlog_error("grace of %lld ms over: cold shutdown", (long long)self->o.grace_ms);
+            self->shutdown = 2;
+        }
+        if (self->shutdown == 2) {
+            tlog_error("cold shutdown: killing %zu children; their tasks are left to the "
+                       "broker to requeue", n - pool_count(self->pool, POOL_DEAD));
+            kill_all(self);
+            code = 1;
+            break;
+        }
+        if (self->shutdown == 1 && warm_done(self)) {
+            tlog_info("warm shutdown complete");
+            break;
+        }
+        int64_t next = run_timers(self, now);
+        grant_credit(self);
+        size_t k = 0;
+        if (self->sock) {
+            items[k].socket = self->sock;
+            items[k].fd = -1;
+            items[k++].events = ZMQ_POLLIN;
+        }
+        items[k].socket = NULL;
+        items[k].fd = self->sfd;
+        items[k++].events = ZMQ_POLLIN;
+        size_t first_child = k;
+        for (size_t i = 0; i < n; i++) {
+            chan_t *ch = self->x[i].ch;
+            if (!ch)
+                continue;
+            items[k].socket = NULL;
+            items[k].fd = chan_fd(ch);
+            items[k].events = (short)(ZMQ_POLLIN | (chan_has_output(ch) ? ZMQ_POLLOUT : 0));
+            slot_of[k++] = i;
+        }
+        int64_t wait = next - now;
+        if (wait < 0)
+            wait = 0;
+        int rc = zmq_poll(items, (int)k, (long)wait);
+        if (rc < 0 && errno != EINTR) {
+            tlog_error("zmq_poll: %s", zmq_strerror(errno));
+            code = 1;
+            kill_all(self);
+            break;
+        }
+        now = tclock_mono_ms();
+        if (rc <= 0)
+            continue;
+        /* children first: frames a child wrote before dying are read before
+         * its SIGCHLD is handled */
+        for (size_t j = first_child; j < k; j++) {
+            pool_slot_t *s = pool_slot(self->pool, slot_of[j]);
+            chan_t *ch = self->x[slot_of[j]].ch;
+            if (!ch || chan_fd(ch) != items[j].fd)
+                continue; /* replaced during this turn */
+            if (items[j].revents & ZMQ_POLLOUT && chan_flush(ch) != TASKQ_OK)
+                items[j].revents |= ZMQ_POLLIN; /* the read sees the EOF */
+            if (items[j].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+                read_child(self, s, now);
+        }
+        if (items[first_child - 1].revents & ZMQ_POLLIN)
+            read_signals(self, now);
+        if (self->sock && items[0].socket == self->sock && (items[0].revents & ZMQ_POLLIN))
+            read_broker(self, now);
+        grant_credit(self); /* one READY per turn, for every child freed in it */
+    }
+    free(items);
+    free(slot_of);
+    return code;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
+{
+    taskq_err_t e = TASKQ_OK;
+    if (!opts || opts->nchildren == 0 || opts->nchildren > TQ_SLOTS_MAX || !opts->broker ||
+        !opts->node_id ||
+        !proto_name_is_valid(opts->node_id, strlen(opts->node_id), TQ_NODE_MAX) ||
+        opts->heartbeat_ms <= 0 || opts->liveness == 0) {
+        if (err)
+            *err = TASKQ_EINVAL;
+        return NULL;
+    }
+    supervisor_t *self = xcalloc(1, sizeof *self);
+    self->o = *opts;
+    self->broker = xstrdup(opts->broker);
+    self->node_id = xstrdup(opts->node_id);
+    self->modules = xcalloc(opts->nmodules + 1, sizeof *self->modules);
+    for (size_t i = 0; i < opts->nmodules; i++)
+        self->modules[i] = xstrdup(opts->modules[i]);
+    self->o.broker = self->broker;
+    self->o.node_id = self->node_id;
+    self->o.modules = (const char *const *)self->modules;
+    self->peer_hb_ms = opts->heartbeat_ms;
+    self->peer_liveness = opts->liveness;
+    self->sfd = -1;
+    if (gethostname(self->host, sizeof self->host - 1) != 0)
+        snprintf(self->host, sizeof self->host, "unknown");
+    for (char *p = self->host; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            *p = '_';
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
+        (self->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        tlog_error("signalfd: %s", strerror(errno));
+        e = TASKQ_ESYS;
+        goto fail;
+    }
+    /* children first, then ZeroMQ: the start-up children are forked from a
+     * process without ZeroMQ threads (later ones exec at once anyway) */
+    self->pool = pool_new(opts->nchildren, opts->exe, self->o.modules, opts->nmodules);
+    self->x = xcalloc(opts->nchildren, sizeof *self->x);
+    int64_t now = tclock_mono_ms();
+    for (size_t i = 0; i < opts->nchildren; i++)
+        spawn_slot(self, pool_slot(self->pool, i), now);
+    self->zctx = zmq_ctx_new();
+    if (!self->zctx) {
+        tlog_error("zmq_ctx_new: %s", zmq_strerror(errno));
+        e = TASKQ_ESYS;
+        goto fail;
+    }
+    self->sock = open_socket(self);
+    if (!self->sock) {
+        e = TASKQ_EINVAL;
+        goto fail;
+    }
+    tlog_info("node %s: %zu children, broker %s", self->node_id, opts->nchildren, self->broker);
+    return self;
+fail:
+    if (err)
+        *err = e;
+    supervisor_destroy(&self);
+    return NULL;
+}
+
+void supervisor_destroy(supervisor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    supervisor_t *self = *self_p;
+    if (self->pool) {
+        kill_all(self);
+        pool_destroy(&self->pool);
+    }
+    free(self->x);
+    if (self->sock)
+        zmq_close(self->sock);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    if (self->sfd >= 0)
+        close(self->sfd);
+    for (size_t i = 0; i < self->nout; i++) {
+        free(self->out[i].result);
+        free(self->out[i].error);
+    }
+    free(self->out);
+    for (size_t i = 0; i < self->o.nmodules; i++)
+        free(self->modules[i]);
+    free(self->modules);
+    free(self->broker);
+    free(self->node_id);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,45 @@
+/*
+ * supervisor.h - the worker's parent process: one loop over the broker
+ * DEALER socket, the children's socketpairs and a signalfd. It forks the
+ * children (pool), hands them TASKs, forwards their PROGRESS (coalesced) and
+ * DONE (kept until DONE_ACK), grants credit only for idle children, sends
+ * heartbeats, reconnects when the broker falls silent, enforces time limits
+ * and shuts down warm (first SIGTERM/SIGINT) or cold (grace over, or a
+ * second signal). It runs no task code and never touches SQLite.
+ */
+#ifndef TASKQ_SUPERVISOR_H
+#define TASKQ_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taskq.h"
+
+typedef struct {
+    size_t nchildren;              /* 1..TQ_SLOTS_MAX */
+    const char *broker;            /* endpoint */
+    const char *node_id;           /* [A-Za-z0-9_.:-]{1,TQ_NODE_MAX} */
+    int64_t time_limit_ms;         /* default per task, 0 = none */
+    uint64_t max_tasks_per_child;  /* 0 = unlimited */
+    int64_t grace_ms;              /* warm shutdown budget */
+    const char *const *modules;    /* --module paths, passed to children */
+    size_t nmodules;
+    int64_t heartbeat_ms;
+    uint32_t liveness;
+    const char *exe;               /* what children exec: "/proc/self/exe" */
+} supervisor_opts_t;
+
+typedef struct supervisor supervisor_t;
+
+/* Blocks SIGCHLD/SIGTERM/SIGINT, forks all children, THEN creates the
+ * ZeroMQ context and socket (so no child is forked from a process that
+ * already has ZeroMQ threads at start-up). opts' strings are copied.
+ * Returns NULL and sets *err on failure. */
+supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err);
+/* Runs until shutdown. Returns the process exit code: 0 after a warm
+ * shutdown, 1 after a cold one. */
+int supervisor_run(supervisor_t *self);
+/* Kills any child still alive, closes the socket and context, frees. */
+void supervisor_destroy(supervisor_t **self_p);
+
+#endif

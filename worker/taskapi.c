@@ -1,0 +1,196 @@
+/*
+ * taskapi.c - implements include/taskq_task.h for task code running in a
+ * child. Compiled with TASKQ_BUILDING so that these symbols are exported
+ * from taskq-worker and resolve in dlopen'ed modules.
+ */
+#include "taskapi.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tqlimits.h"
+#include "proto.h"
+#include "taskfn.h"
+#include "tclock.h"
+#include "tmem.h"
+
+struct taskq_ctx {
+    taskq_id_t id;
+    char id_str[TASKQ_ID_STRLEN + 1];
+    uint32_t attempt;
+    const void *args;
+    size_t args_len;
+    bool args_ok;
+    msgpack_unpacked args_obj;
+    msgpack_object nil;
+    msgpack_sbuffer result;
+    msgpack_packer packer;
+    bool failed;
+    char error[TQ_ERROR_MAX + 1];
+    taskapi_progress_fn progress_fn;
+    void *progress_arg;
+    int64_t progress_sent_mono;
+    bool progress_held;           /* a value newer than the last one sent */
+    uint64_t held_current, held_total;
+    char held_message[TQ_PROGRESS_MSG_MAX + 1];
+};
+
+taskq_ctx_t *taskapi_ctx_new(const taskq_id_t *id, uint32_t attempt, const void *args,
+                             size_t args_len)
+{
+    taskq_ctx_t *self = xcalloc(1, sizeof *self);
+    self->id = *id;
+    taskq_id_format(id, self->id_str);
+    self->attempt = attempt;
+    self->args = args;
+    self->args_len = args_len;
+    self->nil.type = MSGPACK_OBJECT_NIL;
+    msgpack_unpacked_init(&self->args_obj);
+    msgpack_sbuffer_init(&self->result);
+    msgpack_packer_init(&self->packer, &self->result, msgpack_sbuffer_write);
+    if (args_len == 0) {
+        self->args_ok = true; /* absent args: nil */
+    } else if (proto_precheck(args, args_len, TQ_MAX_DEPTH) == TASKQ_OK) {
+        size_t off = 0;
+        self->args_ok = msgpack_unpack_next(&self->args_obj, args, args_len, &off) ==
+                            MSGPACK_UNPACK_SUCCESS && off == args_len;
+    }
+    return self;
+}
+
+void taskapi_ctx_destroy(taskq_ctx_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    taskq_ctx_t *self = *self_p;
+    msgpack_unpacked_destroy(&self->args_obj);
+    msgpack_sbuffer_destroy(&self->result);
+    free(self);
+    *self_p = NULL;
+}
+
+void taskapi_set_progress(taskq_ctx_t *self, taskapi_progress_fn fn, void *arg)
+{
+    self->progress_fn = fn;
+    self->progress_arg = arg;
+}
+
+static void progress_emit(taskq_ctx_t *self)
+{
+    self->progress_held = false;
+    self->progress_sent_mono = tclock_mono_ms();
+    if (self->progress_fn)
+        self->progress_fn(self->progress_arg, self->held_current, self->held_total,
+                          self->held_message);
+}
+
+bool taskapi_run(taskq_ctx_t *self, taskq_task_fn fn)
+{
+    if (!self->args_ok) {
+        taskq_fail(self, "malformed args: not one valid msgpack value");
+    } else {
+        int rc = fn(self);
+        if (rc != TASKQ_TASK_OK && !self->failed)
+            taskq_fail(self, "task failed (returned %d)", rc);
+    }
+    if (!self->failed && self->result.size > 0) {
+        /* the broker stores these bytes as the result: they must be exactly
+         * one value, or every reader downstream would trip over them */
+        if (self->result.size > TQ_RESULT_MAX)
+            taskq_fail(self, "result too big (%zu bytes, limit %u)", self->result.size,
+                       TQ_RESULT_MAX);
+        else if (proto_precheck(self->result.data, self->result.size, TQ_MAX_DEPTH) != TASKQ_OK)
+            taskq_fail(self, "result is not one valid msgpack value");
+    }
+    if (self->progress_held)
+        progress_emit(self);
+    return !self->failed;
+}
+
+const void *taskapi_result(taskq_ctx_t *self, size_t *len)
+{
+    *len = self->failed ? 0 : self->result.size;
+    return self->result.data;
+}
+
+const char *taskapi_error(taskq_ctx_t *self) { return self->failed ? self->error : ""; }
+
+/* ---- include/taskq_task.h -------------------------------------------- */
+
+int taskq_register(taskq_registry_t *reg, const char *name, taskq_task_fn fn)
+{
+    return reg && taskfn_add(reg, name, fn) == TASKQ_OK ? 0 : -1;
+}
+
+const msgpack_object *taskq_args(taskq_ctx_t *ctx)
+{
+    if (!ctx->args_ok || ctx->args_len == 0)
+        return &ctx->nil;
+    return &ctx->args_obj.data;
+}
+
+const void *taskq_args_raw(taskq_ctx_t *ctx, size_t *len)
+{
+    if (len)
+        *len = ctx->args_len;
+    return ctx->args;
+}
+
+const char *taskq_task_id(taskq_ctx_t *ctx) { return ctx->id_str; }
+
+uint32_t taskq_attempt(taskq_ctx_t *ctx) { return ctx->attempt; }
+
+msgpack_packer *taskq_result_packer(taskq_ctx_t *ctx)
+{
+    msgpack_sbuffer_clear(&ctx->result); /* the result replaces any earlier one */
+    return &ctx->packer;
+}
+
+void taskq_result_raw(taskq_ctx_t *ctx, const void *data, size_t len)
+{
+    msgpack_sbuffer_clear(&ctx->result);
+    if (len > 0)
+        msgpack_sbuffer_write(&ctx->result, data, len);
+}
+
+/* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
+static void utf8_truncate(char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    s[n] = '\0';
+}
+
+void taskq_progress(taskq_ctx_t *ctx, uint64_t current, uint64_t total, const char *message)
+{
+    ctx->held_current = current;
+    ctx->held_total = total;
+    snprintf(ctx->held_message, sizeof ctx->held_message, "%s", message ? message : "");
+    utf8_truncate(ctx->held_message, TQ_PROGRESS_MSG_MAX);
+    ctx->progress_held = true;
+    /* the first report goes out at once, then at most one per interval */
+    int64_t now = tclock_mono_ms();
+    if (ctx->progress_sent_mono == 0 || now - ctx->progress_sent_mono >= TASKAPI_PROGRESS_MS)
+        progress_emit(ctx);
+}
+
+int taskq_fail(taskq_ctx_t *ctx, const char *fmt, ...)
+{
+    /* one byte more than the limit, so truncation can back off to a
+     * character boundary */
+    char buf[TQ_ERROR_MAX + 8];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    utf8_truncate(buf, TQ_ERROR_MAX);
+    memcpy(ctx->error, buf, strlen(buf) + 1);
+    ctx->failed = true;
+    return TASKQ_TASK_FAILED;
+}

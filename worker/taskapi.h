@@ -1,0 +1,39 @@
+/*
+ * taskapi.h - the worker side of include/taskq_task.h: the task context a
+ * child builds for each task. The ctx owns its decoded arguments (a zone),
+ * its result buffer and its error message; the caller owns the ctx.
+ * Progress goes to a callback, coalesced here: at most one call per
+ * TASKAPI_PROGRESS_MS per task, and taskapi_finish() delivers the last value
+ * if it was held back.
+ */
+#ifndef TASKQ_TASKAPI_H
+#define TASKQ_TASKAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taskq.h"
+#include "taskq_task.h"
+
+#define TASKAPI_PROGRESS_MS 100
+
+typedef void (*taskapi_progress_fn)(void *arg, uint64_t current, uint64_t total,
+                                    const char *message);
+
+/* A ctx for one run of (id, attempt) with raw msgpack args (borrowed for the
+ * ctx's life). Malformed args do not fail here: the task fails when run. */
+taskq_ctx_t *taskapi_ctx_new(const taskq_id_t *id, uint32_t attempt, const void *args,
+                             size_t args_len);
+void taskapi_ctx_destroy(taskq_ctx_t **self_p);
+void taskapi_set_progress(taskq_ctx_t *self, taskapi_progress_fn fn, void *arg);
+
+/* Runs fn (or fails with "malformed args" without calling it), checks the
+ * result (one msgpack value, at most TQ_RESULT_MAX bytes) and flushes held
+ * back progress. Returns true if the task succeeded. */
+bool taskapi_run(taskq_ctx_t *self, taskq_task_fn fn);
+/* After taskapi_run: the result bytes (borrowed; len 0 = nil) or the error. */
+const void *taskapi_result(taskq_ctx_t *self, size_t *len);
+const char *taskapi_error(taskq_ctx_t *self);
+
+#endif
