@@ -178,8 +178,13 @@ static void turn_rolled_back(broker_t *b)
         } else if (o->kind == OUT_WAITER) {
             o->type = 0; /* clients re-send WAIT after 2 s of silence */
         } else if (o->kind == OUT_REPLY && o->type != PROTO_ERROR) {
+            /* copy out first: out_error may grow (move) b->out */
+            uint8_t identity[TQ_MAX_IDENTITY];
+            size_t len = o->identity_len;
+            uint64_t req = o->req;
+            memcpy(identity, o->identity, len);
             o->type = 0;
-            out_error(b, o->identity, o->identity_len, o->req, TASKQ_ESTORE,
+            out_error(b, identity, len, req, TASKQ_ESTORE,
                       "store commit failed: nothing was acknowledged");
         }
     }
@@ -197,26 +202,17 @@ static void turn_rolled_back(broker_t *b)
 
 static void send_one(broker_t *b, out_t *o)
 {
-    const uint8_t type = (uint8_t)o->type;
-    const void *parts[4] = {o->identity, PROTO_SIGNATURE, &type, o->body.data ? o->body.data : ""};
-    size_t lens[4] = {o->identity_len, PROTO_SIGNATURE_LEN, 1, o->body.size};
-    for (int i = 0; i < 4; i++) {
-        if (zmq_send(b->sock, parts[i], lens[i], ZMQ_DONTWAIT | (i < 3 ? ZMQ_SNDMORE : 0)) >= 0)
-            continue;
-        /* Only frame 0 can be refused (libzmq checks routing and HWM there). */
-        int e = errno;
-        if (e == EHOSTUNREACH) {
-            /* Peer gone: the store holds the truth (a TASK then expires). */
-            tlog_debug("%s to a peer that is gone: dropped", proto_type_name(o->type));
-        } else if (e == EAGAIN) {
-            b->dropped_busy++;
-            tlog_warn("%s dropped: peer's queue is full (%llu drops so far)",
-                      proto_type_name(o->type), (unsigned long long)b->dropped_busy);
-        } else {
-            tlog_warn("zmq_send %s frame %d: %s", proto_type_name(o->type), i, zmq_strerror(e));
-        }
-        return;
+    taskq_err_t err = proto_send_body(b->sock, o->identity, o->identity_len, o->type,
+                                      o->body.data, o->body.size, true);
+    if (err == TASKQ_EUNREACH) {
+        /* Peer gone: the store holds the truth (a TASK then expires). */
+        tlog_debug("%s to a peer that is gone: dropped", proto_type_name(o->type));
+    } else if (err == TASKQ_EBUSY) {
+        b->dropped_busy++;
+        tlog_warn("%s dropped: peer's queue is full (%llu drops so far)",
+                  proto_type_name(o->type), (unsigned long long)b->dropped_busy);
     }
+    /* other errors were logged by proto_send_body */
 }
 
 static void send_all(broker_t *b)

@@ -1,6 +1,7 @@
 /*
- * client.c - libtaskq: one DEALER per handle, synchronous calls with
- * deadlines, resend with the same ids.
+ * client.c - libtaskq: the handle, its DEALER socket, request/reply with
+ * resend, and the pipelined submit (client_task.c: records, status, wait;
+ * client_info.c: workers, stats).
  *
  * Invariants:
  *  - every request carries a req number unique within the handle (monotonic
@@ -15,13 +16,13 @@
  * The library never prints to stdout and never aborts; allocation failures
  * are TASKQ_ENOMEM.
  */
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <zmq.h>
 
+#include "client_priv.h"
 #include "outbox.h"
 #include "proto.h"
 #include "taskq.h"
@@ -29,35 +30,13 @@
 #include "tlog.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
-#define RESEND_FIRST_MS 1000   /* first resend of an unanswered request */
-#define WAIT_SILENCE_MS 2000   /* re-register WAITs after this much silence */
-#define RETRY_SEND_MS 10       /* no connected peer yet (ZMQ_IMMEDIATE) */
 #define SUBMIT_CHUNK 500       /* tasks per SUBMIT (<= TQ_BATCH_MAX) */
 #define SUBMIT_WINDOW 8        /* SUBMITs in flight */
 /* a SUBMIT body must stay under TQ_MAX_BODY: leave room for the map keys */
 #define CHUNK_BYTES_MAX (TQ_MAX_BODY - 64 * 1024)
 #define TASK_OVERHEAD 96       /* bytes of keys and fixed fields per task */
 
-struct taskq_client {
-    void *zctx;
-    void *sock;
-    char *brokers;      /* owned copy of the list; entries split by NULs */
-    size_t nbrokers;
-    const char *endpoint; /* first entry of brokers */
-    pid_t pid;          /* creator; another pid means we are a forked child */
-    uint64_t next_req;
-    int64_t timeout_ms;
-    bool heard_ever;    /* any message from a broker on this handle */
-    int64_t heard_at;   /* mono ms of the last message received, 0 = never */
-};
-
-/* A received message: msg borrows strings from f.body. */
-typedef struct {
-    proto_frames_t f;
-    proto_msg_t msg;
-} inmsg_t;
-
-static void inmsg_clear(inmsg_t *in)
+void client_inmsg_clear(inmsg_t *in)
 {
     proto_msg_clear(&in->msg);
     proto_frames_clear(&in->f);
@@ -111,7 +90,7 @@ static taskq_err_t socket_reopen(taskq_client_t *self)
 
 /* Sends signature + type + an encoded body. TASKQ_EBUSY when no broker
  * connection is up yet (ZMQ_IMMEDIATE): the caller retries shortly. */
-static taskq_err_t send_raw(taskq_client_t *self, int type, const void *body, size_t len)
+taskq_err_t client_send_raw(taskq_client_t *self, int type, const void *body, size_t len)
 {
     uint8_t t = (uint8_t)type;
     if (zmq_send(self->sock, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -126,7 +105,7 @@ static taskq_err_t send_raw(taskq_client_t *self, int type, const void *body, si
 }
 
 /* Encodes msg; the body is malloc'd (caller frees). */
-static taskq_err_t encode(const proto_msg_t *msg, void **body, size_t *len)
+taskq_err_t client_encode(const proto_msg_t *msg, void **body, size_t *len)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -144,10 +123,10 @@ static taskq_err_t encode(const proto_msg_t *msg, void **body, size_t *len)
 }
 
 /* Waits up to wait_ms for one message and decodes it. TASKQ_OK: *in is
- * filled (inmsg_clear it). TASKQ_ETIMEDOUT: nothing arrived. TASKQ_EPROTO:
+ * filled (client_inmsg_clear it). TASKQ_ETIMEDOUT: nothing arrived. TASKQ_EPROTO:
  * something malformed arrived and was dropped (logged). Any arrival counts
  * as a sign of life of the broker. */
-static taskq_err_t recv_msg(taskq_client_t *self, int64_t wait_ms, inmsg_t *in)
+taskq_err_t client_recv(taskq_client_t *self, int64_t wait_ms, inmsg_t *in)
 {
     memset(in, 0, sizeof *in);
     if (wait_ms < 0)
@@ -183,7 +162,7 @@ static taskq_err_t recv_msg(taskq_client_t *self, int64_t wait_ms, inmsg_t *in)
 }
 
 /* The req a broker message answers; 0 if it answers none. */
-static uint64_t reply_req(const proto_msg_t *m)
+uint64_t client_reply_req(const proto_msg_t *m)
 {
     switch (m->type) {
     case PROTO_SUBMIT_ACK: return m->u.submit_ack.req;
@@ -197,12 +176,12 @@ static uint64_t reply_req(const proto_msg_t *m)
 }
 
 /* An ERROR code from the wire: a known nonzero code, else EPROTO. */
-static taskq_err_t wire_code(uint32_t code)
+taskq_err_t client_wire_code(uint32_t code)
 {
     return code >= 1 && code <= TASKQ_EUNKNOWN ? (taskq_err_t)code : TASKQ_EPROTO;
 }
 
-static void log_error_reply(const proto_msg_t *m)
+void client_log_error(const proto_msg_t *m)
 {
     tlog_debug("broker answered req %llu with %s: %.*s", (unsigned long long)m->u.error.req,
                taskq_err_name((int)m->u.error.code), (int)m->u.error.message.len,
@@ -216,7 +195,7 @@ static taskq_err_t deadline_error(const taskq_client_t *self)
     return self->heard_ever ? TASKQ_ETIMEDOUT : TASKQ_EUNREACH;
 }
 
-static taskq_err_t check_handle(const taskq_client_t *self)
+taskq_err_t client_check_handle(const taskq_client_t *self)
 {
     if (!self)
         return TASKQ_EINVAL;
@@ -366,7 +345,7 @@ static taskq_err_t encode_chunk(uint64_t req, const taskq_task_spec_t *specs, si
     m.u.submit.req = req;
     m.u.submit.ntasks = (uint32_t)k;
     m.u.submit.tasks = ts;
-    taskq_err_t e = encode(&m, body, len);
+    taskq_err_t e = client_encode(&m, body, len);
     free(ts);
     *count = k;
     return e;
@@ -376,14 +355,14 @@ static taskq_err_t encode_chunk(uint64_t req, const taskq_task_spec_t *specs, si
  * answers none of ours (ignored). */
 static bool submit_on_reply(outbox_t *ob, const proto_msg_t *m, taskq_err_t *codes)
 {
-    uint64_t req = reply_req(m);
+    uint64_t req = client_reply_req(m);
     outbox_entry_t *e = req ? outbox_find(ob, req) : NULL;
     if (!e || (m->type != PROTO_SUBMIT_ACK && m->type != PROTO_ERROR))
         return false;
     if (m->type == PROTO_ERROR) {
-        log_error_reply(m);
+        client_log_error(m);
         for (size_t i = 0; i < e->count; i++)
-            codes[e->first + i] = wire_code(m->u.error.code);
+            codes[e->first + i] = client_wire_code(m->u.error.code);
     } else if (m->u.submit_ack.ncodes != e->count) {
         tlog_warn("SUBMIT_ACK for req %llu has %u codes for %zu tasks", (unsigned long long)req,
                   m->u.submit_ack.ncodes, e->count);
@@ -392,7 +371,7 @@ static bool submit_on_reply(outbox_t *ob, const proto_msg_t *m, taskq_err_t *cod
     } else {
         for (size_t i = 0; i < e->count; i++) {
             uint32_t c = m->u.submit_ack.codes[i];
-            codes[e->first + i] = c == 0 ? TASKQ_OK : wire_code(c);
+            codes[e->first + i] = c == 0 ? TASKQ_OK : client_wire_code(c);
         }
     }
     outbox_ack(ob, req);
@@ -444,7 +423,7 @@ static taskq_err_t submit_loop(taskq_client_t *self, taskq_task_spec_t *specs, s
                     goto out;
                 reopened = true;
             }
-            taskq_err_t se = send_raw(self, PROTO_SUBMIT, e->body, e->len);
+            taskq_err_t se = client_send_raw(self, PROTO_SUBMIT, e->body, e->len);
             if (se == TASKQ_EBUSY) {
                 retry_soon = true;
                 break;
@@ -464,7 +443,7 @@ static taskq_err_t submit_loop(taskq_client_t *self, taskq_task_spec_t *specs, s
         if (retry_soon && now + RETRY_SEND_MS < until)
             until = now + RETRY_SEND_MS;
         inmsg_t in;
-        taskq_err_t re = recv_msg(self, until - now, &in);
+        taskq_err_t re = client_recv(self, until - now, &in);
         if (re == TASKQ_ESYS) {
             fatal = re;
             goto out;
@@ -473,7 +452,7 @@ static taskq_err_t submit_loop(taskq_client_t *self, taskq_task_spec_t *specs, s
             continue;
         if (submit_on_reply(ob, &in.msg, codes))
             progress_at = tclock_mono_ms();
-        inmsg_clear(&in);
+        client_inmsg_clear(&in);
     }
 out:
     outbox_destroy(&ob);
@@ -483,7 +462,7 @@ out:
 taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
                                taskq_err_t *results)
 {
-    taskq_err_t e = check_handle(self);
+    taskq_err_t e = client_check_handle(self);
     if (e != TASKQ_OK)
         return e;
     if (n == 0)
@@ -540,12 +519,12 @@ taskq_err_t taskq_submit(taskq_client_t *self, taskq_task_spec_t *spec)
  * Resends after 1 s, then with doubling intervals, within the handle's
  * timeout; re-creates the socket before a resend if nothing at all was
  * heard since the previous send. On TASKQ_OK *in holds the reply. */
-static taskq_err_t request(taskq_client_t *self, const proto_msg_t *msg, uint64_t req,
+taskq_err_t client_request(taskq_client_t *self, const proto_msg_t *msg, uint64_t req,
                            int reply_type, inmsg_t *in)
 {
     void *body = NULL;
     size_t len = 0;
-    taskq_err_t e = encode(msg, &body, &len);
+    taskq_err_t e = client_encode(msg, &body, &len);
     if (e != TASKQ_OK)
         return e;
     int64_t start = tclock_mono_ms();
@@ -561,7 +540,7 @@ static taskq_err_t request(taskq_client_t *self, const proto_msg_t *msg, uint64_
         if (now >= next_send) {
             if (sends > 0 && self->heard_at <= sent_at && (e = socket_reopen(self)) != TASKQ_OK)
                 break;
-            e = send_raw(self, msg->type, body, len);
+            e = client_send_raw(self, msg->type, body, len);
             if (e == TASKQ_OK) {
                 sends++;
                 sent_at = now;
@@ -574,442 +553,23 @@ static taskq_err_t request(taskq_client_t *self, const proto_msg_t *msg, uint64_
             }
         }
         int64_t until = next_send < deadline ? next_send : deadline;
-        e = recv_msg(self, until - now, in);
+        e = client_recv(self, until - now, in);
         if (e == TASKQ_ESYS)
             break;
         if (e != TASKQ_OK)
             continue;
-        if (reply_req(&in->msg) == req && in->msg.type == reply_type) {
+        if (client_reply_req(&in->msg) == req && in->msg.type == reply_type) {
             e = TASKQ_OK;
             break;
         }
-        if (reply_req(&in->msg) == req && in->msg.type == PROTO_ERROR) {
-            log_error_reply(&in->msg);
-            e = wire_code(in->msg.u.error.code);
-            inmsg_clear(in);
+        if (client_reply_req(&in->msg) == req && in->msg.type == PROTO_ERROR) {
+            client_log_error(&in->msg);
+            e = client_wire_code(in->msg.u.error.code);
+            client_inmsg_clear(in);
             break;
         }
-        inmsg_clear(in); /* late or unrelated: ignored */
+        client_inmsg_clear(in); /* late or unrelated: ignored */
     }
     free(body);
     return e;
-}
-
-/* ---- tasks ---------------------------------------------------------- */
-
-/* One allocation: the struct, then its strings, then the result bytes. */
-static taskq_err_t task_from_rec(const proto_task_rec_t *r, taskq_task_t **out)
-{
-    size_t rlen = r->has_result ? r->result.len : 0;
-    size_t sz = sizeof(taskq_task_t) + r->name.len + r->worker.len + r->progress_message.len +
-                r->error.len + 4 + rlen;
-    taskq_task_t *t = malloc(sz);
-    if (!t)
-        return TASKQ_ENOMEM;
-    char *p = (char *)(t + 1);
-    const proto_str_t *src[4] = {&r->name, &r->worker, &r->progress_message, &r->error};
-    const char *dst[4];
-    for (int i = 0; i < 4; i++) {
-        if (src[i]->len)
-            memcpy(p, src[i]->ptr, src[i]->len);
-        p[src[i]->len] = '\0';
-        dst[i] = p;
-        p += src[i]->len + 1;
-    }
-    *t = (taskq_task_t){
-        .id = r->id, .name = dst[0], .state = r->state, .attempts = r->attempts,
-        .max_attempts = r->max_attempts, .worker = dst[1], .child_pid = r->child_pid,
-        .submitted_at = r->submitted_at, .started_at = r->started_at,
-        .finished_at = r->finished_at, .progress_current = r->progress_current,
-        .progress_total = r->progress_total, .progress_message = dst[2],
-        .result = NULL, .result_len = 0, .error = dst[3],
-    };
-    if (r->has_result) {
-        if (rlen)
-            memcpy(p, r->result.ptr, rlen);
-        t->result = p;
-        t->result_len = rlen;
-    }
-    *out = t;
-    return TASKQ_OK;
-}
-
-void taskq_task_destroy(taskq_task_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    free(*self_p);
-    *self_p = NULL;
-}
-
-taskq_err_t taskq_status(taskq_client_t *self, const taskq_id_t *id, taskq_task_t **out)
-{
-    taskq_err_t e = check_handle(self);
-    if (e != TASKQ_OK)
-        return e;
-    if (!id || !out)
-        return TASKQ_EINVAL;
-    *out = NULL;
-    proto_msg_t m;
-    proto_msg_init(&m, PROTO_STATUS);
-    uint64_t req = self->next_req++;
-    m.u.status.req = req;
-    m.u.status.id = *id;
-    inmsg_t in;
-    e = request(self, &m, req, PROTO_STATUS_REPLY, &in);
-    if (e != TASKQ_OK)
-        return e;
-    e = task_from_rec(&in.msg.u.status_reply.task, out);
-    inmsg_clear(&in);
-    return e;
-}
-
-/* ---- wait ----------------------------------------------------------- */
-
-typedef struct {
-    taskq_id_t id;
-    size_t idx;
-} id_index_t;
-
-static int id_index_cmp(const void *a, const void *b)
-{
-    return memcmp(((const id_index_t *)a)->id.b, ((const id_index_t *)b)->id.b, 16);
-}
-
-enum { W_PENDING = 0, W_DONE = 1 };
-
-/* Called with an owned task; may take it (set *task = NULL). Nonzero stops. */
-typedef int (*wait_take_fn)(taskq_task_t **task, void *arg);
-
-typedef struct {
-    const taskq_id_t *ids;
-    size_t n;
-    uint8_t *state;      /* W_PENDING / W_DONE per input index */
-    uint64_t req_base;   /* chunk c has req req_base + c */
-    size_t nchunks;
-} waitset_t;
-
-/* (Re-)registers the outstanding ids of every chunk. The same req is reused
- * so that a live broker ignores the repeat (same peer, req, id). */
-static taskq_err_t wait_send(taskq_client_t *self, const waitset_t *w, int64_t remaining_ms,
-                             taskq_id_t *tmp)
-{
-    for (size_t c = 0; c < w->nchunks; c++) {
-        size_t lo = c * TQ_WAIT_MAX, hi = lo + TQ_WAIT_MAX < w->n ? lo + TQ_WAIT_MAX : w->n;
-        uint32_t k = 0;
-        for (size_t i = lo; i < hi; i++)
-            if (w->state[i] == W_PENDING)
-                tmp[k++] = w->ids[i];
-        if (k == 0)
-            continue;
-        proto_msg_t m;
-        proto_msg_init(&m, PROTO_WAIT);
-        m.u.wait.req = w->req_base + c;
-        m.u.wait.nids = k;
-        m.u.wait.ids = tmp;
-        m.u.wait.timeout_ms = remaining_ms < 0 || remaining_ms > TQ_DEFAULT_WAIT_MAX_MS
-                                  ? TQ_DEFAULT_WAIT_MAX_MS
-                                  : remaining_ms;
-        void *body = NULL;
-        size_t len = 0;
-        taskq_err_t e = encode(&m, &body, &len);
-        if (e == TASKQ_OK)
-            e = send_raw(self, PROTO_WAIT, body, len);
-        free(body);
-        if (e != TASKQ_OK)
-            return e; /* EBUSY: not connected yet, the caller retries */
-    }
-    return TASKQ_OK;
-}
-
-static taskq_err_t wait_core(taskq_client_t *self, const taskq_id_t *ids, size_t n,
-                             int64_t timeout_ms, wait_take_fn fn, void *arg)
-{
-    taskq_err_t e = check_handle(self);
-    if (e != TASKQ_OK)
-        return e;
-    if (n == 0)
-        return TASKQ_OK;
-    if (!ids || !fn)
-        return TASKQ_EINVAL;
-    id_index_t *index = malloc(n * sizeof *index);
-    uint8_t *state = calloc(n, 1);
-    taskq_id_t *tmp = malloc((n < TQ_WAIT_MAX ? n : TQ_WAIT_MAX) * sizeof *tmp);
-    if (!index || !state || !tmp) {
-        e = TASKQ_ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        index[i] = (id_index_t){ids[i], i};
-    qsort(index, n, sizeof *index, id_index_cmp);
-    for (size_t i = 1; i < n; i++) {
-        if (id_index_cmp(&index[i - 1], &index[i]) == 0) {
-            e = TASKQ_EINVAL; /* duplicate id */
-            goto out;
-        }
-    }
-    waitset_t w = {.ids = ids, .n = n, .state = state, .req_base = self->next_req,
-                   .nchunks = (n + TQ_WAIT_MAX - 1) / TQ_WAIT_MAX};
-    self->next_req += w.nchunks;
-    int64_t start = tclock_mono_ms();
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms;
-    size_t outstanding = n, notfound = 0;
-    taskq_err_t first_err = TASKQ_OK;
-    int64_t next_send = start, last_activity = start;
-    bool stopped = false;
-    while (outstanding > 0 && !stopped) {
-        int64_t now = tclock_mono_ms();
-        if (now >= deadline) {
-            e = TASKQ_ETIMEDOUT;
-            goto out;
-        }
-        if (self->heard_at > last_activity)
-            last_activity = self->heard_at;
-        if (now >= next_send || now >= last_activity + WAIT_SILENCE_MS) {
-            e = wait_send(self, &w, timeout_ms < 0 ? -1 : deadline - now, tmp);
-            if (e == TASKQ_EBUSY) {
-                next_send = now + RETRY_SEND_MS;
-            } else if (e != TASKQ_OK) {
-                goto out;
-            } else {
-                next_send = INT64_MAX;
-                last_activity = now;
-            }
-        }
-        int64_t until = last_activity + WAIT_SILENCE_MS;
-        if (next_send < until)
-            until = next_send;
-        if (deadline < until)
-            until = deadline;
-        inmsg_t in;
-        e = recv_msg(self, until - now, &in);
-        if (e == TASKQ_ESYS)
-            goto out;
-        if (e != TASKQ_OK)
-            continue;
-        uint64_t req = reply_req(&in.msg);
-        bool ours = req >= w.req_base && req < w.req_base + w.nchunks;
-        if (ours && in.msg.type == PROTO_ERROR) {
-            /* the broker refused the WAIT itself (e.g. a limit): give up */
-            log_error_reply(&in.msg);
-            e = wire_code(in.msg.u.error.code);
-            inmsg_clear(&in);
-            goto out;
-        }
-        if (ours && in.msg.type == PROTO_RESULT) {
-            id_index_t key = {.id = in.msg.u.result.task.id};
-            id_index_t *hit = bsearch(&key, index, n, sizeof *index, id_index_cmp);
-            /* delivered once: a repeat (after a re-registration) is ignored */
-            if (hit && state[hit->idx] == W_PENDING) {
-                uint32_t code = in.msg.u.result.code;
-                state[hit->idx] = W_DONE;
-                outstanding--;
-                if (code == TASKQ_ENOTFOUND) {
-                    notfound++;
-                } else if (code != TASKQ_OK) {
-                    if (first_err == TASKQ_OK)
-                        first_err = wire_code(code);
-                } else {
-                    taskq_task_t *t = NULL;
-                    e = task_from_rec(&in.msg.u.result.task, &t);
-                    if (e != TASKQ_OK) {
-                        inmsg_clear(&in);
-                        goto out;
-                    }
-                    stopped = fn(&t, arg) != 0;
-                    taskq_task_destroy(&t);
-                }
-            }
-        }
-        inmsg_clear(&in);
-    }
-    e = stopped ? TASKQ_OK : first_err != TASKQ_OK ? first_err : notfound ? TASKQ_ENOTFOUND : TASKQ_OK;
-out:
-    free(index);
-    free(state);
-    free(tmp);
-    return e;
-}
-
-typedef struct {
-    taskq_wait_fn fn;
-    void *arg;
-} borrow_arg_t;
-
-static int wait_borrow(taskq_task_t **task, void *arg)
-{
-    borrow_arg_t *b = arg;
-    return b->fn(*task, b->arg);
-}
-
-taskq_err_t taskq_wait_many(taskq_client_t *self, const taskq_id_t *ids, size_t n,
-                            int64_t timeout_ms, taskq_wait_fn fn, void *arg)
-{
-    if (!fn)
-        return TASKQ_EINVAL;
-    borrow_arg_t b = {fn, arg};
-    return wait_core(self, ids, n, timeout_ms, wait_borrow, &b);
-}
-
-static int wait_take(taskq_task_t **task, void *arg)
-{
-    *(taskq_task_t **)arg = *task;
-    *task = NULL;
-    return 1;
-}
-
-taskq_err_t taskq_wait(taskq_client_t *self, const taskq_id_t *id, int64_t timeout_ms,
-                       taskq_task_t **out)
-{
-    if (!id || !out)
-        return TASKQ_EINVAL;
-    *out = NULL;
-    taskq_err_t e = wait_core(self, id, 1, timeout_ms, wait_take, out);
-    if (e == TASKQ_OK && !*out)
-        e = TASKQ_EINTERNAL;
-    if (e != TASKQ_OK)
-        taskq_task_destroy(out);
-    return e;
-}
-
-/* ---- workers and stats --------------------------------------------- */
-
-struct taskq_workers {
-    size_t n;
-    taskq_node_info_t *nodes;
-    taskq_child_info_t *children;
-    char *strings;
-};
-
-static const char *put_str(char **p, proto_str_t s)
-{
-    char *r = *p;
-    if (s.len)
-        memcpy(r, s.ptr, s.len);
-    r[s.len] = '\0';
-    *p += s.len + 1;
-    return r;
-}
-
-static taskq_err_t workers_from_msg(const proto_msg_t *m, taskq_workers_t **out)
-{
-    size_t nn = m->u.workers_reply.nnodes, nc = 0, sb = 1;
-    const proto_node_t *src = m->u.workers_reply.nodes;
-    for (size_t i = 0; i < nn; i++) {
-        nc += src[i].nchildren;
-        sb += src[i].id.len + src[i].host.len + 2;
-        for (size_t j = 0; j < src[i].nchildren; j++)
-            sb += src[i].children[j].state.len + src[i].children[j].task_name.len + 2;
-    }
-    taskq_workers_t *w = calloc(1, sizeof *w);
-    if (w) {
-        w->nodes = calloc(nn ? nn : 1, sizeof *w->nodes);
-        w->children = calloc(nc ? nc : 1, sizeof *w->children);
-        w->strings = malloc(sb);
-    }
-    if (!w || !w->nodes || !w->children || !w->strings) {
-        taskq_workers_destroy(&w);
-        return TASKQ_ENOMEM;
-    }
-    char *p = w->strings;
-    taskq_child_info_t *c = w->children;
-    for (size_t i = 0; i < nn; i++) {
-        taskq_node_info_t *d = &w->nodes[i];
-        d->id = put_str(&p, src[i].id);
-        d->host = put_str(&p, src[i].host);
-        d->pid = src[i].pid;
-        d->slots = src[i].slots;
-        d->last_heartbeat = src[i].last_heartbeat;
-        d->nchildren = src[i].nchildren;
-        d->children = c;
-        for (size_t j = 0; j < src[i].nchildren; j++, c++) {
-            const proto_child_t *sc = &src[i].children[j];
-            c->pid = sc->pid;
-            c->state = put_str(&p, sc->state);
-            c->has_task = sc->has_task;
-            c->task_id = sc->task_id;
-            c->task_name = put_str(&p, sc->task_name);
-            c->running_ms = sc->running_ms;
-            c->done = sc->done;
-            c->failed = sc->failed;
-            c->rss_kb = sc->rss_kb;
-        }
-    }
-    w->n = nn;
-    *out = w;
-    return TASKQ_OK;
-}
-
-taskq_err_t taskq_workers(taskq_client_t *self, taskq_workers_t **out)
-{
-    taskq_err_t e = check_handle(self);
-    if (e != TASKQ_OK)
-        return e;
-    if (!out)
-        return TASKQ_EINVAL;
-    *out = NULL;
-    proto_msg_t m;
-    proto_msg_init(&m, PROTO_WORKERS);
-    uint64_t req = self->next_req++;
-    m.u.workers.req = req;
-    inmsg_t in;
-    e = request(self, &m, req, PROTO_WORKERS_REPLY, &in);
-    if (e != TASKQ_OK)
-        return e;
-    e = workers_from_msg(&in.msg, out);
-    inmsg_clear(&in);
-    return e;
-}
-
-size_t taskq_workers_count(const taskq_workers_t *self)
-{
-    return self ? self->n : 0;
-}
-
-const taskq_node_info_t *taskq_workers_node(const taskq_workers_t *self, size_t i)
-{
-    return self && i < self->n ? &self->nodes[i] : NULL;
-}
-
-void taskq_workers_destroy(taskq_workers_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    taskq_workers_t *w = *self_p;
-    free(w->nodes);
-    free(w->children);
-    free(w->strings);
-    free(w);
-    *self_p = NULL;
-}
-
-taskq_err_t taskq_stats(taskq_client_t *self, taskq_stats_t *out)
-{
-    taskq_err_t e = check_handle(self);
-    if (e != TASKQ_OK)
-        return e;
-    if (!out)
-        return TASKQ_EINVAL;
-    proto_msg_t m;
-    proto_msg_init(&m, PROTO_STATS);
-    uint64_t req = self->next_req++;
-    m.u.stats.req = req;
-    inmsg_t in;
-    e = request(self, &m, req, PROTO_STATS_REPLY, &in);
-    if (e != TASKQ_OK)
-        return e;
-    const proto_stats_t *s = &in.msg.u.stats_reply.stats;
-    memset(out, 0, sizeof *out);
-    out->queued = s->queued;
-    out->running = s->running;
-    out->succeeded = s->succeeded;
-    out->failed = s->failed;
-    out->total = s->total;
-    out->submitted = s->submitted;
-    out->nodes = s->nodes;
-    out->children = s->children;
-    out->uptime_ms = s->uptime_ms;
-    proto_str_copy(out->broker_id, sizeof out->broker_id, s->broker);
-    inmsg_clear(&in);
-    return TASKQ_OK;
 }

@@ -1293,17 +1293,25 @@ static taskq_err_t send_err(int e)
 taskq_err_t proto_send(void *socket, const void *identity, size_t identity_len,
                        const proto_msg_t *msg, bool dontwait)
 {
-    if (!socket || !msg || (identity && (identity_len == 0 || identity_len > TQ_MAX_IDENTITY)))
+    if (!msg)
         return TASKQ_EINVAL;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     taskq_err_t err = proto_encode(msg, &sb);
-    if (err) {
-        msgpack_sbuffer_destroy(&sb);
-        return err;
-    }
+    if (!err)
+        err = proto_send_body(socket, identity, identity_len, msg->type, sb.data, sb.size,
+                              dontwait);
+    msgpack_sbuffer_destroy(&sb);
+    return err;
+}
+
+taskq_err_t proto_send_body(void *socket, const void *identity, size_t identity_len, int type,
+                            const void *body, size_t body_len, bool dontwait)
+{
+    if (!socket || (identity && (identity_len == 0 || identity_len > TQ_MAX_IDENTITY)))
+        return TASKQ_EINVAL;
     const int flags = dontwait ? ZMQ_DONTWAIT : 0;
-    const uint8_t type = (uint8_t)msg->type;
+    const uint8_t tbyte = (uint8_t)type;
     /*
      * Only the first frame can be refused. zmq_send(3): "peers shall receive
      * either all message parts of a message or none at all";
@@ -1325,24 +1333,24 @@ taskq_err_t proto_send(void *socket, const void *identity, size_t identity_len,
     }
     parts[n] = PROTO_SIGNATURE;
     lens[n++] = PROTO_SIGNATURE_LEN;
-    parts[n] = &type;
+    parts[n] = &tbyte;
     lens[n++] = 1;
-    parts[n] = sb.data ? sb.data : "";
-    lens[n++] = sb.size;
+    parts[n] = body ? body : "";
+    lens[n++] = body ? body_len : 0;
+    taskq_err_t err = TASKQ_OK;
     for (int i = 0; i < n; i++) {
         int rc = zmq_send(socket, parts[i], lens[i], flags | (i < n - 1 ? ZMQ_SNDMORE : 0));
         if (rc < 0) {
             int e = errno;
             err = send_err(e);
             if (i > 0 || err == TASKQ_ESYS)
-                tlog_warn("zmq_send %s frame %d: %s", proto_type_name(msg->type), i,
+                tlog_warn("zmq_send %s frame %d: %s", proto_type_name(type), i,
                           zmq_strerror(e));
             if (i > 0 && err != TASKQ_ESYS)
                 err = TASKQ_ESYS;
             break;
         }
     }
-    msgpack_sbuffer_destroy(&sb);
     return err;
 }
 

@@ -240,6 +240,12 @@ taskq_err_t proto_encode(const proto_msg_t *msg, msgpack_sbuffer *buf);
 taskq_err_t proto_send(void *socket, const void *identity, size_t identity_len,
                        const proto_msg_t *msg, bool dontwait);
 
+/* Sends an already encoded body as a message of the given type (what
+ * proto_send does after encoding; the broker encodes replies before its
+ * commit and sends them after). Same return values as proto_send. */
+taskq_err_t proto_send_body(void *socket, const void *identity, size_t identity_len, int type,
+                            const void *body, size_t body_len, bool dontwait);
+
 /* A received message's raw frames. */
 typedef struct {
     uint8_t identity[TQ_MAX_IDENTITY];

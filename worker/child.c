@@ -78,6 +78,11 @@ void child_main(int fd, const char *const *modules, size_t nmodules)
     if (getppid() != parent)
         _exit(2);
     signal(SIGPIPE, SIG_IGN);
+    /* Ctrl-C reaches the whole foreground process group and systemd sends
+     * SIGTERM to the whole cgroup: shutdown is the supervisor's decision
+     * (STOP after the current task, or SIGKILL), so the child ignores both */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     tlog_init("child");
     taskfn_t *fns = taskfn_new();
     if (builtin_register(fns) != TASKQ_OK)

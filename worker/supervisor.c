@@ -153,7 +153,9 @@ static void send_hello(supervisor_t *self, int64_t now)
                   self->node_id, pool_size(self->pool), m.u.hello.nleases);
         self->last_rx = now; /* the silence window starts with the HELLO */
     }
-    self->next_hello = now + self->o.heartbeat_ms;
+    /* with ZMQ_IMMEDIATE a HELLO is refused until the connection is up:
+     * try again soon rather than a whole heartbeat later */
+    self->next_hello = now + (self->o.heartbeat_ms < 100 ? self->o.heartbeat_ms : 100);
     for (size_t i = 0; i < self->nout; i++)
         self->out[i].sent_mono = 0;
     free(ls);
@@ -544,8 +546,18 @@ static void on_broker_msg(supervisor_t *self, const proto_msg_t *m, int64_t now)
         char text[TQ_MESSAGE_MAX + 1];
         proto_str_copy(text, sizeof text, m->u.error.message);
         tlog_warn("ERROR from broker: %s: %s", taskq_err_name((int)m->u.error.code), text);
-        if (m->u.error.code == TASKQ_ECLOSED) /* "unknown session": start again */
-            send_hello(self, now);
+        if (m->u.error.code != TASKQ_ECLOSED)
+            break;
+        /* "unknown session". After BYE the broker forgets a node that holds
+         * no leases: expected then, and no reason to register again. */
+        if (self->shutdown && self->nout == 0 && pool_count(self->pool, POOL_BUSY) == 0) {
+            tlog_info("broker has forgotten this node after BYE");
+            self->sess = SESS_HELLO;
+            self->hello_sent = false;
+            self->next_hello = INT64_MAX;
+        } else {
+            send_hello(self, now); /* start the session again */
+        }
         break;
     }
     default:
