@@ -85,6 +85,23 @@ static void progress_drop(broker_t *b, const taskq_id_t *id)
     free(idmap_remove(b->progress, id->b, sizeof id->b));
 }
 
+/* STATUS of a running task shows which child runs it, from the holder's
+ * latest heartbeat (the store learns the pid only with DONE). */
+static void overlay_child(broker_t *b, proto_task_rec_t *rec)
+{
+    if (rec->state != TASKQ_STATE_RUNNING || rec->child_pid != 0)
+        return;
+    const lease_t *l = lease_find(b->leases, &rec->id);
+    registry_node_t *node = l ? registry_find_node(b->nodes, l->node) : NULL;
+    for (uint32_t i = 0; node && i < node->nchildren; i++) {
+        const registry_child_t *c = &node->children[i];
+        if (c->has_task && memcmp(c->task_id.b, rec->id.b, sizeof rec->id.b) == 0) {
+            rec->child_pid = c->pid;
+            return;
+        }
+    }
+}
+
 /* STATUS of a running task shows the in-memory progress if newer. */
 static void overlay_progress(broker_t *b, proto_task_rec_t *rec)
 {
@@ -211,6 +228,7 @@ static void on_status(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
         return;
     }
     overlay_progress(b, &r.u.status_reply.task);
+    overlay_child(b, &r.u.status_reply.task);
     r.u.status_reply.req = req;
     out_queue(b, from, flen, &r, OUT_REPLY, req);
 }
@@ -403,6 +421,15 @@ static void on_done(broker_t *b, registry_node_t *node, proto_msg_t *msg)
     fmt_id(id, ids);
     taskq_err_t err;
     int state = -1;
+    /* The last progress reported before DONE is part of the record: write
+     * the coalesced value now, while the attempt is still the running one. */
+    const progress_t *p = idmap_find(b->progress, id->b, sizeof id->b);
+    if (p && p->attempt == attempt &&
+        store_set_progress(b->store, id, attempt, p->current, p->total, proto_str(p->message)) ==
+            TASKQ_ESTORE) {
+        store_failed(b, node->identity, node->identity_len, 0);
+        return;
+    }
     if (msg->u.done.ok) {
         err = store_finish(b->store, id, attempt, true, msg->u.done.result, proto_str(""),
                            msg->u.done.child_pid, b->now_wall);

@@ -120,6 +120,13 @@ static int64_t silence_ms(const supervisor_t *self)
     return self->peer_hb_ms * (int64_t)self->peer_liveness;
 }
 
+/* The (task, attempt) pairs this node holds: the running ones, then those
+ * whose DONE is not yet acknowledged. Listing the latter in HELLO keeps the
+ * broker from requeueing a finished task whose DONE is about to be resent
+ * (it would then be answered ESTALE and the task run again). ls has room
+ * for leases_cap() entries. */
+static size_t leases_cap(const supervisor_t *self) { return pool_size(self->pool) + self->nout; }
+
 static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
 {
     uint32_t n = 0;
@@ -131,12 +138,17 @@ static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
             n++;
         }
     }
+    for (size_t i = 0; i < self->nout && n < TQ_LEASES_MAX; i++) {
+        ls[n].id = self->out[i].id;
+        ls[n].attempt = self->out[i].attempt;
+        n++;
+    }
     return n;
 }
 
 static void send_hello(supervisor_t *self, int64_t now)
 {
-    proto_lease_t *ls = xcalloc(pool_size(self->pool), sizeof *ls);
+    proto_lease_t *ls = xcalloc(leases_cap(self) + 1, sizeof *ls);
     proto_msg_t m;
     proto_msg_init(&m, PROTO_HELLO);
     m.u.hello.node = proto_str(self->node_id);
@@ -545,7 +557,8 @@ static void on_broker_msg(supervisor_t *self, const proto_msg_t *m, int64_t now)
     case PROTO_ERROR: {
         char text[TQ_MESSAGE_MAX + 1];
         proto_str_copy(text, sizeof text, m->u.error.message);
-        tlog_warn("ERROR from broker: %s: %s", taskq_err_name((int)m->u.error.code), text);
+        tlog_write(self->shutdown ? TLOG_INFO : TLOG_WARN, __FILE__, __LINE__, __func__,
+                   "ERROR from broker: %s: %s", taskq_err_name((int)m->u.error.code), text);
         if (m->u.error.code != TASKQ_ECLOSED)
             break;
         /* "unknown session". After BYE the broker forgets a node that holds
@@ -601,7 +614,7 @@ static void send_heartbeat(supervisor_t *self, int64_t now)
 {
     size_t n = pool_size(self->pool);
     proto_child_t *cs = xcalloc(n, sizeof *cs);
-    proto_lease_t *ls = xcalloc(n, sizeof *ls);
+    proto_lease_t *ls = xcalloc(leases_cap(self) + 1, sizeof *ls);
     uint32_t nc = 0;
     size_t busy = 0, idle = 0;
     for (size_t i = 0; i < n; i++) {

@@ -7,10 +7,40 @@
 
 #include "harness.h"
 
+typedef struct {
+    taskq_client_t *c;
+    const char *node;
+    pid_t from_status;  /* child_pid in STATUS while running */
+    pid_t from_workers; /* the child listed with this task in WORKERS */
+} pid_arg_t;
+
+/* The pid of the node's child whose task_id is id, or 0. */
+static pid_t pid_in_workers(taskq_client_t *c, const char *node, const taskq_id_t *id)
+{
+    taskq_workers_t *ws = NULL;
+    pid_t pid = 0;
+    if (taskq_workers(c, &ws) != TASKQ_OK)
+        return 0;
+    for (size_t i = 0; i < taskq_workers_count(ws); i++) {
+        const taskq_node_info_t *n = taskq_workers_node(ws, i);
+        if (strcmp(n->id, node) != 0)
+            continue;
+        for (size_t k = 0; k < n->nchildren; k++)
+            if (n->children[k].has_task && memcmp(n->children[k].task_id.b, id->b, 16) == 0)
+                pid = n->children[k].pid;
+    }
+    taskq_workers_destroy(&ws);
+    return pid;
+}
+
 static bool running_with_pid(const taskq_task_t *t, void *arg)
 {
-    (void)arg;
-    return t->state == TASKQ_STATE_RUNNING && t->child_pid != 0;
+    pid_arg_t *a = arg;
+    if (t->state != TASKQ_STATE_RUNNING)
+        return false;
+    a->from_status = t->child_pid;
+    a->from_workers = pid_in_workers(a->c, a->node, &t->id);
+    return a->from_status != 0 || a->from_workers != 0;
 }
 
 static bool requeued(const taskq_task_t *t, void *arg)
@@ -36,9 +66,14 @@ int main(int argc, char **argv)
     taskq_id_t id;
     h_submit(c, &id, "taskq.sleep", args, alen, 0, 0);
 
-    taskq_task_t *t = h_wait_task(c, &id, running_with_pid, NULL, 10000,
-                                  "state running with child_pid != 0 in STATUS");
-    pid_t victim = t->child_pid;
+    pid_arg_t pa = {c, h_worker_node_id(w), 0, 0};
+    taskq_task_t *t = h_wait_task(c, &id, running_with_pid, &pa, 10000,
+                                  "state running with its child pid in STATUS or WORKERS");
+    h_log("running: child_pid in STATUS %d, in WORKERS %d", (int)pa.from_status,
+          (int)pa.from_workers);
+    pid_t victim = pa.from_status ? pa.from_status : pa.from_workers;
+    H_ASSERT(!pa.from_status || !pa.from_workers || pa.from_status == pa.from_workers,
+             "STATUS says child %d, WORKERS says %d", (int)pa.from_status, (int)pa.from_workers);
     H_ASSERT(t->attempts == 1, "first dispatch has attempts=%u", t->attempts);
     H_ASSERT(strcmp(t->worker, h_worker_node_id(w)) == 0, "worker '%s'", t->worker);
     taskq_task_destroy(&t);
@@ -79,6 +114,11 @@ int main(int argc, char **argv)
     H_ASSERT(found, "node %s missing from workers", h_worker_node_id(w));
     taskq_workers_destroy(&ws);
     H_ASSERT(h_pid_alive(h_worker_pid(w)), "the supervisor died");
+    /* checked last so that the requeue behaviour above is tested either way */
+    H_ASSERT(pa.from_status != 0,
+             "STATUS of a running task has child_pid 0 (WORKERS lists child %d running it); "
+             "the broker should fill child_pid from the node's heartbeat",
+             (int)pa.from_workers);
     taskq_client_destroy(&c);
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "tqlimits.h"
 #include "taskapi.h"
 #include "taskfn.h"
 
