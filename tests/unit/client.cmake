@@ -2,8 +2,6 @@
 taskq_unit_test(test_json test_json.c ${PROJECT_SOURCE_DIR}/client/cli/json.c
   LIBS PkgConfig::JANSSON PkgConfig::MSGPACK)
 target_include_directories(test_json PRIVATE ${PROJECT_SOURCE_DIR}/client/cli)
-taskq_client_includes(test_json)
 
 taskq_unit_test(test_outbox test_outbox.c ${PROJECT_SOURCE_DIR}/client/outbox.c)
 target_include_directories(test_outbox PRIVATE ${PROJECT_SOURCE_DIR}/client)
-taskq_client_includes(test_outbox)
