@@ -206,8 +206,9 @@ int main(int argc, char **argv)
         for (char *p = host; *p; p++)
             if (!proto_name_is_valid(p, 1, 1))
                 *p = '_';
+        /* host holds at most TQ_NODE_MAX - 12 chars, so "%.*s.PID" fits */
         char buf[TQ_NODE_MAX + 1];
-        snprintf(buf, sizeof buf, "%s.%d", host, (int)getpid());
+        snprintf(buf, sizeof buf, "%.*s.%d", TQ_NODE_MAX - 12, host, (int)getpid());
         node = xstrdup(buf);
     }
     if (!proto_name_is_valid(node, strlen(node), TQ_NODE_MAX)) {

@@ -137,7 +137,7 @@ int main(int argc, char **argv)
     rc = h_run_cli(out, OUTSZ, NULL, ep, "workers", "--json");
     H_ASSERT(rc == 0, "workers --json: exit %d", rc);
     j = parse_json("workers --json");
-    json_t *nodes = json_is_array(j) ? j : json_object_get(j, "nodes");
+    json_t *nodes = j; /* the documented shape: a list of nodes */
     H_ASSERT(nodes && json_is_array(nodes), "workers --json: no node array in '%.300s'", out);
     bool found = false;
     size_t i;
