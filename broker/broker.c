@@ -17,21 +17,27 @@
 
 #include "handlers.h"
 #include "tclock.h"
+#include "thist.h"
 #include "tlog.h"
 #include "tmem.h"
 
 #define DRAIN_MAX 1024
 #define HWM 100000
+/* Replies queued for one peer that does not read them: beyond this they are
+ * dropped (counted, logged), never blocking the loop nor growing memory. A
+ * WAIT for TQ_WAIT_MAX ids answers at once with as many RESULTs: keep room. */
+#define PEER_SNDHWM TQ_WAIT_MAX
+#define DROP_LOG_EVERY_MS 1000
 #define WAITERS_MAX 1000000
 #define OUT_KEEP_BYTES (64 * 1024) /* larger send buffers are freed after a turn */
 
 /* Every socket option in one place. */
 static taskq_err_t configure_socket(void *sock)
 {
-    int one = 1, linger = 100, hwm = HWM;
+    int one = 1, linger = 100, hwm = HWM, sndhwm = PEER_SNDHWM;
     if (zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
-        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) || /* per peer on a ROUTER */
         zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm)) {
         tlog_error("zmq_setsockopt: %s", zmq_strerror(errno));
         return TASKQ_ESYS;
@@ -57,6 +63,10 @@ broker_t *broker_new(const broker_config_t *cfg, taskq_err_t *err)
     }
     if ((e = handlers_rebuild_leases(b)) != TASKQ_OK)
         goto fail;
+    uint64_t counts[4], total;
+    if ((e = store_counts(b->store, counts, &total)) != TASKQ_OK)
+        goto fail;
+    b->pending = counts[TASKQ_STATE_QUEUED] + counts[TASKQ_STATE_RUNNING];
     if (lease_count(b->leases))
         tlog_info("%zu running tasks keep their leases (honoured)", lease_count(b->leases));
     b->ctx = zmq_ctx_new();
@@ -83,6 +93,10 @@ broker_t *broker_new(const broker_config_t *cfg, taskq_err_t *err)
     printf("ready endpoint=%s\n", ep);
     fflush(stdout);
     tlog_info("broker %s serving on %s (store %s)", cfg->id, ep, cfg->db);
+    /* history (TASKQ_HISTORY): from here on, events wait for the turn's commit */
+    thist_open("broker");
+    thist_event("start %s", cfg->id);
+    thist_defer(true);
     if (err)
         *err = TASKQ_OK;
     return b;
@@ -116,6 +130,7 @@ void broker_destroy(broker_t **self_p)
     free(b->out);
     free(b);
     *self_p = NULL;
+    thist_close();
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -165,6 +180,7 @@ static void turn_rolled_back(broker_t *b)
 {
     store_rollback(b->store);
     b->submitted = b->submitted_at_turn_start;
+    b->pending = b->pending_at_turn_start;
     size_t n = b->nout;
     for (size_t i = 0; i < n; i++) {
         out_t *o = &b->out[i];
@@ -208,9 +224,15 @@ static void send_one(broker_t *b, out_t *o)
         /* Peer gone: the store holds the truth (a TASK then expires). */
         tlog_debug("%s to a peer that is gone: dropped", proto_type_name(o->type));
     } else if (err == TASKQ_EBUSY) {
+        /* A peer that does not read its replies: drop, count, and warn at
+         * most once a second (a flood of drops must not flood the log). */
         b->dropped_busy++;
-        tlog_warn("%s dropped: peer's queue is full (%llu drops so far)",
-                  proto_type_name(o->type), (unsigned long long)b->dropped_busy);
+        int64_t now = tclock_mono_ms();
+        if (b->dropped_busy == 1 || now - b->drops_logged_at >= DROP_LOG_EVERY_MS) {
+            b->drops_logged_at = now;
+            tlog_warn("%s dropped: peer's queue is full (%llu replies dropped so far)",
+                      proto_type_name(o->type), (unsigned long long)b->dropped_busy);
+        }
     }
     /* other errors were logged by proto_send_body */
 }
@@ -235,14 +257,19 @@ static void turn(broker_t *b)
     b->now_mono = tclock_mono_ms();
     b->now_wall = tclock_wall_ms();
     b->submitted_at_turn_start = b->submitted;
+    b->pending_at_turn_start = b->pending;
     b->turn_failed = store_begin(b->store) != TASKQ_OK;
     drain(b);
     if (!b->turn_failed)
         handlers_run_timers(b);
     if (!b->turn_failed)
         handlers_dispatch(b);
-    if (b->turn_failed || store_commit(b->store) != TASKQ_OK)
+    if (b->turn_failed || store_commit(b->store) != TASKQ_OK) {
+        thist_discard(); /* the history shows committed transitions only */
         turn_rolled_back(b);
+    } else {
+        thist_flush();
+    }
     send_all(b);
 }
 
@@ -261,5 +288,7 @@ taskq_err_t broker_run(broker_t *b)
     }
     tlog_info("stopping: %zu leases, %zu nodes; closing the store", lease_count(b->leases),
               registry_count(b->nodes));
+    thist_defer(false);
+    thist_event("stop");
     return TASKQ_OK;
 }

@@ -21,6 +21,7 @@ typedef struct {
     uint32_t max_attempts;     /* default for tasks submitted with 0 */
     int64_t retention_ms;
     const char *id;            /* broker id shown in WELCOME and STATS */
+    uint64_t max_pending;      /* queued + running beyond which SUBMIT is EBUSY; 0 = no limit */
     volatile sig_atomic_t *stop; /* set by a signal handler; polled by the loop */
 } broker_config_t;
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "thist.h"
 #include "tlog.h"
 #include "tmem.h"
 
@@ -154,7 +155,9 @@ static void maybe_forget(broker_t *b, registry_node_t *node)
     }
 }
 
-void handlers_requeue(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason)
+/* code: the history reason (child_died, node_lost, lease_expired, hello_reconcile) */
+static void requeue_coded(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason,
+                          const char *code)
 {
     char ids[TASKQ_ID_STRLEN + 1];
     fmt_id(id, ids);
@@ -172,8 +175,20 @@ void handlers_requeue(broker_t *b, const taskq_id_t *id, uint32_t attempt, const
     }
     tlog_info("task %s attempt %u %s: %s", ids, attempt,
               state == TASKQ_STATE_FAILED ? "failed (attempt limit)" : "requeued", reason);
+    if (state == TASKQ_STATE_FAILED) {
+        b->pending--; /* terminal */
+        thist_event("terminal %s %u failed 0000000000000000", ids, attempt);
+    } else {
+        thist_event("requeue %s %u %s", ids, attempt, code);
+    }
     if (state == TASKQ_STATE_FAILED)
         notify_waiters(b, id);
+}
+
+void handlers_requeue(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason)
+{
+    requeue_coded(b, id, attempt, reason,
+                  strncmp(reason, "lease", 5) == 0 ? "lease_expired" : "node_lost");
 }
 
 /* ---- client messages -------------------------------------------------- */
@@ -195,6 +210,22 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
             return;
         }
     }
+    /* Overload: refuse the whole SUBMIT rather than grow without bound; the
+     * client hears EBUSY at once and retries later. Resent ids count too
+     * (checking which are new would cost a lookup each). */
+    if (b->cfg.max_pending && b->pending + n > b->cfg.max_pending) {
+        char text[128];
+        snprintf(text, sizeof text, "%llu pending, limit %llu: retry later",
+                 (unsigned long long)b->pending, (unsigned long long)b->cfg.max_pending);
+        b->busy_refused += n;
+        for (uint32_t i = 0; i < n && thist_is_enabled(); i++) {
+            char ids[TASKQ_ID_STRLEN + 1];
+            fmt_id(&msg->u.submit.tasks[i].id, ids);
+            thist_event("busy %s", ids);
+        }
+        out_error(b, from, flen, req, TASKQ_EBUSY, text);
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) {
         const proto_task_spec_t *t = &msg->u.submit.tasks[i];
         uint32_t max = t->max_attempts ? t->max_attempts : b->cfg.max_attempts;
@@ -204,6 +235,12 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
             return;
         }
         b->submitted += inserted;
+        b->pending += inserted;
+        if (inserted && thist_is_enabled()) {
+            char ids[TASKQ_ID_STRLEN + 1];
+            fmt_id(&t->id, ids);
+            thist_event("accept %s", ids);
+        }
     }
     proto_msg_t ack;
     proto_msg_init(&ack, PROTO_SUBMIT_ACK);
@@ -342,7 +379,7 @@ static void requeue_unclaimed(const lease_t *l, void *arg)
     uintptr_t a = (uintptr_t)idmap_find(h->claimed, l->id.b, sizeof l->id.b);
     if (a && a - 1 == l->attempt)
         return; /* the node still runs it: honoured */
-    handlers_requeue(h->b, &l->id, l->attempt, h->reason);
+    requeue_coded(h->b, &l->id, l->attempt, h->reason, "hello_reconcile");
 }
 
 static void on_hello(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg)
@@ -400,6 +437,10 @@ static void on_progress(broker_t *b, registry_node_t *node, proto_msg_t *msg)
         tlog_debug("stale PROGRESS from %s dropped", node->id);
         return;
     }
+    /* Progress for the current attempt proves its holder runs it: renew the
+     * lease. Heartbeats alone race the deadline when --lease-ms is close to
+     * the heartbeat interval, and a live task would be run twice. */
+    lease_renew(b->leases, id, msg->u.progress.attempt, node->id, b->now_mono + b->cfg.lease_ms);
     progress_t *p = idmap_find(b->progress, id->b, sizeof id->b);
     if (!p) {
         p = xcalloc(1, sizeof *p);
@@ -443,11 +484,21 @@ static void on_done(broker_t *b, registry_node_t *node, proto_msg_t *msg)
         proto_str_copy(reason, sizeof reason, msg->u.done.error);
         err = store_requeue(b->store, id, attempt, reason, b->now_wall, &state);
     }
+    if (err == TASKQ_OK && state == TASKQ_STATE_SUCCEEDED)
+        thist_event("terminal %s %u succeeded %016llx", ids, attempt,
+                    (unsigned long long)thist_result_hash(msg->u.done.result.ptr,
+                                                         msg->u.done.result.len));
+    else if (err == TASKQ_OK && state == TASKQ_STATE_FAILED)
+        thist_event("terminal %s %u failed 0000000000000000", ids, attempt);
+    else if (err == TASKQ_OK)
+        thist_event("requeue %s %u child_died", ids, attempt);
     uint32_t code = TASKQ_OK;
     if (err == TASKQ_ESTORE) {
         store_failed(b, node->identity, node->identity_len, 0);
         return;
     } else if (err == TASKQ_OK) {
+        if (taskq_state_is_terminal(state))
+            b->pending--;
         /* The attempt number is the fencing token: the store's CAS on
          * (running, attempt) decided; the lease follows it. */
         lease_release(b->leases, id);
@@ -467,6 +518,7 @@ static void on_done(broker_t *b, registry_node_t *node, proto_msg_t *msg)
         bool repeat = g == TASKQ_OK && taskq_state_is_terminal(rec.state) &&
                       rec.attempts == attempt && !msg->u.done.retry;
         code = repeat ? TASKQ_OK : TASKQ_ESTALE;
+        thist_event("%s %s %u", repeat ? "done_repeat" : "stale", ids, attempt);
         if (!repeat)
             tlog_info("stale DONE for task %s attempt %u from %s", ids, attempt, node->id);
     }
@@ -620,6 +672,7 @@ static void check_liveness(broker_t *b)
         tlog_warn("worker node %s silent for %lld ms: declared dead, %zu leases requeued",
                   node->id, (long long)(b->now_mono - node->last_seen_ms),
                   lease_node_count(b->leases, node->id));
+        thist_event("node_dead %s", node->id);
         void *arg[2] = {b, reason};
         lease_foreach_node(b->leases, node->id, requeue_lost, arg);
         registry_remove(b->nodes, &node);
@@ -769,6 +822,12 @@ void handlers_dispatch(broker_t *b)
             if (err == TASKQ_OK) {
                 lease_grant(b->leases, &d.pending[i].id, d.pending[i].attempt, dn->id,
                             b->now_mono + b->cfg.lease_ms);
+                if (thist_is_enabled()) {
+                    char ids[TASKQ_ID_STRLEN + 1];
+                    fmt_id(&d.pending[i].id, ids);
+                    thist_event("dispatch %s %u %s %lld", ids, d.pending[i].attempt, dn->id,
+                                (long long)b->cfg.lease_ms);
+                }
                 continue;
             }
             /* Not dispatched after all: cancel its TASK, give the credit back. */

@@ -59,6 +59,11 @@ struct broker {
     size_t nout, out_cap;
     bool turn_failed;      /* a store verb failed: roll the turn back */
     uint64_t submitted, submitted_at_turn_start;
+    /* non-terminal tasks (queued + running): loaded at start-up, kept on
+     * every transition, restored with the turn on a failed commit */
+    uint64_t pending, pending_at_turn_start;
+    uint64_t busy_refused;   /* tasks refused EBUSY (--max-pending) */
+    int64_t drops_logged_at; /* last "replies dropped" warning (mono ms) */
     uint64_t dropped_busy; /* replies dropped because a peer's HWM was full */
     int64_t started_mono, now_mono, now_wall;
     /* timers (monotonic ms) */

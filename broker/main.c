@@ -37,6 +37,9 @@ static void usage(FILE *out)
             "  --lease-ms N         a lease not renewed for N ms expires (default 10000)\n"
             "  --max-attempts N     default attempts per task (default 3)\n"
             "  --retention S        seconds finished tasks are kept (default 86400)\n"
+            "  --max-pending N      queued + running tasks beyond which a SUBMIT is refused\n"
+            "                       whole with ERROR EBUSY (retry later); default 1000000,\n"
+            "                       0 = no limit\n"
             "  --id ID              broker id (default broker-HOSTNAME)\n"
             "  --log-level L        debug|info|warn|error (default info, or $TASKQ_LOG)\n"
             "  --help               this text\n"
@@ -77,6 +80,7 @@ int main(int argc, char **argv)
         .lease_ms = 10000,
         .max_attempts = 3,
         .retention_ms = 86400LL * 1000,
+        .max_pending = 1000000,
         .id = default_id,
         .stop = &g_stop,
     };
@@ -137,6 +141,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(name, "--retention")) {
             bad = parse_i64(name, v, 0, 100LL * 365 * 86400, &n);
             cfg.retention_ms = n * 1000;
+        } else if (!strcmp(name, "--max-pending")) {
+            bad = parse_i64(name, v, 0, INT64_MAX, &n);
+            cfg.max_pending = (uint64_t)n;
         } else if (!strcmp(name, "--id")) {
             if (!proto_name_is_valid(v, strlen(v), 63)) {
                 fprintf(stderr, "taskq-broker: --id: [A-Za-z0-9_.:-]{1,63} expected\n");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "faultvfs.h"
 #include "tlog.h"
 #include "tmem.h"
 
@@ -163,9 +164,11 @@ store_t *store_open(const char *url, store_durability_t durability, taskq_err_t 
     if (strncmp(url, "sqlite:", 7) == 0)
         url += 7;
     store_t *self = xcalloc(1, sizeof *self);
+    /* NULL (the default VFS) unless a test set TASKQ_FAULT_VFS (faultvfs.h) */
+    const char *vfs = faultvfs_install();
     int rc = sqlite3_open_v2(url, &self->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+                             vfs);
     if (rc != SQLITE_OK) {
         tlog_error("store: cannot open %s: %s", url,
                    self->db ? sqlite3_errmsg(self->db) : sqlite3_errstr(rc));

@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "taskq.h"
 #include "tclock.h"
+#include "thist.h"
 #include "tlog.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -492,6 +493,14 @@ taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, s
             taskq_id_generate(&specs[i].id); /* written back: the caller keeps it */
         codes[i] = (taskq_err_t)-1;
     }
+    /* history (TASKQ_HISTORY): opened on first use; a no-op when unset */
+    thist_open("client");
+    bool hist = thist_is_enabled();
+    char ids[TASKQ_ID_STRLEN + 1];
+    for (size_t i = 0; hist && i < n; i++) {
+        taskq_id_format(&specs[i].id, ids);
+        thist_event("submit_invoke %s", ids);
+    }
     taskq_err_t fatal = submit_loop(self, specs, n, codes);
     e = TASKQ_OK;
     for (size_t i = 0; i < n; i++) {
@@ -499,6 +508,15 @@ taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, s
             codes[i] = fatal != TASKQ_OK ? fatal : TASKQ_EINTERNAL;
         if (codes[i] != TASKQ_OK && e == TASKQ_OK)
             e = codes[i];
+        if (!hist)
+            continue;
+        taskq_id_format(&specs[i].id, ids);
+        if (codes[i] == TASKQ_OK)
+            thist_event("submit_ack %s", ids);
+        else if (codes[i] == TASKQ_ETIMEDOUT || codes[i] == TASKQ_EUNREACH)
+            thist_event("submit_timeout %s", ids);
+        else
+            thist_event("submit_fail %s %s", ids, taskq_err_name(codes[i]));
     }
 out:
     if (codes != results)

@@ -14,5 +14,7 @@ int64_t tclock_mono_ms(void);
 int64_t tclock_wall_ms(void);
 /* Monotonic microseconds, for benchmarks and latency measurements. */
 int64_t tclock_mono_us(void);
+/* Unix time in microseconds (CLOCK_REALTIME), for history timestamps. */
+int64_t tclock_wall_us(void);
 
 #endif

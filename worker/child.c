@@ -14,6 +14,7 @@
 #include "tqlimits.h"
 #include "taskapi.h"
 #include "taskfn.h"
+#include "thist.h"
 #include "tlog.h"
 
 typedef struct {
@@ -54,12 +55,17 @@ static void run_task(chan_t *ch, taskfn_t *fns, const chan_frame_t *t)
     taskq_ctx_t *ctx = taskapi_ctx_new(&t->id, t->attempt, t->data, t->data_len);
     run_t r = {ch, t};
     taskapi_set_progress(ctx, on_progress, &r);
+    thist_event("exec_start %s %u", idbuf, t->attempt);
     done.ok = taskapi_run(ctx, fn);
     if (done.ok) {
         size_t len;
         done.data = taskapi_result(ctx, &len);
         done.data_len = (uint32_t)len;
+        /* hashed as the broker will store it (an empty result is nil) */
+        thist_event("exec_end %s %u 1 %016llx", idbuf, t->attempt,
+                    (unsigned long long)thist_result_hash(done.data, len));
     } else {
+        thist_event("exec_end %s %u 0 0000000000000000", idbuf, t->attempt);
         done.data = taskapi_error(ctx);
         done.data_len = (uint32_t)strlen(done.data);
     }
@@ -84,6 +90,7 @@ void child_main(int fd, const char *const *modules, size_t nmodules)
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     tlog_init("child");
+    thist_open("child");
     taskfn_t *fns = taskfn_new();
     if (builtin_register(fns) != TASKQ_OK)
         _exit(2);

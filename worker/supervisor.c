@@ -27,6 +27,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "tclock.h"
+#include "thist.h"
 #include "tlog.h"
 #include "tmem.h"
 
@@ -161,6 +162,7 @@ static void send_hello(supervisor_t *self, int64_t now)
     self->credit_out = 0; /* a HELLO resets the broker's credit for us */
     self->hello_sent = send_msg(self, &m) == TASKQ_OK;
     if (self->hello_sent) {
+        thist_event("hello %s", self->node_id);
         tlog_info("HELLO sent to %s as node %s (%zu slots, %u leases)", self->broker,
                   self->node_id, pool_size(self->pool), m.u.hello.nleases);
         self->last_rx = now; /* the silence window starts with the HELLO */
@@ -252,6 +254,7 @@ static void report_done(supervisor_t *self, const taskq_id_t *id, uint32_t attem
     else
         tlog_info("task %s attempt %u failed%s (child %d): %s", idbuf, attempt,
                   e->retry ? " (retry)" : "", (int)child_pid, e->error);
+    thist_event("done_sent %s %u", idbuf, attempt);
     outbox_send(self, e, now);
 }
 
@@ -273,6 +276,7 @@ static void outbox_ack(supervisor_t *self, const proto_msg_t *m)
         }
         if (code == TASKQ_ESTALE)
             tlog_info("DONE %s/%u is stale (attempt no longer current)", idbuf, e->attempt);
+        thist_event("done_acked %s %u %s", idbuf, e->attempt, taskq_err_name((int)code));
         free(e->result);
         free(e->error);
         self->out[i] = self->out[--self->nout];
@@ -413,6 +417,15 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
     int64_t now = tclock_mono_ms();
     slotx_t *x = &self->x[s->index];
     read_child(self, s, now); /* frames written just before it died */
+    if (thist_is_enabled()) {
+        char hid[TASKQ_ID_STRLEN + 1] = "-", hatt[16] = "-";
+        if (s->state == POOL_BUSY && s->has_task) {
+            taskq_id_format(&s->task_id, hid);
+            snprintf(hatt, sizeof hatt, "%u", s->attempt);
+        }
+        thist_event("child_died %d %s%d %s %s", (int)pid, WIFSIGNALED(status) ? "sig" : "exit",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), hid, hatt);
+    }
     if (s->state == POOL_BUSY && s->has_task) {
         char idbuf[TASKQ_ID_STRLEN + 1], err[160];
         taskq_id_format(&s->task_id, idbuf);
@@ -708,6 +721,7 @@ static int64_t run_timers(supervisor_t *self, int64_t now)
             snprintf(err, sizeof err, "time limit exceeded (%g s)", (double)s->time_limit_ms / 1000.0);
             tlog_warn("task %s (%s) attempt %u: %s: killing child %d", idbuf, s->task_name,
                       s->attempt, err, (int)s->pid);
+            thist_event("time_limit %s %u %d", idbuf, s->attempt, (int)s->pid);
             pool_kill(s, SIGKILL);
             forward_progress(self, s, now);
             report_done(self, &s->task_id, s->attempt, false, false, NULL, 0, err, strlen(err),
@@ -834,6 +848,7 @@ int supervisor_run(supervisor_t *self)
     size_t *slot_of = xcalloc(n + 2, sizeof *slot_of);
     int code = 0;
     self->last_rx = tclock_mono_ms();
+    thist_open("worker");
     send_hello(self, self->last_rx);
     for (;;) {
         int64_t now = tclock_mono_ms();

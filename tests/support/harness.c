@@ -25,10 +25,11 @@
 
 #define H_DIR_MAX 256   /* temp dir path */
 #define H_PATH_MAX 512  /* any file inside it, or a binary path */
-#define H_MAX_PROCS 128
+#define H_MAX_PROCS 2048 /* restarts count: a power-loss test restarts the broker often */
 #define H_MAX_LOGS 128
 #define H_TAIL_LINES 40
 #define H_TAIL_BYTES 8192
+#define TQ_SLOTS_MAX_H 256 /* children looked up per node */
 
 typedef struct {
     pid_t pid;
@@ -47,6 +48,8 @@ struct h_broker {
     char log[H_PATH_MAX];
     int nextra;
     char *extra[32];
+    char bind_host[128]; /* "tcp://HOST", the restart binds HOST:port */
+    int64_t ready_at;
 };
 
 struct h_worker {
@@ -55,7 +58,16 @@ struct h_worker {
     int index;
     char node_id[64];
     char log[H_PATH_MAX];
+    int argc;
+    char *argv[56]; /* owned copies, for restarts with the same arguments */
 };
+
+#define H_MAX_NETNS 4
+
+typedef struct {
+    char name[32];
+    char veth[16];
+} h_ns_rec_t;
 
 static char g_tmpdir[H_DIR_MAX];
 static char g_name[64] = "it";
@@ -71,6 +83,11 @@ static volatile sig_atomic_t g_nlogs;
 static int g_nbrokers, g_nworkers, g_ncli, g_nbroker_runs;
 static h_broker_t *g_brokers[16];
 static h_worker_t *g_workers[32];
+static char g_hist[H_PATH_MAX];   /* TMP/hist when history is enabled */
+static int g_fault_fd = -1;
+static h_ns_rec_t g_netns[H_MAX_NETNS];
+static volatile sig_atomic_t g_nnetns;
+static char g_ip_path[64];
 
 static void graceful_stop(void);
 
@@ -161,6 +178,43 @@ static void s_kill_all(void)
     }
 }
 
+/* Runs `ip ARGS...` and waits; async-signal-safe (fork/execv/waitpid). */
+static int s_run_ip(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Deletes every namespace and veth the test made (deleting the namespace
+ * also deletes its end of the pair; the root end is deleted in case the
+ * namespace was already gone). */
+static void s_netns_cleanup(void)
+{
+    for (int i = g_nnetns - 1; i >= 0; i--) {
+        char *del_ns[] = {g_ip_path, "netns", "del", g_netns[i].name, NULL};
+        char *del_link[] = {g_ip_path, "link", "del", g_netns[i].veth, NULL};
+        s_run_ip(del_ns);
+        s_run_ip(del_link);
+    }
+    g_nnetns = 0;
+}
+
 static void s_on_signal(int sig)
 {
     if (g_dying)
@@ -171,6 +225,7 @@ static void s_on_signal(int sig)
                           : "\nFAIL: test interrupted by a signal\n");
     s_tail_all();
     s_kill_all();
+    s_netns_cleanup();
     s_puts("kept temp dir: ");
     s_puts(g_tmpdir);
     s_puts("\n");
@@ -301,8 +356,27 @@ static int group_survivors(pid_t *out, int max)
     return n < max ? n : max;
 }
 
+static void rm_dir_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[H_PATH_MAX + 300];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 static void rm_tmpdir(void)
 {
+    if (g_hist[0])
+        rm_dir_files(g_hist);
     DIR *d = opendir(g_tmpdir);
     if (!d)
         return;
@@ -334,6 +408,7 @@ static void at_exit(void)
     if (!g_failed)
         graceful_stop();
     s_kill_all();
+    s_netns_cleanup();
     /* Grandchildren (worker children) die through PDEATHSIG when their
      * supervisor dies; give them a bounded moment, then report and kill. */
     pid_t left[64];
@@ -359,9 +434,15 @@ static void at_exit(void)
             free(g_brokers[i]->extra[k]);
         free(g_brokers[i]);
     }
-    for (int i = 0; i < g_nworkers; i++)
+    for (int i = 0; i < g_nworkers; i++) {
+        for (int k = 0; k < g_workers[i]->argc; k++)
+            free(g_workers[i]->argv[k]);
         free(g_workers[i]);
+    }
     g_nbrokers = g_nworkers = 0;
+    if (g_fault_fd >= 0)
+        close(g_fault_fd);
+    g_fault_fd = -1;
     if (g_failed) {
         fprintf(stderr, "kept temp dir: %s\n", g_tmpdir);
         fflush(stderr);
@@ -635,6 +716,7 @@ static bool broker_read_ready(h_broker_t *b, int64_t timeout_ms)
                     const char *colon = strrchr(b->endpoint, ':');
                     H_ASSERT(colon && atoi(colon + 1) > 0, "bad endpoint '%s'", b->endpoint);
                     b->port = atoi(colon + 1);
+                    b->ready_at = tclock_mono_ms();
                     return true;
                 }
                 H_ASSERT(len < sizeof line - 1, "broker stdout line too long");
@@ -683,7 +765,27 @@ static void broker_launch(h_broker_t *b, const char *bind)
     b->out_fd = fds[0];
 }
 
+static h_broker_t *broker_start_va(const char *bind, const char *db, va_list ap);
+
 h_broker_t *h_broker_start_v(const char *db, ...)
+{
+    va_list ap;
+    va_start(ap, db);
+    h_broker_t *b = broker_start_va("tcp://127.0.0.1:*", db, ap);
+    va_end(ap);
+    return b;
+}
+
+h_broker_t *h_broker_start_at_v(const char *bind, const char *db, ...)
+{
+    va_list ap;
+    va_start(ap, db);
+    h_broker_t *b = broker_start_va(bind, db, ap);
+    va_end(ap);
+    return b;
+}
+
+static h_broker_t *broker_start_va(const char *bind, const char *db, va_list ap)
 {
     h_broker_t *b = calloc(1, sizeof *b);
     H_ASSERT(b != NULL, "out of memory");
@@ -692,17 +794,18 @@ h_broker_t *h_broker_start_v(const char *db, ...)
         snprintf(b->db, sizeof b->db, "%s", db);
     else
         snprintf(b->db, sizeof b->db, "%s/taskq.db", g_tmpdir);
-    va_list ap;
-    va_start(ap, db);
     const char *a;
     while ((a = va_arg(ap, const char *)) != NULL) {
         H_ASSERT(b->nextra < 32, "too many broker args");
         b->extra[b->nextra++] = strdup(a);
     }
-    va_end(ap);
     H_ASSERT(g_nbrokers < 16, "too many brokers");
     g_brokers[g_nbrokers++] = b; /* freed by the exit sweep */
-    broker_launch(b, "tcp://127.0.0.1:*");
+    const char *colon = strrchr(bind, ':');
+    H_ASSERT(colon && strncmp(bind, "tcp://", 6) == 0 && (size_t)(colon - bind) < sizeof b->bind_host,
+             "bind endpoint '%s' is not tcp://HOST:PORT", bind);
+    snprintf(b->bind_host, sizeof b->bind_host, "%.*s", (int)(colon - bind), bind);
+    broker_launch(b, bind);
     if (!broker_read_ready(b, 10000)) {
         int st = 0;
         reap(b->pid, &st);
@@ -723,6 +826,16 @@ pid_t h_broker_pid(const h_broker_t *b)
     return b->pid;
 }
 
+const char *h_broker_db(const h_broker_t *b)
+{
+    return b->db;
+}
+
+int64_t h_broker_ready_at(const h_broker_t *b)
+{
+    return b->ready_at;
+}
+
 static int wait_exit(pid_t pid, int64_t timeout_ms, const char *what)
 {
     int st = 0;
@@ -739,6 +852,8 @@ static int wait_exit(pid_t pid, int64_t timeout_ms, const char *what)
 int h_broker_kill(h_broker_t *b, int sig)
 {
     b->expect_alive = false;
+    if (sig == SIGKILL && g_hist[0])
+        h_fault("kill_broker", "%d", (int)b->pid);
     if (!reap(b->pid, NULL))
         kill(b->pid, sig);
     int st = wait_exit(b->pid, 10000, "broker");
@@ -750,8 +865,8 @@ int h_broker_kill(h_broker_t *b, int sig)
 void h_broker_restart(h_broker_t *b)
 {
     H_ASSERT(reap(b->pid, NULL), "h_broker_restart: broker %d is still running", b->index);
-    char bind[64];
-    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", b->port);
+    char bind[192];
+    snprintf(bind, sizeof bind, "%s:%d", b->bind_host, b->port);
     char old_ep[512];
     snprintf(old_ep, sizeof old_ep, "%s", b->endpoint);
     int64_t t0 = tclock_mono_ms();
@@ -767,12 +882,14 @@ void h_broker_restart(h_broker_t *b)
     H_ASSERT(strcmp(old_ep, b->endpoint) == 0, "restarted broker reports %s, expected %s",
              b->endpoint, old_ep);
     b->expect_alive = true;
+    if (g_hist[0])
+        h_fault("restart_broker", "%d", (int)b->pid);
     h_log("broker restarted as %d pid %d at %s", b->index, (int)b->pid, b->endpoint);
 }
 
 /* ---- worker ------------------------------------------------------------------- */
 
-h_worker_t *h_worker_start_v(const char *endpoint, int n, ...)
+static h_worker_t *worker_start_va(const char *netns, const char *endpoint, int n, va_list ap)
 {
     h_worker_t *w = calloc(1, sizeof *w);
     H_ASSERT(w != NULL, "out of memory");
@@ -784,29 +901,57 @@ h_worker_t *h_worker_start_v(const char *endpoint, int n, ...)
     char path[H_PATH_MAX], nbuf[16];
     bin_path(path, sizeof path, "taskq-worker");
     snprintf(nbuf, sizeof nbuf, "%d", n);
-    char *argv[48];
+    const char *argv[56];
     int k = 0;
+    if (netns) {
+        H_ASSERT(g_ip_path[0], "h_worker_start_ns before h_netns_create");
+        argv[k++] = g_ip_path;
+        argv[k++] = "netns";
+        argv[k++] = "exec";
+        argv[k++] = netns;
+    }
     argv[k++] = path;
     argv[k++] = "--broker";
-    argv[k++] = (char *)endpoint;
+    argv[k++] = endpoint;
     argv[k++] = "-n";
     argv[k++] = nbuf;
     argv[k++] = "--module";
     argv[k++] = getenv("TASKQ_TESTMODULE");
     argv[k++] = "--node-id";
     argv[k++] = w->node_id;
-    va_list ap;
-    va_start(ap, n);
-    char *a;
-    while ((a = va_arg(ap, char *)) != NULL) {
-        H_ASSERT(k < 46, "too many worker args");
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        H_ASSERT(k < 54, "too many worker args");
         argv[k++] = a;
     }
-    va_end(ap);
-    argv[k] = NULL;
-    w->pid = spawn(argv, -1, w->log, NULL);
+    for (int i = 0; i < k; i++) {
+        w->argv[i] = strdup(argv[i]);
+        H_ASSERT(w->argv[i] != NULL, "out of memory");
+    }
+    w->argc = k;
+    w->argv[k] = NULL;
+    w->pid = spawn(w->argv, -1, w->log, NULL);
     w->expect_alive = true;
-    h_log("worker %s pid %d started (-n %d)", w->node_id, (int)w->pid, n);
+    h_log("worker %s pid %d started (-n %d%s%s)", w->node_id, (int)w->pid, n,
+          netns ? ", netns " : "", netns ? netns : "");
+    return w;
+}
+
+h_worker_t *h_worker_start_v(const char *endpoint, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    h_worker_t *w = worker_start_va(NULL, endpoint, n, ap);
+    va_end(ap);
+    return w;
+}
+
+h_worker_t *h_worker_start_ns_v(const char *netns, const char *endpoint, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    h_worker_t *w = worker_start_va(netns, endpoint, n, ap);
+    va_end(ap);
     return w;
 }
 
@@ -1073,4 +1218,241 @@ taskq_task_t *h_wait_task_at(const char *file, int line, taskq_client_t *c,
                       (long long)timeout_ms, h_id_str(id), what, last);
         sleep_ms(20);
     }
+}
+
+/* ---- fault tests: history, injected faults, node control ------------------- */
+
+const char *h_history_enable(void)
+{
+    if (g_hist[0])
+        return g_hist;
+    snprintf(g_hist, sizeof g_hist, "%s/hist", g_tmpdir);
+    if (mkdir(g_hist, 0755) != 0 && errno != EEXIST)
+        H_FAIL("mkdir %s: %s", g_hist, strerror(errno));
+    /* inherited by every process spawned from now on, and read by the
+     * test's own libtaskq handles (their submit_ack lines are the record of
+     * what was acknowledged) */
+    setenv("TASKQ_HISTORY", g_hist, 1);
+    return g_hist;
+}
+
+const char *h_history_dir(void)
+{
+    return g_hist[0] ? g_hist : NULL;
+}
+
+void h_fault(const char *kind, const char *target_fmt, ...)
+{
+    char target[128];
+    va_list ap;
+    va_start(ap, target_fmt);
+    vsnprintf(target, sizeof target, target_fmt, ap);
+    va_end(ap);
+    h_log("fault %s %s", kind, target);
+    if (!g_hist[0])
+        return;
+    if (g_fault_fd < 0) {
+        char path[H_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/fault.%d.hist", g_hist, (int)getpid());
+        g_fault_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (g_fault_fd < 0)
+            H_FAIL("open %s: %s", path, strerror(errno));
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long us = (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+    char line[256];
+    int n = snprintf(line, sizeof line, "%lld fault %d fault %s %s\n", us, (int)getpid(), kind,
+                     target);
+    /* one write: a line is never split, whatever else appends */
+    if (n <= 0 || n >= (int)sizeof line || write(g_fault_fd, line, (size_t)n) != n)
+        H_FAIL("cannot record fault %s %s", kind, target);
+}
+
+int h_worker_children(const h_worker_t *w, pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        char *endp;
+        long v = strtol(e->d_name, &endp, 10);
+        if (*endp != '\0' || v <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", v);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *rp = strrchr(buf, ')');
+        char st;
+        int ppid;
+        if (!rp || sscanf(rp + 1, " %c %d", &st, &ppid) != 2)
+            continue;
+        if (ppid == (int)w->pid && st != 'Z' && st != 'X')
+            out[n++] = (pid_t)v;
+    }
+    closedir(d);
+    return n;
+}
+
+void h_worker_kill_child(h_worker_t *w, pid_t child)
+{
+    h_fault("kill_child", "%d", (int)child);
+    (void)w;
+    kill(child, SIGKILL);
+}
+
+void h_worker_kill_node(h_worker_t *w)
+{
+    h_fault("kill_node", "%s", w->node_id);
+    w->expect_alive = false;
+    if (!reap(w->pid, NULL))
+        kill(w->pid, SIGKILL);
+    wait_exit(w->pid, 10000, w->node_id);
+}
+
+void h_worker_restart(h_worker_t *w)
+{
+    H_ASSERT(reap(w->pid, NULL), "h_worker_restart: %s (pid %d) is still running", w->node_id,
+             (int)w->pid);
+    w->pid = spawn(w->argv, -1, w->log, NULL);
+    w->expect_alive = true;
+    h_fault("restart_node", "%s", w->node_id);
+    h_log("worker %s restarted as pid %d", w->node_id, (int)w->pid);
+}
+
+static void signal_node(h_worker_t *w, int sig)
+{
+    pid_t kids[TQ_SLOTS_MAX_H];
+    int n = h_worker_children(w, kids, TQ_SLOTS_MAX_H);
+    kill(w->pid, sig);
+    for (int i = 0; i < n; i++)
+        kill(kids[i], sig);
+}
+
+void h_worker_stop(h_worker_t *w)
+{
+    h_fault("stop_node", "%s", w->node_id);
+    signal_node(w, SIGSTOP);
+}
+
+void h_worker_cont(h_worker_t *w)
+{
+    h_fault("cont_node", "%s", w->node_id);
+    signal_node(w, SIGCONT);
+}
+
+bool h_scale_full(void)
+{
+    const char *s = getenv("TASKQ_FAULT_SCALE");
+    return s && strcmp(s, "full") == 0;
+}
+
+long h_scale(long ci, long full)
+{
+    if (h_scale_full())
+        return full;
+#ifdef TASKQ_SANITIZED
+    return ci / 3 > 0 ? ci / 3 : 1;
+#else
+    return ci;
+#endif
+}
+
+/* Runs `ip ARGS...` (NULL-terminated); returns its exit code. */
+static int run_ip(const char *a0, ...)
+{
+    char *argv[16];
+    int k = 0;
+    argv[k++] = g_ip_path;
+    argv[k++] = (char *)a0;
+    va_list ap;
+    va_start(ap, a0);
+    char *a;
+    while ((a = va_arg(ap, char *)) != NULL && k < 15)
+        argv[k++] = a;
+    va_end(ap);
+    argv[k] = NULL;
+    return s_run_ip(argv);
+}
+
+bool h_netns_create(h_netns_t *ns, char *why, size_t whysz)
+{
+    memset(ns, 0, sizeof *ns);
+    if (geteuid() != 0) {
+        snprintf(why, whysz, "network namespaces need root (euid %d)", (int)geteuid());
+        return false;
+    }
+    if (!g_ip_path[0]) {
+        static const char *cands[] = {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"};
+        for (size_t i = 0; i < sizeof cands / sizeof *cands && !g_ip_path[0]; i++)
+            if (access(cands[i], X_OK) == 0)
+                snprintf(g_ip_path, sizeof g_ip_path, "%s", cands[i]);
+    }
+    if (!g_ip_path[0]) {
+        snprintf(why, whysz, "the `ip` command (iproute2) is not installed");
+        return false;
+    }
+    if (g_nnetns >= H_MAX_NETNS) {
+        snprintf(why, whysz, "too many namespaces");
+        return false;
+    }
+    int i = g_nnetns;
+    int pid = (int)getpid();
+    char peer[32], veth[32];
+    snprintf(ns->name, sizeof ns->name, "taskq-%d%s%.0d", pid, i ? "-" : "", i);
+    /* interface names: at most 15 bytes (IFNAMSIZ - 1) */
+    snprintf(veth, sizeof veth, "tqv%d%c", pid % 10000000, 'a' + i);
+    snprintf(peer, sizeof peer, "tqp%d%c", pid % 10000000, 'a' + i);
+    snprintf(ns->veth, sizeof ns->veth, "%.15s", veth);
+    int x = pid % 250 + 1, y = i * 4;
+    snprintf(ns->host_ip, sizeof ns->host_ip, "10.231.%d.%d", x, y + 1);
+    snprintf(ns->ns_ip, sizeof ns->ns_ip, "10.231.%d.%d", x, y + 2);
+    /* registered first: the exit paths delete it even if a step fails */
+    snprintf(g_netns[i].name, sizeof g_netns[i].name, "%s", ns->name);
+    snprintf(g_netns[i].veth, sizeof g_netns[i].veth, "%s", ns->veth);
+    g_nnetns = i + 1;
+    char host_cidr[48], ns_cidr[48];
+    snprintf(host_cidr, sizeof host_cidr, "%s/30", ns->host_ip);
+    snprintf(ns_cidr, sizeof ns_cidr, "%s/30", ns->ns_ip);
+    const char *step = NULL;
+    if (run_ip("netns", "add", ns->name, NULL) != 0)
+        step = "ip netns add";
+    else if (run_ip("link", "add", ns->veth, "type", "veth", "peer", "name", peer, NULL) != 0)
+        step = "ip link add veth";
+    else if (run_ip("link", "set", peer, "netns", ns->name, NULL) != 0)
+        step = "ip link set netns";
+    else if (run_ip("addr", "add", host_cidr, "dev", ns->veth, NULL) != 0)
+        step = "ip addr add (root side)";
+    else if (run_ip("link", "set", ns->veth, "up", NULL) != 0)
+        step = "ip link set up (root side)";
+    else if (run_ip("netns", "exec", ns->name, g_ip_path, "addr", "add", ns_cidr, "dev", peer,
+                    NULL) != 0)
+        step = "ip addr add (namespace side)";
+    else if (run_ip("netns", "exec", ns->name, g_ip_path, "link", "set", peer, "up", NULL) != 0)
+        step = "ip link set up (namespace side)";
+    else if (run_ip("netns", "exec", ns->name, g_ip_path, "link", "set", "lo", "up", NULL) != 0)
+        step = "ip link set lo up";
+    if (step) {
+        snprintf(why, whysz, "%s failed (no CAP_NET_ADMIN or no veth support?)", step);
+        s_netns_cleanup();
+        return false;
+    }
+    h_log("netns %s: %s (%s) <-> %s (%s)", ns->name, ns->veth, ns->host_ip, peer, ns->ns_ip);
+    return true;
+}
+
+void h_netns_partition(const h_netns_t *ns, const char *node, bool down)
+{
+    h_fault(down ? "partition_node" : "heal_node", "%s", node);
+    /* the root side down: every packet to or from the namespace is dropped;
+     * loopback traffic to the root side's address still works */
+    if (run_ip("link", "set", ns->veth, down ? "down" : "up", NULL) != 0)
+        H_FAIL("ip link set %s %s failed", ns->veth, down ? "down" : "up");
 }

@@ -98,6 +98,66 @@ int h_worker_wait_exit(h_worker_t *w, int64_t timeout_ms);
 void h_worker_wait_ready(taskq_client_t *c, const char *node_id, size_t n_idle,
                          int64_t timeout_ms);
 
+/* ---- fault tests: history, injected faults, node control ------------------- */
+
+/* Makes every process the harness starts from now on record its history
+ * (TASKQ_HISTORY=TMP/hist, docs: the history spec); call it before starting
+ * anything. Returns the directory. The test process itself stays silent. */
+const char *h_history_enable(void);
+/* TMP/hist, or NULL if history is not enabled. */
+const char *h_history_dir(void);
+/* Records an injected fault: appends `<wall_us> fault <pid> fault KIND TARGET`
+ * to TMP/hist/fault.<pid>.hist with one write(2) (when history is enabled)
+ * and h_log()s it. Call it just BEFORE injecting the fault, so the event
+ * precedes every consequence. h_broker_kill (SIGKILL), h_broker_restart and
+ * the h_worker_* calls below record their own faults. */
+void h_fault(const char *kind, const char *target_fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Like h_broker_start, but binds `bind` (e.g. "tcp://10.231.7.1:*") instead
+ * of tcp://127.0.0.1:*; a restart binds the same host and port. */
+h_broker_t *h_broker_start_at_v(const char *bind, const char *db, ...) __attribute__((sentinel));
+#define h_broker_start_at(bind, ...) h_broker_start_at_v((bind), __VA_ARGS__, (char *)NULL)
+const char *h_broker_db(const h_broker_t *b);
+/* Monotonic ms at which the last (re)start's `ready` line was read. */
+int64_t h_broker_ready_at(const h_broker_t *b);
+
+/* Like h_worker_start, run as `ip netns exec NETNS taskq-worker ...` (the
+ * pid is the worker's: ip execs it). */
+h_worker_t *h_worker_start_ns_v(const char *netns, const char *endpoint, int n, ...)
+    __attribute__((sentinel));
+#define h_worker_start_ns(ns, ep, ...) h_worker_start_ns_v((ns), (ep), __VA_ARGS__, (char *)NULL)
+/* Live children of the supervisor (from /proc); returns how many (<= max). */
+int h_worker_children(const h_worker_t *w, pid_t *out, int max);
+/* kill -9 one child of w (fault kill_child PID). */
+void h_worker_kill_child(h_worker_t *w, pid_t child);
+/* kill -9 the supervisor (fault kill_node NODE) and wait for it to exit. */
+void h_worker_kill_node(h_worker_t *w);
+/* Starts the (dead) node again with the same node id and arguments
+ * (fault restart_node NODE). */
+void h_worker_restart(h_worker_t *w);
+/* SIGSTOP / SIGCONT the supervisor and its children (stop_node, cont_node). */
+void h_worker_stop(h_worker_t *w);
+void h_worker_cont(h_worker_t *w);
+
+/* Scale of a fault test: TASKQ_FAULT_SCALE=full gives `full`; otherwise
+ * `ci`, divided by 3 when built with sanitizers (TASKQ_SANITIZED). */
+long h_scale(long ci, long full);
+bool h_scale_full(void);
+
+/* A network namespace taskq-<pid> joined to the root one by a veth pair:
+ * root side 10.231.X.1/30, namespace side 10.231.X.2/30 (X from the pid).
+ * Returns false and a reason if it cannot be made (not root, no `ip`).
+ * Deleted at exit, on success and on failure alike. */
+typedef struct {
+    char name[32];     /* netns name */
+    char veth[16];     /* root-side interface */
+    char host_ip[40];  /* root side, where the broker binds */
+    char ns_ip[40];
+} h_netns_t;
+bool h_netns_create(h_netns_t *ns, char *why, size_t whysz);
+/* Link down (partition, fault partition_node NODE) or up (heal_node NODE). */
+void h_netns_partition(const h_netns_t *ns, const char *node, bool down);
+
 /* ---- processes, CLI -------------------------------------------------------- */
 
 /* True if pid exists and is not a zombie (reaps it if it is our child). */
