@@ -56,8 +56,9 @@ int main(int argc, char **argv)
     h_init(argc, argv);
     h_set_deadline_s(200);
     h_history_enable();
-    long npoison = h_scale(30, 100);
-    N = h_scale(1500, 10000);
+    /* a third under sanitizers (CI size only) */
+    long npoison = h_scale(h_sanitized() ? 10 : 30, 100);
+    N = h_scale(h_sanitized() ? 500 : 1500, 10000);
     specs = calloc((size_t)N, sizeof *specs);
     args = calloc((size_t)N, sizeof *args);
     codes = calloc((size_t)N, sizeof *codes);

@@ -1356,12 +1356,15 @@ bool h_scale_full(void)
 
 long h_scale(long ci, long full)
 {
-    if (h_scale_full())
-        return full;
+    return h_scale_full() ? full : ci;
+}
+
+bool h_sanitized(void)
+{
 #ifdef TASKQ_SANITIZED
-    return ci / 3 > 0 ? ci / 3 : 1;
+    return true;
 #else
-    return ci;
+    return false;
 #endif
 }
 

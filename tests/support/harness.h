@@ -139,10 +139,11 @@ void h_worker_restart(h_worker_t *w);
 void h_worker_stop(h_worker_t *w);
 void h_worker_cont(h_worker_t *w);
 
-/* Scale of a fault test: TASKQ_FAULT_SCALE=full gives `full`; otherwise
- * `ci`, divided by 3 when built with sanitizers (TASKQ_SANITIZED). */
+/* Scale of a fault test: `full` if TASKQ_FAULT_SCALE=full, else `ci`. */
 long h_scale(long ci, long full);
 bool h_scale_full(void);
+/* True when built with ASan+UBSan (~3x slower): tests may scale down. */
+bool h_sanitized(void);
 
 /* A network namespace taskq-<pid> joined to the root one by a veth pair:
  * root side 10.231.X.1/30, namespace side 10.231.X.2/30 (X from the pid).
