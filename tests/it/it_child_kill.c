@@ -40,7 +40,9 @@ static bool running_with_pid(const taskq_task_t *t, void *arg)
         return false;
     a->from_status = t->child_pid;
     a->from_workers = pid_in_workers(a->c, a->node, &t->id);
-    return a->from_status != 0 || a->from_workers != 0;
+    /* STATUS learns the pid from the node's next heartbeat (<= 1 s): wait
+     * for it there, so the two reads cannot race a heartbeat in between */
+    return a->from_status != 0;
 }
 
 static bool requeued(const taskq_task_t *t, void *arg)
