@@ -12,6 +12,8 @@
  * movement); otherwise one compact progress line is printed per second.
  * Exit status 0 iff every task succeeded.
  */
+/* clock_gettime, isatty: POSIX (also without the build's global define) */
+#define _POSIX_C_SOURCE 200809L
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
