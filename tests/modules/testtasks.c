@@ -9,6 +9,8 @@
  *   test.sleep [seconds]     -> like taskq.sleep
  *   test.progress_spam [n]   -> n progress calls as fast as possible, returns n
  *   test.crash_until [k]     -> SIGSEGV while attempt < k, then returns attempt
+ *   test.echo ARGS           -> ARGS (the same bytes: what the raw worker of
+ *                               storefault.h answers, so both agree)
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -72,6 +74,12 @@ static int t_square(taskq_ctx_t *ctx)
     if (!get_int(ctx, &n))
         return taskq_fail(ctx, "test.square: expected an integer n");
     msgpack_pack_int64(taskq_result_packer(ctx), (int64_t)((uint64_t)n * (uint64_t)n));
+    return TASKQ_TASK_OK;
+}
+
+static int t_echo(taskq_ctx_t *ctx)
+{
+    msgpack_pack_object(taskq_result_packer(ctx), *taskq_args(ctx));
     return TASKQ_TASK_OK;
 }
 
@@ -163,5 +171,6 @@ int taskq_module_init(taskq_registry_t *reg)
     rc |= taskq_register(reg, "test.sleep", t_sleep);
     rc |= taskq_register(reg, "test.progress_spam", t_progress_spam);
     rc |= taskq_register(reg, "test.crash_until", t_crash_until);
+    rc |= taskq_register(reg, "test.echo", t_echo);
     return rc ? -1 : 0;
 }

@@ -85,11 +85,18 @@ static h_broker_t *g_brokers[16];
 static h_worker_t *g_workers[32];
 static char g_hist[H_PATH_MAX];   /* TMP/hist when history is enabled */
 static int g_fault_fd = -1;
+/* h_broker_restart_fault: the kind to record for each launch, and the line
+ * prefix ("<wall_us> fault <pid> fault KIND ") the new process completes
+ * with its own pid and writes before exec */
+static char g_launch_kind[32];
+static char g_launch_fault[256];
+static size_t g_launch_fault_len;
 static h_ns_rec_t g_netns[H_MAX_NETNS];
 static volatile sig_atomic_t g_nnetns;
 static char g_ip_path[64];
 
 static void graceful_stop(void);
+static void fault_fd_open(void);
 
 /* ---- async-signal-safe output ---------------------------------------------- */
 
@@ -668,6 +675,23 @@ static pid_t spawn(char *const argv[], int out_fd, const char *log, const char *
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2(devnull, 0);
+        if (g_launch_fault_len > 0) {
+            /* h_broker_restart_fault: our own fault line, before the broker
+             * exists (async-signal-safe: no stdio after fork) */
+            char line[sizeof g_launch_fault + 16], dig[16];
+            size_t n = g_launch_fault_len;
+            int nd = 0;
+            memcpy(line, g_launch_fault, n);
+            for (unsigned long v = (unsigned long)getpid(); v; v /= 10)
+                dig[nd++] = (char)('0' + v % 10);
+            while (nd > 0)
+                line[n++] = dig[--nd];
+            line[n++] = '\n';
+            if (write(g_fault_fd, line, n) != (ssize_t)n) {
+                s_puts("cannot record the launch fault\n");
+                _exit(126); /* no broker without its fault line */
+            }
+        }
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
         execv(argv[0], argv);
@@ -758,7 +782,20 @@ static void broker_launch(h_broker_t *b, const char *bind)
         H_FAIL("pipe: %s", strerror(errno));
     b->index = ++g_nbroker_runs; /* one log file per run */
     snprintf(b->log, sizeof b->log, "%s/broker.%d.log", g_tmpdir, b->index);
+    if (g_launch_kind[0] && g_hist[0]) {
+        fault_fd_open();
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int n = snprintf(g_launch_fault, sizeof g_launch_fault, "%lld fault %d fault %s ",
+                         (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000, (int)getpid(),
+                         g_launch_kind);
+        H_ASSERT(n > 0 && n < (int)sizeof g_launch_fault, "launch fault line too long");
+        g_launch_fault_len = (size_t)n;
+    }
     b->pid = spawn(argv, fds[1], b->log, NULL);
+    g_launch_fault_len = 0;
+    if (g_launch_kind[0])
+        h_log("fault %s %d (recorded by that process before exec)", g_launch_kind, (int)b->pid);
     close(fds[1]);
     if (b->out_fd >= 0)
         close(b->out_fd);
@@ -885,6 +922,15 @@ void h_broker_restart(h_broker_t *b)
     if (g_hist[0])
         h_fault("restart_broker", "%d", (int)b->pid);
     h_log("broker restarted as %d pid %d at %s", b->index, (int)b->pid, b->endpoint);
+}
+
+void h_broker_restart_fault(h_broker_t *b, const char *kind)
+{
+    int n = snprintf(g_launch_kind, sizeof g_launch_kind, "%s", kind);
+    H_ASSERT(n > 0 && n < (int)sizeof g_launch_kind && !strchr(kind, ' '),
+             "bad fault kind '%s'", kind);
+    h_broker_restart(b);
+    g_launch_kind[0] = '\0';
 }
 
 /* ---- worker ------------------------------------------------------------------- */
@@ -1222,6 +1268,18 @@ taskq_task_t *h_wait_task_at(const char *file, int line, taskq_client_t *c,
 
 /* ---- fault tests: history, injected faults, node control ------------------- */
 
+/* Opens TMP/hist/fault.<pid>.hist once (history must be enabled). */
+static void fault_fd_open(void)
+{
+    if (g_fault_fd >= 0)
+        return;
+    char path[H_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/fault.%d.hist", g_hist, (int)getpid());
+    g_fault_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (g_fault_fd < 0)
+        H_FAIL("open %s: %s", path, strerror(errno));
+}
+
 const char *h_history_enable(void)
 {
     if (g_hist[0])
@@ -1251,13 +1309,7 @@ void h_fault(const char *kind, const char *target_fmt, ...)
     h_log("fault %s %s", kind, target);
     if (!g_hist[0])
         return;
-    if (g_fault_fd < 0) {
-        char path[H_PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/fault.%d.hist", g_hist, (int)getpid());
-        g_fault_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (g_fault_fd < 0)
-            H_FAIL("open %s: %s", path, strerror(errno));
-    }
+    fault_fd_open();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long long us = (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;

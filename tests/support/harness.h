@@ -112,6 +112,11 @@ const char *h_history_dir(void);
  * precedes every consequence. h_broker_kill (SIGKILL), h_broker_restart and
  * the h_worker_* calls below record their own faults. */
 void h_fault(const char *kind, const char *target_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* h_broker_restart that records `fault KIND <pid of the new broker>` (e.g.
+ * crash_vfs when TASKQ_FAULT_VFS arms a crash): the new process writes the
+ * line itself between fork and exec, so it precedes everything the broker
+ * does, the injected fault included. One line per launch attempt. */
+void h_broker_restart_fault(h_broker_t *b, const char *kind);
 
 /* Like h_broker_start, but binds `bind` (e.g. "tcp://10.231.7.1:*") instead
  * of tcp://127.0.0.1:*; a restart binds the same host and port. */
