@@ -71,7 +71,9 @@ stop_pid() {
 # start_worker EP N: sets WORKER_PID; waits until N children are idle.
 start_worker() {
     local ep=$1 n=$2
-    "$BIN/taskq-worker" --broker "$ep" -n "$n" --log-level warn \
+    # WORKER_ARGS: extra worker options, e.g. "--prefetch 64" (word-split)
+    # shellcheck disable=SC2086
+    "$BIN/taskq-worker" --broker "$ep" -n "$n" --log-level warn ${WORKER_ARGS:-} \
         >>"$BENCH_TMP/worker.log" 2>&1 &
     WORKER_PID=$!
     PIDS+=("$WORKER_PID")

@@ -74,7 +74,10 @@ taskq_err_t store_set_progress(store_t *self, const taskq_id_t *id, uint32_t att
                                uint64_t current, uint64_t total, proto_str_t message);
 /* Calls fn for every running task (start-up lease rebuild). */
 taskq_err_t store_load_running(store_t *self, store_running_fn fn, void *arg);
-/* counts[state] for the 4 states, and *total rows. */
+/* counts[state] for the 4 states, and *total rows: O(1), from memory. The
+ * counts are kept by the verbs above, restored by store_rollback, persisted
+ * by store_commit (start-up reads one row, never counts the table); as of
+ * the current transaction, uncommitted changes included. */
 taskq_err_t store_counts(store_t *self, uint64_t counts[4], uint64_t *total);
 /* Deletes up to limit terminal tasks finished before before_at; *purged = rows. */
 taskq_err_t store_purge_finished(store_t *self, int64_t before_at, size_t limit, size_t *purged);

@@ -29,6 +29,7 @@ struct chan {
     uint8_t *wbuf;          /* [wpos, wlen) queued for the peer (non-blocking) */
     size_t wcap, wlen, wpos;
     msgpack_unpacked up;    /* the last decoded frame (borrows rbuf) */
+    msgpack_sbuffer sb;     /* encode buffer, kept between frames: no malloc per frame */
 };
 
 chan_t *chan_new(int fd, bool blocking)
@@ -37,6 +38,7 @@ chan_t *chan_new(int fd, bool blocking)
     self->fd = fd;
     self->blocking = blocking;
     msgpack_unpacked_init(&self->up);
+    msgpack_sbuffer_init(&self->sb);
     return self;
 }
 
@@ -48,6 +50,7 @@ void chan_destroy(chan_t **self_p)
     if (self->fd >= 0)
         close(self->fd);
     msgpack_unpacked_destroy(&self->up);
+    msgpack_sbuffer_destroy(&self->sb);
     free(self->rbuf);
     free(self->wbuf);
     free(self);
@@ -172,8 +175,8 @@ taskq_err_t chan_flush(chan_t *self)
 
 taskq_err_t chan_send(chan_t *self, const chan_frame_t *f)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer sb = self->sb;
+    msgpack_sbuffer_clear(&sb);
     taskq_err_t rc = encode(f, &sb);
     if (rc == TASKQ_OK) {
         if (self->blocking) {
@@ -193,7 +196,11 @@ taskq_err_t chan_send(chan_t *self, const chan_frame_t *f)
             rc = chan_flush(self);
         }
     }
-    msgpack_sbuffer_destroy(&sb);
+    if (sb.alloc > 64u * 1024) { /* a large result: do not keep its buffer */
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_sbuffer_init(&sb);
+    }
+    self->sb = sb;
     return rc;
 }
 
@@ -224,9 +231,12 @@ taskq_err_t chan_read(chan_t *self)
         }
         if (r == 0)
             return TASKQ_ECLOSED;
+        size_t want = self->rcap - self->rlen;
         self->rlen += (size_t)r;
-        if (self->blocking)
-            return TASKQ_OK; /* one read: another would block */
+        if (self->blocking || (size_t)r < want)
+            return TASKQ_OK; /* a short read drained the socket: another would
+                              * only say EAGAIN (one syscall per task saved);
+                              * anything newer wakes the caller's poll again */
     }
 }
 

@@ -24,6 +24,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: taskq-worker [options]\n"
             "  -n N                      child processes (default: online CPUs)\n"
+            "  --prefetch N              tasks to hold beyond the idle children, queued\n"
+            "                            locally for the next free child (default 0: a\n"
+            "                            task is only taken when a child is free; more\n"
+            "                            throughput for short tasks, but a queued task\n"
+            "                            waits behind the running ones)\n"
             "  --broker EP               broker endpoint (default: $TASKQ_BROKER, else %s)\n"
             "  --node-id ID              node id [A-Za-z0-9_.:-] (default: HOST.PID)\n"
             "  --time-limit S            default task time limit in seconds (0 = none)\n"
@@ -83,7 +88,7 @@ static char *first_endpoint(const char *list)
 }
 
 enum { OPT_BROKER = 256, OPT_NODE, OPT_TLIMIT, OPT_MAXT, OPT_GRACE, OPT_MODULE, OPT_HB,
-       OPT_LIVE, OPT_LOG, OPT_HELP };
+       OPT_LIVE, OPT_LOG, OPT_PREFETCH, OPT_HELP };
 
 int main(int argc, char **argv)
 {
@@ -100,6 +105,7 @@ int main(int argc, char **argv)
         {"heartbeat-ms", required_argument, 0, OPT_HB},
         {"liveness", required_argument, 0, OPT_LIVE},
         {"log-level", required_argument, 0, OPT_LOG},
+        {"prefetch", required_argument, 0, OPT_PREFETCH},
         {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
@@ -125,6 +131,13 @@ int main(int argc, char **argv)
                 goto out;
             }
             o.nchildren = (size_t)u;
+            break;
+        case OPT_PREFETCH:
+            if (!parse_u64(optarg, TQ_LEASES_MAX - 1, &u)) {
+                fprintf(stderr, "taskq-worker: --prefetch: expected 0..%d\n", TQ_LEASES_MAX - 1);
+                goto out;
+            }
+            o.prefetch = (size_t)u;
             break;
         case OPT_BROKER:
             free(broker);
@@ -227,6 +240,11 @@ int main(int argc, char **argv)
     if (!mods_ok)
         goto out;
     tlog_info("%zu task(s) available from built-ins and %zu module(s)", ntasks, o.nmodules);
+    if (o.nchildren + o.prefetch > TQ_LEASES_MAX) {
+        /* every held task is a lease listed in HELLO/HEARTBEAT */
+        fprintf(stderr, "taskq-worker: -n + --prefetch: at most %d\n", TQ_LEASES_MAX);
+        goto out;
+    }
     o.broker = broker;
     o.node_id = node;
     o.modules = modules;

@@ -4,12 +4,17 @@
  * (heartbeat, broker liveness, time limits, progress flush, respawns, grace),
  * zmq_poll, then handle children's frames, signals and broker messages in
  * that order (a child's last frames are read before its SIGCHLD is handled),
- * then grant credit for idle children.
+ * then hand queued tasks to idle children and grant credit (one READY per
+ * turn at most, for everything freed in it).
  *
  * Credit invariant: credit granted to the broker in this session and not yet
- * spent by a TASK (credit_out) never exceeds the idle children, so a TASK
- * always finds an idle child. A HELLO resets the broker's credit, so
- * credit_out restarts at 0 with each session.
+ * spent by a TASK (credit_out), plus the tasks received and not yet started
+ * (the FIFO), never exceeds the idle children plus --prefetch. With the
+ * default prefetch of 0 a TASK always finds an idle child; with prefetch N
+ * up to N tasks wait in the FIFO for the next free child (their time limit
+ * starts when a child takes them; they are leased, so HELLO and HEARTBEAT
+ * list them). A HELLO resets the broker's credit, so credit_out restarts at
+ * 0 with each session.
  */
 #include "supervisor.h"
 
@@ -26,6 +31,7 @@
 #include "chan.h"
 #include "pool.h"
 #include "proto.h"
+#include "taskfifo.h"
 #include "tclock.h"
 #include "thist.h"
 #include "tlog.h"
@@ -69,6 +75,7 @@ struct supervisor {
     char host[TQ_HOST_MAX + 1];
     pool_t *pool;
     slotx_t *x;
+    taskfifo_t *fifo;         /* received, not yet started (prefetch) */
     int sfd;
     void *zctx, *sock;
     int sess;
@@ -126,7 +133,10 @@ static int64_t silence_ms(const supervisor_t *self)
  * broker from requeueing a finished task whose DONE is about to be resent
  * (it would then be answered ESTALE and the task run again). ls has room
  * for leases_cap() entries. */
-static size_t leases_cap(const supervisor_t *self) { return pool_size(self->pool) + self->nout; }
+static size_t leases_cap(const supervisor_t *self)
+{
+    return pool_size(self->pool) + taskfifo_count(self->fifo) + self->nout;
+}
 
 static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
 {
@@ -138,6 +148,12 @@ static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
             ls[n].attempt = s->attempt;
             n++;
         }
+    }
+    for (size_t i = 0; i < taskfifo_count(self->fifo) && n < TQ_LEASES_MAX; i++) {
+        const taskfifo_entry_t *e = taskfifo_at(self->fifo, i);
+        ls[n].id = e->id;
+        ls[n].attempt = e->attempt;
+        n++;
     }
     for (size_t i = 0; i < self->nout && n < TQ_LEASES_MAX; i++) {
         ls[n].id = self->out[i].id;
@@ -329,7 +345,7 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
             return; /* told to stop while starting: it will read STOP next */
         if (pool_on(s, POOL_EV_READY) == TASKQ_OK) {
             tlog_info("child %d ready (slot %zu)", (int)s->pid, s->index);
-            if (self->shutdown)
+            if (self->shutdown && taskfifo_count(self->fifo) == 0)
                 send_stop(self, s, "shutting down");
         }
         return;
@@ -360,8 +376,8 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
         else
             s->failed++;
         pool_on(s, POOL_EV_DONE);
-        if (self->shutdown)
-            send_stop(self, s, "shutting down");
+        if (self->shutdown && taskfifo_count(self->fifo) == 0)
+            send_stop(self, s, "shutting down"); /* else it runs a queued task first */
         else if (self->o.max_tasks_per_child &&
                  s->done + s->failed >= self->o.max_tasks_per_child)
             send_stop(self, s, "max tasks per child reached");
@@ -446,8 +462,8 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
         tlog_warn("child %d %s while %s", (int)pid, how, pool_state_name(s->state));
         x->respawn_at = now;
     }
-    if (self->shutdown)
-        x->respawn_at = 0;
+    if (self->shutdown && taskfifo_count(self->fifo) == 0)
+        x->respawn_at = 0; /* queued tasks still need a child, even when stopping */
     chan_destroy(&x->ch);
     x->eof = false;
     x->prog_pending = false;
@@ -469,6 +485,79 @@ static void spawn_slot(supervisor_t *self, pool_slot_t *s, int64_t now)
 
 /* ---- broker messages --------------------------------------------------- */
 
+/* An idle child with a working channel, or NULL. */
+static pool_slot_t *find_idle(supervisor_t *self)
+{
+    for (size_t i = 0; i < pool_size(self->pool); i++) {
+        pool_slot_t *c = pool_slot(self->pool, i);
+        if (c->state == POOL_IDLE && self->x[i].ch)
+            return c;
+    }
+    return NULL;
+}
+
+/* Hands a task to the idle child s; its time limit starts now. */
+static void assign(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id, uint32_t attempt,
+                   const char *name, size_t name_len, const void *args, size_t args_len,
+                   int64_t time_limit_ms, int64_t now)
+{
+    chan_frame_t t = {.kind = CHAN_TASK, .id = *id, .attempt = attempt, .name = name,
+                      .name_len = (uint32_t)name_len, .data = args,
+                      .data_len = (uint32_t)args_len, .time_limit_ms = time_limit_ms};
+    taskq_err_t rc = chan_send(self->x[s->index].ch, &t);
+    int64_t limit = time_limit_ms > 0 ? time_limit_ms : self->o.time_limit_ms;
+    pool_on(s, POOL_EV_ASSIGN);
+    s->has_task = true;
+    s->task_id = *id;
+    s->attempt = attempt;
+    proto_str_copy(s->task_name, sizeof s->task_name,
+                   (proto_str_t){name, (uint32_t)name_len});
+    s->started_at = tclock_wall_ms();
+    s->started_mono = now;
+    s->time_limit_ms = limit;
+    s->deadline_mono = limit > 0 ? now + limit : 0;
+    self->x[s->index].prog_pending = false;
+    self->x[s->index].prog_sent_mono = 0;
+    if (tlog_level() <= TLOG_INFO) {
+        char idbuf[TASKQ_ID_STRLEN + 1];
+        taskq_id_format(id, idbuf);
+        tlog_info("task %s attempt %u (%s) -> child %d", idbuf, s->attempt, s->task_name,
+                  (int)s->pid);
+    }
+    if (rc != TASKQ_OK) {
+        /* the child is gone or broken: its reap reports the task (retry) */
+        tlog_warn("child %d: cannot pass the task (%s): killing it", (int)s->pid,
+                  taskq_strerror(rc));
+        pool_kill(s, SIGKILL);
+    }
+}
+
+/* Queued tasks go to free children, oldest first. */
+static void dispatch_fifo(supervisor_t *self, int64_t now)
+{
+    while (taskfifo_count(self->fifo) > 0) {
+        pool_slot_t *s = find_idle(self);
+        if (!s)
+            return;
+        const taskfifo_entry_t *e = taskfifo_at(self->fifo, 0);
+        /* e stays valid across the pop until the next push */
+        taskfifo_pop(self->fifo);
+        assign(self, s, &e->id, e->attempt, e->name, e->name_len, e->args, e->args_len,
+               e->time_limit_ms, now);
+    }
+}
+
+/* True if some child is or will be able to take a task (not stopping). */
+static bool has_live_child(supervisor_t *self)
+{
+    for (size_t i = 0; i < pool_size(self->pool); i++) {
+        pool_state_t st = pool_slot(self->pool, i)->state;
+        if (st == POOL_IDLE || st == POOL_BUSY || st == POOL_STARTING)
+            return true;
+    }
+    return false;
+}
+
 static void on_task(supervisor_t *self, const proto_msg_t *m, int64_t now)
 {
     char idbuf[TASKQ_ID_STRLEN + 1];
@@ -477,55 +566,39 @@ static void on_task(supervisor_t *self, const proto_msg_t *m, int64_t now)
         self->credit_out--;
     else
         tlog_warn("TASK %s received without outstanding credit", idbuf);
-    if (pool_find_task(self->pool, &m->u.task.id, m->u.task.attempt)) {
-        tlog_warn("TASK %s attempt %u is already running here: ignored", idbuf,
+    if (pool_find_task(self->pool, &m->u.task.id, m->u.task.attempt) ||
+        taskfifo_has(self->fifo, &m->u.task.id, m->u.task.attempt)) {
+        tlog_warn("TASK %s attempt %u is already running or queued here: ignored", idbuf,
                   m->u.task.attempt);
         return;
     }
-    pool_slot_t *s = NULL;
-    for (size_t i = 0; i < pool_size(self->pool) && !s; i++) {
-        pool_slot_t *c = pool_slot(self->pool, i);
-        if (c->state == POOL_IDLE && self->x[i].ch)
-            s = c;
-    }
-    if (!s) {
-        /* credit never exceeds idle children, so this is a bug (or a child
-         * that died idle with its credit still outstanding) */
-        if (self->shutdown)
-            tlog_warn("TASK %s: no free slot (shutting down): handing it back", idbuf);
-        else
-            tlog_error("TASK %s: no free slot: handing it back (credit accounting bug?)",
-                       idbuf);
-        static const char err[] = "no free slot";
-        report_done(self, &m->u.task.id, m->u.task.attempt, false, true, NULL, 0, err,
-                    sizeof err - 1, 0, tclock_wall_ms(), now);
+    /* FIFO order: a TASK overtakes no queued one */
+    pool_slot_t *s = taskfifo_count(self->fifo) == 0 ? find_idle(self) : NULL;
+    if (s) {
+        assign(self, s, &m->u.task.id, m->u.task.attempt, m->u.task.name.ptr,
+               m->u.task.name.len, m->u.task.args.ptr, m->u.task.args.len,
+               m->u.task.time_limit_ms, now);
         return;
     }
-    chan_frame_t t = {.kind = CHAN_TASK, .id = m->u.task.id, .attempt = m->u.task.attempt,
-                      .name = m->u.task.name.ptr, .name_len = m->u.task.name.len,
-                      .data = m->u.task.args.ptr, .data_len = m->u.task.args.len,
-                      .time_limit_ms = m->u.task.time_limit_ms};
-    taskq_err_t rc = chan_send(self->x[s->index].ch, &t);
-    int64_t limit = m->u.task.time_limit_ms > 0 ? m->u.task.time_limit_ms : self->o.time_limit_ms;
-    pool_on(s, POOL_EV_ASSIGN);
-    s->has_task = true;
-    s->task_id = m->u.task.id;
-    s->attempt = m->u.task.attempt;
-    proto_str_copy(s->task_name, sizeof s->task_name, m->u.task.name);
-    s->started_at = tclock_wall_ms();
-    s->started_mono = now;
-    s->time_limit_ms = limit;
-    s->deadline_mono = limit > 0 ? now + limit : 0;
-    self->x[s->index].prog_pending = false;
-    self->x[s->index].prog_sent_mono = 0;
-    tlog_info("task %s attempt %u (%s) -> child %d", idbuf, s->attempt, s->task_name,
-              (int)s->pid);
-    if (rc != TASKQ_OK) {
-        /* the child is gone or broken: its reap reports the task (retry) */
-        tlog_warn("child %d: cannot pass the task (%s): killing it", (int)s->pid,
-                  taskq_strerror(rc));
-        pool_kill(s, SIGKILL);
+    /* Queue it for the next free child. The FIFO has room for --prefetch plus
+     * one per child, so a TASK sent against the credit of a child that died
+     * idle waits for the respawned one instead of costing an attempt. */
+    if ((!self->shutdown || has_live_child(self)) &&
+        taskfifo_push(self->fifo, &m->u.task.id, m->u.task.attempt, m->u.task.name.ptr,
+                      m->u.task.name.len, m->u.task.args.ptr, m->u.task.args.len,
+                      m->u.task.time_limit_ms) == TASKQ_OK) {
+        tlog_debug("task %s attempt %u queued (%zu waiting)", idbuf, m->u.task.attempt,
+                   taskfifo_count(self->fifo));
+        return;
     }
+    if (self->shutdown)
+        tlog_warn("TASK %s: no free slot (shutting down): handing it back", idbuf);
+    else
+        tlog_error("TASK %s: no free slot and the queue is full: handing it back (credit "
+                   "accounting bug?)", idbuf);
+    static const char err[] = "no free slot";
+    report_done(self, &m->u.task.id, m->u.task.attempt, false, true, NULL, 0, err,
+                sizeof err - 1, 0, tclock_wall_ms(), now);
 }
 
 static void on_welcome(supervisor_t *self, const proto_msg_t *m, int64_t now)
@@ -658,8 +731,9 @@ static void send_heartbeat(supervisor_t *self, int64_t now)
     m.u.heartbeat.leases = ls;
     m.u.heartbeat.nleases = collect_leases(self, ls);
     send_msg(self, &m);
-    tlog_debug("node %s: %u children (%zu busy, %zu idle), credit %u, %zu DONE unacked%s",
-               self->node_id, nc, busy, idle, self->credit_out, self->nout,
+    tlog_debug("node %s: %u children (%zu busy, %zu idle), %zu queued, credit %u, "
+               "%zu DONE unacked%s", self->node_id, nc, busy, idle,
+               taskfifo_count(self->fifo), self->credit_out, self->nout,
                self->shutdown ? ", shutting down" : "");
     free(cs);
     free(ls);
@@ -737,10 +811,10 @@ static int64_t run_timers(supervisor_t *self, int64_t now)
             pool_kill(s, SIGKILL);
             x->eof_mono = now; /* again later if SIGKILL got lost somehow */
         }
-        if (s->state == POOL_DEAD && x->respawn_at && !self->shutdown &&
-            DUE(x->respawn_at))
+        if (s->state == POOL_DEAD && x->respawn_at &&
+            (!self->shutdown || taskfifo_count(self->fifo) > 0) && DUE(x->respawn_at))
             spawn_slot(self, s, now);
-        if (self->shutdown == 1 && s->state == POOL_IDLE) {
+        if (self->shutdown == 1 && s->state == POOL_IDLE && taskfifo_count(self->fifo) == 0) {
             if (idle_allowed > 0)
                 idle_allowed--;
             else
@@ -763,8 +837,9 @@ static void start_warm_shutdown(supervisor_t *self, int signo, int64_t now)
      * keep that many idle children for a couple of broker heartbeats */
     self->reserve_until = now + 2 * self->peer_hb_ms;
     tlog_info("signal %d: warm shutdown (grace %lld ms): BYE, no more credit, %zu busy "
-              "children finish their tasks", signo, (long long)self->o.grace_ms,
-              pool_count(self->pool, POOL_BUSY));
+              "children finish their tasks, then the %zu queued ones", signo,
+              (long long)self->o.grace_ms, pool_count(self->pool, POOL_BUSY),
+              taskfifo_count(self->fifo));
     if (self->sess == SESS_ACTIVE) {
         proto_msg_t bye;
         proto_msg_init(&bye, PROTO_BYE);
@@ -772,6 +847,8 @@ static void start_warm_shutdown(supervisor_t *self, int signo, int64_t now)
     }
     for (size_t i = 0; i < pool_size(self->pool); i++) {
         pool_slot_t *s = pool_slot(self->pool, i);
+        if (taskfifo_count(self->fifo) > 0)
+            continue; /* queued tasks run first: children stop when it is empty */
         self->x[i].respawn_at = 0;
         if (s->state == POOL_STARTING)
             send_stop(self, s, "warm shutdown");
@@ -815,12 +892,20 @@ static void grant_credit(supervisor_t *self)
 {
     if (self->sess != SESS_ACTIVE || self->shutdown)
         return;
-    size_t idle = pool_count(self->pool, POOL_IDLE);
-    if (idle <= self->credit_out)
+    /* credit_out + queued <= idle + prefetch (the invariant at the top) */
+    size_t want = pool_count(self->pool, POOL_IDLE) + self->o.prefetch;
+    size_t queued = taskfifo_count(self->fifo);
+    want = want > queued ? want - queued : 0;
+    if (want <= self->credit_out)
+        return;
+    /* With prefetch, top up in batches of a quarter of it rather than one
+     * READY per freed slot, unless the children could run dry first. */
+    size_t batch = self->o.prefetch / 4 ? self->o.prefetch / 4 : 1;
+    if (want - self->credit_out < batch && self->credit_out + queued >= pool_size(self->pool))
         return;
     proto_msg_t m;
     proto_msg_init(&m, PROTO_READY);
-    m.u.ready.credit = (uint32_t)(idle - self->credit_out);
+    m.u.ready.credit = (uint32_t)(want - self->credit_out);
     if (send_msg(self, &m) == TASKQ_OK) {
         tlog_debug("READY credit %u", m.u.ready.credit);
         self->credit_out += m.u.ready.credit;
@@ -829,8 +914,9 @@ static void grant_credit(supervisor_t *self)
 
 static bool warm_done(supervisor_t *self)
 {
-    if (pool_count(self->pool, POOL_DEAD) != pool_size(self->pool))
-        return false;
+    if (pool_count(self->pool, POOL_DEAD) != pool_size(self->pool) ||
+        taskfifo_count(self->fifo) > 0)
+        return false; /* queued tasks wait for a respawned child */
     if (self->nout == 0)
         return true;
     if (self->sess != SESS_ACTIVE) {
@@ -857,8 +943,9 @@ int supervisor_run(supervisor_t *self)
             self->shutdown = 2;
         }
         if (self->shutdown == 2) {
-            tlog_error("cold shutdown: killing %zu children; their tasks are left to the "
-                       "broker to requeue", n - pool_count(self->pool, POOL_DEAD));
+            tlog_error("cold shutdown: killing %zu children; their tasks and %zu queued "
+                       "ones are left to the broker to requeue",
+                       n - pool_count(self->pool, POOL_DEAD), taskfifo_count(self->fifo));
             kill_all(self);
             code = 1;
             break;
@@ -868,6 +955,7 @@ int supervisor_run(supervisor_t *self)
             break;
         }
         int64_t next = run_timers(self, now);
+        dispatch_fifo(self, now);
         grant_credit(self);
         size_t k = 0;
         if (self->sock) {
@@ -917,6 +1005,7 @@ int supervisor_run(supervisor_t *self)
             read_signals(self, now);
         if (self->sock && items[0].socket == self->sock && (items[0].revents & ZMQ_POLLIN))
             read_broker(self, now);
+        dispatch_fifo(self, now);
         grant_credit(self); /* one READY per turn, for every child freed in it */
     }
     free(items);
@@ -929,7 +1018,8 @@ int supervisor_run(supervisor_t *self)
 supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
 {
     taskq_err_t e = TASKQ_OK;
-    if (!opts || opts->nchildren == 0 || opts->nchildren > TQ_SLOTS_MAX || !opts->broker ||
+    if (!opts || opts->nchildren == 0 || opts->nchildren > TQ_SLOTS_MAX ||
+        opts->prefetch > TQ_LEASES_MAX - opts->nchildren || !opts->broker ||
         !opts->node_id ||
         !proto_name_is_valid(opts->node_id, strlen(opts->node_id), TQ_NODE_MAX) ||
         opts->heartbeat_ms <= 0 || opts->liveness == 0) {
@@ -971,6 +1061,7 @@ supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
      * process without ZeroMQ threads (later ones exec at once anyway) */
     self->pool = pool_new(opts->nchildren, opts->exe, self->o.modules, opts->nmodules);
     self->x = xcalloc(opts->nchildren, sizeof *self->x);
+    self->fifo = taskfifo_new(opts->prefetch + opts->nchildren);
     int64_t now = tclock_mono_ms();
     for (size_t i = 0; i < opts->nchildren; i++)
         spawn_slot(self, pool_slot(self->pool, i), now);
@@ -985,7 +1076,8 @@ supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
         e = TASKQ_EINVAL;
         goto fail;
     }
-    tlog_info("node %s: %zu children, broker %s", self->node_id, opts->nchildren, self->broker);
+    tlog_info("node %s: %zu children, prefetch %zu, broker %s", self->node_id, opts->nchildren,
+              opts->prefetch, self->broker);
     return self;
 fail:
     if (err)
@@ -1004,6 +1096,7 @@ void supervisor_destroy(supervisor_t **self_p)
         pool_destroy(&self->pool);
     }
     free(self->x);
+    taskfifo_destroy(&self->fifo);
     if (self->sock)
         zmq_close(self->sock);
     if (self->zctx)

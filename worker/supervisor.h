@@ -2,7 +2,8 @@
  * supervisor.h - the worker's parent process: one loop over the broker
  * DEALER socket, the children's socketpairs and a signalfd. It forks the
  * children (pool), hands them TASKs, forwards their PROGRESS (coalesced) and
- * DONE (kept until DONE_ACK), grants credit only for idle children, sends
+ * DONE (kept until DONE_ACK), grants credit for idle children plus up to
+ * `prefetch` tasks held in a local FIFO (taskfifo), sends
  * heartbeats, reconnects when the broker falls silent, enforces time limits
  * and shuts down warm (first SIGTERM/SIGINT) or cold (grace over, or a
  * second signal). It runs no task code and never touches SQLite.
@@ -17,6 +18,8 @@
 
 typedef struct {
     size_t nchildren;              /* 1..TQ_SLOTS_MAX */
+    size_t prefetch;               /* tasks held beyond idle children; 0 = none.
+                                      nchildren + prefetch <= TQ_LEASES_MAX */
     const char *broker;            /* endpoint */
     const char *node_id;           /* [A-Za-z0-9_.:-]{1,TQ_NODE_MAX} */
     int64_t time_limit_ms;         /* default per task, 0 = none */
