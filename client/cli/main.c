@@ -646,6 +646,28 @@ static void print_workers_human(const taskq_workers_t *w)
     }
 }
 
+/* Parses the options of a command that takes only --json (and the common
+ * ones). Returns -1 to go on, else the exit code to return at once. */
+static int parse_json_only(cli_t *cli, int argc, char **argv, const char *what,
+                           const char *help, bool *as_json)
+{
+    *as_json = false;
+    for (int i = 0; i < argc; i++) {
+        int c = common_opt(cli, argc, argv, &i);
+        if (c < 0)
+            return usage_error(what, "missing value for %s", argv[i]), EXIT_USAGE;
+        if (c > 0)
+            continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return fputs(help, stdout), EXIT_OK;
+        if (!strcmp(argv[i], "--json"))
+            *as_json = true;
+        else
+            return usage_error(what, "unexpected argument '%s'", argv[i]), EXIT_USAGE;
+    }
+    return -1;
+}
+
 static int cmd_workers(cli_t *cli, int argc, char **argv)
 {
     static const char *help =
@@ -653,20 +675,10 @@ static int cmd_workers(cli_t *cli, int argc, char **argv)
         "Lists live worker nodes and their child processes. JSON: a list of nodes\n"
         "{id, host, pid, slots, last_heartbeat, children[{pid, state, task_id,\n"
         "task_name, running_s, done, failed, rss_kb}]}.\n";
-    bool as_json = false;
-    for (int i = 0; i < argc; i++) {
-        int c = common_opt(cli, argc, argv, &i);
-        if (c < 0)
-            return usage_error("workers ", "missing value for %s", argv[i]), EXIT_USAGE;
-        if (c > 0)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return fputs(help, stdout), EXIT_OK;
-        if (!strcmp(argv[i], "--json"))
-            as_json = true;
-        else
-            return usage_error("workers ", "unexpected argument '%s'", argv[i]), EXIT_USAGE;
-    }
+    bool as_json;
+    int prc = parse_json_only(cli, argc, argv, "workers ", help, &as_json);
+    if (prc >= 0)
+        return prc;
     taskq_client_t *c = NULL;
     int rc = connect_broker(cli, &c);
     if (rc != EXIT_OK)
@@ -696,20 +708,10 @@ static int cmd_stats(cli_t *cli, int argc, char **argv)
         "Tasks by state, totals, nodes and children, broker uptime. JSON fields:\n"
         "queued, running, succeeded, failed, total, submitted, nodes, children,\n"
         "uptime_s, broker.\n";
-    bool as_json = false;
-    for (int i = 0; i < argc; i++) {
-        int c = common_opt(cli, argc, argv, &i);
-        if (c < 0)
-            return usage_error("stats ", "missing value for %s", argv[i]), EXIT_USAGE;
-        if (c > 0)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return fputs(help, stdout), EXIT_OK;
-        if (!strcmp(argv[i], "--json"))
-            as_json = true;
-        else
-            return usage_error("stats ", "unexpected argument '%s'", argv[i]), EXIT_USAGE;
-    }
+    bool as_json;
+    int prc = parse_json_only(cli, argc, argv, "stats ", help, &as_json);
+    if (prc >= 0)
+        return prc;
     taskq_client_t *c = NULL;
     int rc = connect_broker(cli, &c);
     if (rc != EXIT_OK)
