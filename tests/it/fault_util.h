@@ -99,4 +99,45 @@ static inline checker_summary_t fu_check(const char *db)
     return s;
 }
 
+
+/* After a node came back (SIGCONT, healed partition) at since_us: each of
+ * its n old tasks' late DONE (attempt 1) is refused as stale, the node says
+ * HELLO again, and it takes work again. Returns how many of 4 x slots later
+ * test.sleep [1] tasks ran on it (asserted > 0). `what` names the node's
+ * comeback in messages ("resumed", "healed"). */
+static inline int fu_node_rejoins(taskq_client_t *c, h_worker_t *w, const taskq_id_t *ids,
+                                  int n, int slots, int64_t stale_since_us,
+                                  int64_t hello_since_us, const char *what)
+{
+    char idb[TASKQ_ID_STRLEN + 1], msg[128];
+    snprintf(msg, sizeof msg, "the %s node's late DONE is refused as stale", what);
+    for (int i = 0; i < n; i++) {
+        taskq_id_format(&ids[i], idb);
+        fu_wait_event("broker", "stale", idb, "1", stale_since_us, 30000, msg);
+    }
+    snprintf(msg, sizeof msg, "the %s node says HELLO again", what);
+    fu_wait_event("worker", "hello", h_worker_node_id(w), NULL, hello_since_us, 30000, msg);
+    h_worker_wait_ready(c, h_worker_node_id(w), (size_t)slots, 20000);
+
+    /* more tasks than the other node alone can hold at once */
+    uint8_t a1[16];
+    size_t a1len = h_args_int(a1, sizeof a1, 1);
+    int nmore = 4 * slots, on_w = 0;
+    taskq_id_t *more = calloc((size_t)nmore, sizeof *more);
+    H_ASSERT(more, "out of memory");
+    for (int i = 0; i < nmore; i++)
+        h_submit(c, &more[i], "test.sleep", a1, a1len, 0, 0);
+    for (int i = 0; i < nmore; i++) {
+        taskq_task_t *t = NULL;
+        H_OK(taskq_wait(c, &more[i], 30000, &t));
+        H_ASSERT(t->state == TASKQ_STATE_SUCCEEDED, "task ended %s", taskq_state_name(t->state));
+        on_w += strcmp(t->worker, h_worker_node_id(w)) == 0;
+        taskq_task_destroy(&t);
+    }
+    free(more);
+    H_ASSERT(on_w > 0, "the %s node %s ran none of %d later tasks", what, h_worker_node_id(w),
+             nmore);
+    return on_w;
+}
+
 #endif

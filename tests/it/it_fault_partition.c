@@ -90,29 +90,7 @@ int main(int argc, char **argv)
     /* the partitioned node finished its copies meanwhile (its DONEs wait) */
     int64_t heal_us = fu_wall_us();
     h_netns_partition(&ns, h_worker_node_id(wa), false);
-    char idb[TASKQ_ID_STRLEN + 1];
-    for (int i = 0; i < SLOTS; i++) {
-        taskq_id_format(&ids[i], idb);
-        fu_wait_event("broker", "stale", idb, "1", cut_us, 30000,
-                      "the healed node's late DONE refused as stale");
-    }
-    fu_wait_event("worker", "hello", h_worker_node_id(wa), NULL, heal_us, 30000,
-                  "the healed node says HELLO again");
-    h_worker_wait_ready(c, h_worker_node_id(wa), SLOTS, 20000);
-    uint8_t a1[16];
-    size_t a1len = h_args_int(a1, sizeof a1, 1);
-    taskq_id_t more[4 * SLOTS];
-    for (int i = 0; i < 4 * SLOTS; i++)
-        h_submit(c, &more[i], "test.sleep", a1, a1len, 0, 0);
-    int on_a = 0;
-    for (int i = 0; i < 4 * SLOTS; i++) {
-        taskq_task_t *t = NULL;
-        H_OK(taskq_wait(c, &more[i], 30000, &t));
-        H_ASSERT(t->state == TASKQ_STATE_SUCCEEDED, "task ended %s", taskq_state_name(t->state));
-        on_a += strcmp(t->worker, h_worker_node_id(wa)) == 0;
-        taskq_task_destroy(&t);
-    }
-    H_ASSERT(on_a > 0, "the healed node ran none of %d later tasks", 4 * SLOTS);
+    int on_a = fu_node_rejoins(c, wa, ids, SLOTS, SLOTS, cut_us, heal_us, "healed");
     checker_summary_t s = fu_check(h_broker_db(b));
     H_ASSERT(s.stale_rejected >= SLOTS, "stale_rejected=%zu, expected >= %d", s.stale_rejected,
              SLOTS);

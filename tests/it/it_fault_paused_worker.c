@@ -81,33 +81,8 @@ int main(int argc, char **argv)
     int64_t cont_us = fu_wall_us();
     h_worker_cont(wa);
     /* the late DONEs: attempt 1 of each task, refused as stale */
-    char idb[TASKQ_ID_STRLEN + 1];
-    for (int i = 0; i < SLOTS; i++) {
-        taskq_id_format(&ids[i], idb);
-        fu_wait_event("broker", "stale", idb, "1", cont_us, 20000,
-                      "the resumed node's late DONE is refused as stale");
-    }
-    /* it rejoins: a HELLO from the same supervisor after the CONT */
-    fu_wait_event("worker", "hello", h_worker_node_id(wa), NULL, cont_us, 20000,
-                  "the resumed node says HELLO again");
-    h_worker_wait_ready(c, h_worker_node_id(wa), SLOTS, 20000);
-
-    /* and takes work again: more tasks than B alone can hold at once */
-    uint8_t a1[16];
-    size_t a1len = h_args_int(a1, sizeof a1, 1);
-    taskq_id_t more[4 * SLOTS];
-    for (int i = 0; i < 4 * SLOTS; i++)
-        h_submit(c, &more[i], "test.sleep", a1, a1len, 0, 0);
-    int on_a = 0;
-    for (int i = 0; i < 4 * SLOTS; i++) {
-        taskq_task_t *t = NULL;
-        H_OK(taskq_wait(c, &more[i], 30000, &t));
-        H_ASSERT(t->state == TASKQ_STATE_SUCCEEDED, "task ended %s", taskq_state_name(t->state));
-        on_a += strcmp(t->worker, h_worker_node_id(wa)) == 0;
-        taskq_task_destroy(&t);
-    }
-    H_ASSERT(on_a > 0, "the resumed node %s ran none of %d later tasks", h_worker_node_id(wa),
-             4 * SLOTS);
+    /* it rejoins (a HELLO from the same supervisor after the CONT) and works */
+    int on_a = fu_node_rejoins(c, wa, ids, SLOTS, SLOTS, cont_us, cont_us, "resumed");
     checker_summary_t s = fu_check(h_broker_db(b));
     H_ASSERT(s.stale_rejected >= SLOTS, "checker: stale_rejected=%zu, expected >= %d",
              s.stale_rejected, SLOTS);
