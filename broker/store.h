@@ -35,11 +35,99 @@ typedef struct {
     proto_bin_t args;
     int64_t time_limit_ms;
     uint32_t attempts; /* dispatches so far: the next attempt is attempts + 1 */
+    proto_str_t queue;
+    int32_t priority;
+    int64_t expires_at; /* unix ms, 0 = never */
 } store_queued_t;
 
 typedef bool (*store_queued_fn)(const store_queued_t *row, void *arg); /* false: stop */
+/* A running task (start-up lease rebuild). */
 typedef void (*store_running_fn)(const taskq_id_t *id, uint32_t attempt, const char *worker,
-                                 void *arg);
+                                 const char *name, const char *queue, void *arg);
+/* A task that changed state in a timer verb (promoted, expired). */
+typedef void (*store_task_fn)(const taskq_id_t *id, void *arg);
+
+/* A task to insert: everything resolved by the broker. */
+typedef struct {
+    taskq_id_t id;
+    proto_str_t name;
+    proto_bin_t args;
+    int64_t time_limit_ms;
+    uint32_t max_attempts;        /* as submitted: 0 = not given */
+    proto_str_t queue;            /* resolved, valid */
+    int32_t priority;             /* 0..9 */
+    int state;                    /* TASKQ_STATE_QUEUED or TASKQ_STATE_SCHEDULED */
+    int64_t due_at;               /* SCHEDULED: unix ms it becomes queued; else 0 */
+    int64_t expires_at;           /* unix ms, 0 = never */
+    proto_retry_policy_t policy;  /* as submitted (zeros = not given) */
+    proto_str_t schedule;         /* creating schedule, "" if none */
+    int64_t submitted_at;         /* unix ms (broker clock) */
+} store_new_task_t;
+
+/* What the store holds to decide a retry (borrowed strings, see above). */
+typedef struct {
+    proto_str_t name, queue;
+    int state;
+    uint32_t attempts, failures, max_attempts; /* max_attempts: 0 = not given */
+    proto_retry_policy_t policy;
+} store_policy_t;
+
+/* How an attempt ended. */
+typedef struct {
+    int to_state;        /* SUCCEEDED, FAILED, QUEUED or RETRYING */
+    bool failure;        /* failures += 1 */
+    proto_bin_t result;  /* SUCCEEDED */
+    proto_str_t code;    /* failure code ("" on success / rate_limited) */
+    proto_str_t message; /* error message; FAILED: becomes the task's error */
+    const char *label;   /* the attempt row's state: "succeeded", "failed", "retrying",
+                            "requeued", "rate_limited", "revoked" */
+    int32_t child_pid;
+    int64_t due_at;      /* RETRYING: unix ms it becomes queued */
+    int64_t now;         /* unix ms: finished_at of the attempt (and of the task if terminal) */
+} store_outcome_t;
+
+typedef struct {
+    const char *name;
+    bool paused;
+    uint64_t max_pending;
+} store_queue_t;
+typedef void (*store_queue_fn)(const store_queue_t *q, void *arg);
+
+typedef struct {
+    uint32_t attempt;
+    const char *worker;
+    int32_t child_pid;
+    int64_t started_at, finished_at;
+    const char *state, *code, *message;
+} store_attempt_t;
+typedef void (*store_attempt_fn)(const store_attempt_t *a, void *arg);
+
+typedef struct {
+    const char *key;
+    double rate;          /* per second, 0 = none */
+    uint32_t burst;
+    uint32_t max_running; /* 0 = none */
+    double tokens;        /* bucket as of tokens_at */
+    int64_t tokens_at;    /* unix ms */
+    int64_t paused_until; /* unix ms */
+} store_limit_t;
+typedef void (*store_limit_fn)(const store_limit_t *l, void *arg);
+
+typedef struct {
+    const char *name, *cron, *task, *queue, *tz;
+    proto_bin_t args;
+    int32_t priority;     /* -1 = default */
+    uint32_t max_attempts;
+    int overlap;          /* 0 skip, 1 allow */
+    int catchup;          /* 0 none, 1 last, 2 all */
+    bool paused;
+    int64_t next_at;      /* unix ms of the next nominal fire */
+    int64_t last_fire_at; /* nominal ms of the last fire, 0 = never */
+    taskq_id_t last_task_id;
+    uint64_t fires, skipped;
+    int64_t created_at;
+} store_schedule_t;
+typedef void (*store_schedule_fn)(const store_schedule_t *s, void *arg);
 
 /* Opens (creating if absent) "PATH" or "sqlite:PATH". Caller owns the store;
  * NULL and *err = TASKQ_ESTORE on failure (logged). */
@@ -51,35 +139,91 @@ taskq_err_t store_begin(store_t *self);
 taskq_err_t store_commit(store_t *self);
 void store_rollback(store_t *self);
 
-/* Inserts a queued task; a known id is a no-op (*inserted = false). */
-taskq_err_t store_insert_task(store_t *self, const proto_task_spec_t *spec,
-                              uint32_t max_attempts, int64_t submitted_at, bool *inserted);
+/* ---- tasks -------------------------------------------------------------- */
+
+/* Inserts a task (creating its queue row if new); a known id is a no-op
+ * (*inserted = false). */
+taskq_err_t store_insert_task(store_t *self, const store_new_task_t *t, bool *inserted);
 /* Fills *rec (strings borrowed, see above). */
 taskq_err_t store_get_task(store_t *self, const taskq_id_t *id, proto_task_rec_t *rec);
-/* Calls fn for up to limit queued tasks, oldest (lowest seq) first. */
-taskq_err_t store_next_queued(store_t *self, size_t limit, store_queued_fn fn, void *arg);
-/* queued with attempts = attempt - 1 -> running attempt, on worker. */
+/* Retry inputs of a task. */
+taskq_err_t store_get_policy(store_t *self, const taskq_id_t *id, store_policy_t *out);
+/* Calls fn for up to limit queued tasks of `queue`, by priority (9 first)
+ * then submission order, skipping tasks whose name is one of the nexclude
+ * names in exclude. O(log n) per row without exclusions; with them
+ * O(L log n) where L is the number of distinct names queued in the queue. */
+taskq_err_t store_next_ready(store_t *self, const char *queue, const char *const *exclude,
+                             size_t nexclude, size_t limit, store_queued_fn fn, void *arg);
+/* queued with attempts = attempt - 1 -> running attempt, on worker; adds
+ * the attempt's row (state "running"). */
 taskq_err_t store_mark_running(store_t *self, const taskq_id_t *id, uint32_t attempt,
                                const char *worker, int64_t started_at, int64_t lease_deadline_at);
-/* running with attempts = attempt -> succeeded (ok) or failed. */
-taskq_err_t store_finish(store_t *self, const taskq_id_t *id, uint32_t attempt, bool ok,
-                         proto_bin_t result, proto_str_t error, int32_t child_pid,
-                         int64_t finished_at);
-/* running with attempts = attempt -> queued, or failed with "attempt limit
- * (N) reached: <reason>" when attempts >= max_attempts. *state_out: the new state. */
-taskq_err_t store_requeue(store_t *self, const taskq_id_t *id, uint32_t attempt,
-                          const char *reason, int64_t now_at, int *state_out);
+/* running with attempts = attempt -> o->to_state, recording the attempt's
+ * end; ESTALE if not running that attempt. */
+taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t attempt,
+                              const store_outcome_t *o);
+/* queued -> expired (terminal) at now; ESTALE if not queued. */
+taskq_err_t store_expire_task(store_t *self, const taskq_id_t *id, int64_t now);
 /* Progress of running attempt; ESTALE if it is not current. */
 taskq_err_t store_set_progress(store_t *self, const taskq_id_t *id, uint32_t attempt,
                                uint64_t current, uint64_t total, proto_str_t message);
 /* Calls fn for every running task (start-up lease rebuild). */
 taskq_err_t store_load_running(store_t *self, store_running_fn fn, void *arg);
-/* counts[state] for the 4 states, and *total rows: O(1), from memory. The
+/* Up to limit scheduled / retrying tasks with due_at <= now -> queued, in
+ * due order; fn for each. *next_due: the earliest due_at still waiting
+ * afterwards, INT64_MAX if none. */
+taskq_err_t store_promote_due(store_t *self, int64_t now, size_t limit, store_task_fn fn,
+                              void *arg, size_t *promoted, int64_t *next_due);
+/* Up to limit queued / scheduled / retrying tasks with 0 < expires_at <=
+ * now -> expired; fn for each. *next_expiry as above. */
+taskq_err_t store_expire_due(store_t *self, int64_t now, size_t limit, store_task_fn fn,
+                             void *arg, size_t *expired, int64_t *next_expiry);
+/* Every attempt of a task, oldest first; ENOTFOUND if no such task. */
+taskq_err_t store_attempts(store_t *self, const taskq_id_t *id, store_attempt_fn fn, void *arg);
+/* Whether a task is terminal (false if unknown). */
+taskq_err_t store_is_terminal(store_t *self, const taskq_id_t *id, bool *terminal);
+
+/* counts[state] over all queues, and *total rows: O(1), from memory. The
  * counts are kept by the verbs above, restored by store_rollback, persisted
- * by store_commit (start-up reads one row, never counts the table); as of
+ * by store_commit (start-up reads them, never counts the table); as of
  * the current transaction, uncommitted changes included. */
-taskq_err_t store_counts(store_t *self, uint64_t counts[4], uint64_t *total);
-/* Deletes up to limit terminal tasks finished before before_at; *purged = rows. */
+taskq_err_t store_counts(store_t *self, uint64_t counts[TASKQ_NSTATES], uint64_t *total);
+/* The same for one queue (all zero for an unknown queue). O(1). */
+void store_queue_counts(store_t *self, const char *queue, uint64_t counts[TASKQ_NSTATES]);
+/* Submission time (unix ms) of the oldest queued task of queue, 0 if none. */
+taskq_err_t store_queue_oldest(store_t *self, const char *queue, int64_t *submitted_at);
+/* Deletes up to limit terminal tasks finished before before_at (and their
+ * attempts); *purged = rows. */
 taskq_err_t store_purge_finished(store_t *self, int64_t before_at, size_t limit, size_t *purged);
+
+/* ---- queues --------------------------------------------------------------- */
+
+/* Creates the queue if unknown (not paused, no max_pending); *created. */
+taskq_err_t store_queue_ensure(store_t *self, const char *name, bool *created);
+taskq_err_t store_queue_set(store_t *self, const store_queue_t *q); /* upsert */
+/* Every known queue, by name ("default" always exists). */
+taskq_err_t store_queue_list(store_t *self, store_queue_fn fn, void *arg);
+
+/* ---- limits ---------------------------------------------------------------- */
+
+taskq_err_t store_limit_put(store_t *self, const store_limit_t *l); /* upsert */
+taskq_err_t store_limit_rm(store_t *self, const char *key);         /* ENOTFOUND */
+taskq_err_t store_limit_list(store_t *self, store_limit_fn fn, void *arg);
+/* Saves a bucket's state (tokens, tokens_at, paused_until) only. */
+taskq_err_t store_limit_save_bucket(store_t *self, const char *key, double tokens,
+                                    int64_t tokens_at, int64_t paused_until);
+
+/* ---- schedules ------------------------------------------------------------ */
+
+/* Inserts; TASKQ_EEXIST if the name is taken (unless replace). */
+taskq_err_t store_schedule_put(store_t *self, const store_schedule_t *s, bool replace);
+taskq_err_t store_schedule_rm(store_t *self, const char *name); /* ENOTFOUND */
+taskq_err_t store_schedule_set_paused(store_t *self, const char *name, bool paused);
+taskq_err_t store_schedule_list(store_t *self, store_schedule_fn fn, void *arg);
+/* Records a fire / skip: sets next_at, and if fired last_fire_at and
+ * last_task_id; adds to the counters. */
+taskq_err_t store_schedule_advance(store_t *self, const char *name, int64_t next_at,
+                                   int64_t last_fire_at, const taskq_id_t *last_task_id,
+                                   uint64_t add_fires, uint64_t add_skipped);
 
 #endif

@@ -55,6 +55,8 @@ typedef enum {
     TASKQ_EUNREACH = 14,  /* cannot reach the broker */
     TASKQ_ENAME = 15,     /* a name is not in the allowed character set */
     TASKQ_EUNKNOWN = 16,  /* unknown message type */
+    TASKQ_EEXIST = 17,    /* already exists (schedule name) */
+    TASKQ_ENOQUEUE = 18,  /* unknown queue (broker runs with --strict-queues) */
 } taskq_err_t;
 
 /* Never returns NULL; unknown codes give "unknown error". */
@@ -62,17 +64,27 @@ TASKQ_EXPORT const char *taskq_strerror(int err);
 /* Short stable symbol, e.g. "ETIMEDOUT"; never NULL. */
 TASKQ_EXPORT const char *taskq_err_name(int err);
 
-/* Task states. Terminal: SUCCEEDED, FAILED. Wire-stable numbers. */
+/* Task states. Terminal: SUCCEEDED, FAILED, REVOKED, EXPIRED. Wire-stable
+ * numbers; the legal transitions are listed in docs/tasks.md. */
 typedef enum {
-    TASKQ_STATE_QUEUED = 0,
-    TASKQ_STATE_RUNNING = 1,
+    TASKQ_STATE_QUEUED = 0,    /* may run now */
+    TASKQ_STATE_RUNNING = 1,   /* leased to a worker */
     TASKQ_STATE_SUCCEEDED = 2,
     TASKQ_STATE_FAILED = 3,
+    TASKQ_STATE_SCHEDULED = 4, /* waiting for its ETA / countdown */
+    TASKQ_STATE_RETRYING = 5,  /* waiting for its retry backoff */
+    TASKQ_STATE_REVOKED = 6,
+    TASKQ_STATE_EXPIRED = 7,   /* did not start before its expiry */
+    TASKQ_STATE_PENDING = 8,   /* waiting for workflow parents (reserved) */
 } taskq_state_t;
+#define TASKQ_NSTATES 9
 
-/* "queued", "running", "succeeded", "failed"; "unknown" otherwise. */
+/* "queued", "running", "succeeded", "failed", "scheduled", "retrying",
+ * "revoked", "expired", "pending"; "unknown" otherwise. */
 TASKQ_EXPORT const char *taskq_state_name(int state);
 TASKQ_EXPORT int taskq_state_is_terminal(int state);
+/* The state number for a name above, or -1. */
+TASKQ_EXPORT int taskq_state_from_name(const char *name);
 
 /* 128-bit task id, time-ordered (UUIDv7 layout). All-zero means "unset". */
 typedef struct {
@@ -103,18 +115,51 @@ TASKQ_EXPORT void taskq_client_destroy(taskq_client_t **self_p);
 /* How long submit/status/workers/stats wait for an answer (default 5000 ms).
  * Within it, unacknowledged submissions are resent with the same ids. */
 TASKQ_EXPORT void taskq_client_set_timeout(taskq_client_t *self, int64_t timeout_ms);
+/* Backpressure: when the broker answers BUSY (a queue or the broker is at
+ * its max_pending), submit fails fast with TASKQ_EBUSY by default
+ * (block_ms 0). With block_ms > 0 it retries the same task ids after the
+ * broker's retry-after until accepted or block_ms passes (TASKQ_EBUSY). */
+TASKQ_EXPORT void taskq_client_set_block(taskq_client_t *self, int64_t block_ms);
+/* The last BUSY answer's details (queue "" = broker-wide limit). */
+typedef struct {
+    char queue[65];
+    uint64_t depth, limit;
+    int64_t retry_after_ms;
+} taskq_busy_info_t;
+TASKQ_EXPORT void taskq_client_last_busy(const taskq_client_t *self, taskq_busy_info_t *out);
 
 /* One task to submit. `args` is one msgpack-encoded value (usually an
  * array); NULL/0 means an empty array. `id` is in/out: if all-zero a fresh
  * id is generated and written back. Submitting an id the broker already has
  * is a no-op that succeeds (idempotent retries). */
+/* A zero-initialised spec plus a name is a valid task with every default:
+ * queue chosen by the broker's routes (else "default"), priority 5, runs
+ * at once, never expires, 3 attempts, backoff 2s,2,10m with equal jitter. */
 typedef struct {
     taskq_id_t id;
     const char *name;       /* [A-Za-z0-9_.:-]{1,128} */
     const void *args;       /* borrowed msgpack bytes */
     size_t args_len;
     int64_t time_limit_ms;  /* hard limit, 0 = the worker's default */
-    uint32_t max_attempts;  /* 0 = broker default (3) */
+    uint32_t max_attempts;  /* 0 = task registration's, else broker default (3) */
+    /* --- dispatch policy (docs/tasks.md) --- */
+    const char *queue;      /* [a-z0-9_.-]{1,64}; NULL/"" = broker routing */
+    int has_priority;       /* 0: default priority 5 */
+    int priority;           /* 0..9, 9 runs first (when has_priority) */
+    int64_t countdown_ms;   /* > 0: run no sooner than this many ms after the
+                               broker accepts it (broker clock) */
+    int64_t eta_ms;         /* > 0: run no sooner than this unix time (ms) */
+    int64_t expires_in_ms;  /* > 0: expire if not started this long after accept */
+    int64_t expires_at_ms;  /* > 0: expire if not started by this unix time (ms) */
+    int64_t backoff_base_ms;/* 0 = default (2000) */
+    double backoff_factor;  /* 0 = default (2.0); >= 1 */
+    int64_t backoff_max_ms; /* 0 = default (600000) */
+    const char *jitter;     /* "equal" (default), "full", "none"; NULL = default */
+    const char *retry_on;   /* comma list of codes, '*' suffix = prefix; NULL = all */
+    const char *no_retry_on;/* comma list of codes never retried; NULL = none */
+    /* --- filled by the broker's acknowledgement --- */
+    char queue_out[65];     /* the queue the task went to */
+    int soft_limit;         /* 1: the queue is past 80 % of its max_pending */
 } taskq_task_spec_t;
 
 /* Submits one task; returns after the broker has committed it. */
@@ -143,6 +188,13 @@ typedef struct {
     const void *result;       /* msgpack bytes if succeeded, else NULL */
     size_t result_len;
     const char *error;        /* message if failed, else "" */
+    const char *queue;
+    int priority;
+    uint32_t failures;        /* attempts that ended in an error, crash, timeout or loss */
+    const char *code;         /* failure code of the last failed attempt, "" if none */
+    int64_t due_at;           /* scheduled / retrying: unix ms it becomes queued; else 0 */
+    int64_t expires_at;       /* unix ms, 0 = never */
+    const char *schedule;     /* the periodic schedule that created it, "" if none */
 } taskq_task_t;
 
 TASKQ_EXPORT void taskq_task_destroy(taskq_task_t **self_p);
@@ -209,6 +261,111 @@ typedef struct {
 } taskq_stats_t;
 
 TASKQ_EXPORT taskq_err_t taskq_stats(taskq_client_t *self, taskq_stats_t *out);
+
+/* ---- attempts -------------------------------------------------------- */
+typedef struct {
+    uint32_t attempt;
+    const char *worker;
+    int32_t child_pid;
+    int64_t started_at, finished_at; /* unix ms; finished 0 = running */
+    const char *state;        /* "running", "succeeded", "failed", "retrying",
+                                 "requeued", "rate_limited", "revoked" */
+    const char *code;         /* failure code, "" unless it failed */
+    const char *message;
+} taskq_attempt_t;
+typedef struct taskq_attempts taskq_attempts_t;
+/* Every attempt of a task, oldest first. Caller owns *out. */
+TASKQ_EXPORT taskq_err_t taskq_attempts(taskq_client_t *self, const taskq_id_t *id,
+                                        taskq_attempts_t **out);
+TASKQ_EXPORT size_t taskq_attempts_count(const taskq_attempts_t *self);
+TASKQ_EXPORT const taskq_attempt_t *taskq_attempts_get(const taskq_attempts_t *self, size_t i);
+TASKQ_EXPORT void taskq_attempts_destroy(taskq_attempts_t **self_p);
+
+/* ---- queues ------------------------------------------------------------ */
+typedef struct {
+    const char *name;
+    int paused;
+    uint64_t max_pending;      /* 0 = no per-queue limit */
+    uint64_t counts[TASKQ_NSTATES]; /* tasks per taskq_state_t */
+    int64_t oldest_queued_ms;  /* age of the oldest queued task, 0 if none */
+    uint32_t slots;            /* child slots of live workers subscribed to it */
+} taskq_queue_info_t;
+typedef struct taskq_queues taskq_queues_t;
+TASKQ_EXPORT taskq_err_t taskq_queues(taskq_client_t *self, taskq_queues_t **out);
+TASKQ_EXPORT size_t taskq_queues_count(const taskq_queues_t *self);
+TASKQ_EXPORT const taskq_queue_info_t *taskq_queues_get(const taskq_queues_t *self, size_t i);
+TASKQ_EXPORT void taskq_queues_destroy(taskq_queues_t **self_p);
+/* Pauses (paused = 1) or resumes a queue; creates it if unknown. */
+TASKQ_EXPORT taskq_err_t taskq_queue_pause(taskq_client_t *self, const char *queue, int paused);
+/* Sets a queue's max_pending (0 = none); creates it if unknown. */
+TASKQ_EXPORT taskq_err_t taskq_queue_set_max_pending(taskq_client_t *self, const char *queue,
+                                                     uint64_t max_pending);
+
+/* ---- global rate and concurrency limits ---------------------------------- */
+typedef struct {
+    const char *key;          /* "task:NAME" or "queue:Q" */
+    double rate;              /* dispatches per second, 0 = no rate limit */
+    uint32_t burst;           /* bucket size, 0 = max(1, ceil(rate)) */
+    uint32_t max_running;     /* 0 = no concurrency limit */
+    /* read-only, filled by taskq_limits() */
+    uint32_t running;
+    double tokens;
+    int64_t paused_until;     /* unix ms, 0 = not paused */
+} taskq_limit_t;
+typedef struct taskq_limits taskq_limits_t;
+TASKQ_EXPORT taskq_err_t taskq_limit_set(taskq_client_t *self, const taskq_limit_t *limit);
+TASKQ_EXPORT taskq_err_t taskq_limit_rm(taskq_client_t *self, const char *key);
+TASKQ_EXPORT taskq_err_t taskq_limits(taskq_client_t *self, taskq_limits_t **out);
+TASKQ_EXPORT size_t taskq_limits_count(const taskq_limits_t *self);
+TASKQ_EXPORT const taskq_limit_t *taskq_limits_get(const taskq_limits_t *self, size_t i);
+TASKQ_EXPORT void taskq_limits_destroy(taskq_limits_t **self_p);
+
+/* ---- periodic schedules --------------------------------------------------- */
+typedef struct {
+    const char *name;         /* [A-Za-z0-9_.:-]{1,128} */
+    const char *cron;         /* 5 fields, @hourly..., or "@every 30s" */
+    const char *task;         /* task name */
+    const void *args;         /* msgpack bytes, NULL = [] */
+    size_t args_len;
+    const char *queue;        /* NULL = routing */
+    int has_priority;
+    int priority;
+    const char *tz;           /* IANA zone, NULL = "UTC" */
+    const char *overlap;      /* "skip" (default) | "allow" */
+    const char *catchup;      /* "none" | "last" (default) | "all" */
+    uint32_t max_attempts;    /* 0 = default */
+    /* read-only, filled by taskq_schedules() */
+    int paused;
+    int64_t next_at;          /* unix ms of the next nominal fire */
+    int64_t last_fire_at;     /* nominal time of the last fire, 0 = never */
+    taskq_id_t last_task_id;
+    uint64_t fires, skipped;
+} taskq_schedule_t;
+typedef struct taskq_schedules taskq_schedules_t;
+/* Adds a schedule (TASKQ_EEXIST if the name is taken; TASKQ_EINVAL with the
+ * broker's message, e.g. "cron: hour field: 25 out of range 0-23", if the
+ * expression or zone is bad: see taskq_client_last_error). */
+TASKQ_EXPORT taskq_err_t taskq_schedule_add(taskq_client_t *self, const taskq_schedule_t *s);
+/* op: "pause", "resume", "rm". */
+TASKQ_EXPORT taskq_err_t taskq_schedule_ctl(taskq_client_t *self, const char *name,
+                                            const char *op);
+/* Fires the schedule now (not counted as a nominal fire); *id gets the task. */
+TASKQ_EXPORT taskq_err_t taskq_schedule_run_now(taskq_client_t *self, const char *name,
+                                                taskq_id_t *id);
+TASKQ_EXPORT taskq_err_t taskq_schedules(taskq_client_t *self, taskq_schedules_t **out);
+TASKQ_EXPORT size_t taskq_schedules_count(const taskq_schedules_t *self);
+TASKQ_EXPORT const taskq_schedule_t *taskq_schedules_get(const taskq_schedules_t *self,
+                                                         size_t i);
+TASKQ_EXPORT void taskq_schedules_destroy(taskq_schedules_t **self_p);
+
+/* The message of the last ERROR answer on this handle ("" if none). */
+TASKQ_EXPORT const char *taskq_client_last_error(const taskq_client_t *self);
+
+/* Test clock: only for a broker started with --test-clock. Moves the
+ * broker's clock forward by advance_ms (or sets it to set_ms if > 0);
+ * *now_ms (if not NULL) receives the new time. TASKQ_EINVAL otherwise. */
+TASKQ_EXPORT taskq_err_t taskq_test_clock(taskq_client_t *self, int64_t advance_ms,
+                                          int64_t set_ms, int64_t *now_ms);
 
 #ifdef __cplusplus
 }

@@ -63,10 +63,40 @@ TASKQ_TASK_EXPORT void taskq_result_raw(taskq_ctx_t *ctx, const void *data, size
 TASKQ_TASK_EXPORT void taskq_progress(taskq_ctx_t *ctx, uint64_t current, uint64_t total,
                                       const char *message);
 
-/* Marks the task failed with a message (printf-style, truncated to 1 KiB)
- * and returns TASKQ_TASK_FAILED, so a task can `return taskq_fail(...)`. */
-TASKQ_TASK_EXPORT int taskq_fail(taskq_ctx_t *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* Marks the task failed with a code ([A-Za-z0-9_.]{1,64}; NULL or invalid
+ * = "taskq.error") and a message (printf-style, truncated to 1 KiB), and
+ * returns TASKQ_TASK_FAILED, so a task can `return taskq_fail(...)`. The
+ * broker retries it by the task's retry policy (backoff, --retry-on,
+ * --no-retry-on, max attempts). Codes "taskq.*" are reserved: taskq.error,
+ * taskq.crash (child died), taskq.timeout (time limit), taskq.lost (node
+ * dead or lease expired). */
+TASKQ_TASK_EXPORT int taskq_fail(taskq_ctx_t *ctx, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Like taskq_fail, but the task is never retried. */
+TASKQ_TASK_EXPORT int taskq_fail_permanent(taskq_ctx_t *ctx, const char *code, const char *fmt,
+                                           ...) __attribute__((format(printf, 3, 4)));
+/* Fails this attempt (code "taskq.retry") and asks for the next one after
+ * delay_ms instead of the backoff; still spends one attempt of the budget. */
+TASKQ_TASK_EXPORT int taskq_retry(taskq_ctx_t *ctx, int64_t delay_ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The task hit an outside rate limit (an HTTP 429): the broker puts it back
+ * without a failure, runs it again after retry_after_ms, and pauses the
+ * bucket of its `task:NAME` limit (if one is set) for that long. */
+TASKQ_TASK_EXPORT int taskq_rate_limited(taskq_ctx_t *ctx, int64_t retry_after_ms);
+
+/* Retry policy given at registration; a submit's own values win. */
+typedef struct {
+    uint32_t max_attempts;   /* 0 = broker default */
+    int64_t backoff_base_ms; /* 0 = default 2000 */
+    double backoff_factor;   /* 0 = default 2 */
+    int64_t backoff_max_ms;  /* 0 = default 600000 */
+    const char *jitter;      /* NULL = "equal" */
+    const char *retry_on;    /* NULL = every code */
+    const char *no_retry_on; /* NULL = none */
+} taskq_task_opts_t;
+/* taskq_register with a retry policy (copied). */
+TASKQ_TASK_EXPORT int taskq_register_opts(taskq_registry_t *reg, const char *name,
+                                          taskq_task_fn fn, const taskq_task_opts_t *opts);
 
 #ifdef __cplusplus
 }

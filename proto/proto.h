@@ -17,6 +17,7 @@
  *   WAIT     req, ids[], timeout_ms       RESULT         req, code, task (one per id)
  *   WORKERS  req                          WORKERS_REPLY  req, nodes[]
  *   STATS    req                          STATS_REPLY    req, stats
+ *   ADMIN    req, op, params              ADMIN_REPLY    req, data
  * Worker -> broker                      Broker -> worker
  *   HELLO    node, host, pid, slots,      WELCOME        broker, heartbeat_ms, liveness
  *            leases[]
@@ -57,6 +58,7 @@ typedef enum {
     PROTO_WAIT = 0x03,
     PROTO_WORKERS = 0x04,
     PROTO_STATS = 0x05,
+    PROTO_ADMIN = 0x06,
     PROTO_HELLO = 0x10,
     PROTO_READY = 0x11,
     PROTO_PROGRESS = 0x12,
@@ -68,6 +70,7 @@ typedef enum {
     PROTO_RESULT = 0x83,
     PROTO_WORKERS_REPLY = 0x84,
     PROTO_STATS_REPLY = 0x85,
+    PROTO_ADMIN_REPLY = 0x86,
     PROTO_WELCOME = 0x90,
     PROTO_TASK = 0x91,
     PROTO_DONE_ACK = 0x93,
@@ -87,6 +90,20 @@ typedef struct {
     uint32_t len;
 } proto_bin_t;
 
+/* A retry policy: fields of a task spec, of DONE's "policy" map, and of a
+ * schedule; every one optional, zero = not given (the next level decides:
+ * submit > registration > broker default). Wire keys as named. */
+typedef struct {
+    uint32_t max_attempts;   /* "max_attempts": uint 0..TQ_ATTEMPTS_MAX (only in DONE policy) */
+    int64_t backoff_base_ms; /* "backoff_base_ms": uint <= TQ_BACKOFF_MS_MAX */
+    double backoff_factor;   /* "backoff_factor": float or uint, 0 or 1..1000 */
+    int64_t backoff_max_ms;  /* "backoff_max_ms": uint <= TQ_BACKOFF_MS_MAX */
+    int32_t jitter;          /* "jitter": str "equal"|"full"|"none"; absent = -1 */
+    proto_str_t retry_on;    /* "retry_on": str <= TQ_PATTERNS_MAX, "" = every code */
+    proto_str_t no_retry_on; /* "no_retry_on": str <= TQ_PATTERNS_MAX */
+} proto_retry_policy_t;
+typedef enum { PROTO_JITTER_EQUAL = 0, PROTO_JITTER_FULL = 1, PROTO_JITTER_NONE = 2 } proto_jitter_t;
+
 /* One task in a SUBMIT. */
 typedef struct {
     taskq_id_t id;          /* "id": bin 16, must not be all-zero */
@@ -94,6 +111,14 @@ typedef struct {
     proto_bin_t args;       /* "args": bin, TQ_ARGS_MAX, one valid msgpack value; optional (empty = []) */
     int64_t time_limit_ms;  /* "time_limit_ms": uint, optional, 0 = worker default */
     uint32_t max_attempts;  /* "max_attempts": uint 0..TQ_ATTEMPTS_MAX, optional, 0 = default */
+    /* Dispatch policy; every field optional (absent = the zero value). */
+    proto_str_t queue;      /* "queue": str, [a-z0-9_.-]{0,TQ_QUEUE_MAX}, "" = route */
+    int32_t priority;       /* "priority": uint 0..TQ_PRIORITY_MAX; absent = -1 (default) */
+    int64_t countdown_ms;   /* "countdown_ms": uint <= TQ_ETA_MAX_MS */
+    int64_t eta_at;         /* "eta_at": uint, unix ms */
+    int64_t expires_in_ms;  /* "expires_in_ms": uint <= TQ_ETA_MAX_MS */
+    int64_t expires_at;     /* "expires_at": uint, unix ms */
+    proto_retry_policy_t policy; /* "backoff_base_ms", "backoff_factor", ... (below) */
 } proto_task_spec_t;
 
 /* A task record (STATUS_REPLY, RESULT). */
@@ -114,6 +139,13 @@ typedef struct {
     bool has_result;          /* "result": bin (msgpack value), present iff succeeded */
     proto_bin_t result;
     proto_str_t error;        /* "error": str, "" unless failed */
+    proto_str_t queue;        /* "queue" */
+    int32_t priority;         /* "priority" */
+    uint32_t failures;        /* "failures" */
+    proto_str_t code;         /* "code": failure code of the last failed attempt, "" */
+    int64_t due_at;           /* "due_at": unix ms, 0 unless scheduled / retrying */
+    int64_t expires_at;       /* "expires_at": unix ms, 0 = never */
+    proto_str_t schedule;     /* "schedule": "" unless created by a schedule */
 } proto_task_rec_t;
 
 /* (task, attempt): a lease held by a worker node. Encoded [id, attempt]. */
@@ -160,7 +192,13 @@ typedef struct {
     int type; /* proto_type_t */
     union {
         struct { uint64_t req; uint32_t ntasks; proto_task_spec_t *tasks; } submit;
-        struct { uint64_t req; uint32_t ncodes; uint32_t *codes; } submit_ack;
+        /* queues[i]: the queue task i went to (ncodes entries when
+         * encoded by the broker; 0 entries accepted on decode from old
+         * brokers); soft: some queue is past TQ_SOFT_WATERMARK_PCT. */
+        struct {
+            uint64_t req; uint32_t ncodes; uint32_t *codes;
+            uint32_t nqueues; proto_str_t *queues; bool soft;
+        } submit_ack;
         struct { uint64_t req; taskq_id_t id; } status;
         struct { uint64_t req; proto_task_rec_t task; } status_reply;
         struct { uint64_t req; uint32_t nids; taskq_id_t *ids; int64_t timeout_ms; } wait;
@@ -170,9 +208,22 @@ typedef struct {
         struct { uint64_t req; uint32_t nnodes; proto_node_t *nodes; } workers_reply;
         struct { uint64_t req; } stats;
         struct { uint64_t req; proto_stats_t stats; } stats_reply;
+        /* params: "params", one msgpack map (raw bytes; encode copies them
+         * verbatim, empty = {}); decode also unpacks it into *params_obj
+         * (a MSGPACK_OBJECT_MAP, in the message's zone). */
+        struct {
+            uint64_t req; proto_str_t op; proto_bin_t params; const msgpack_object *params_obj;
+        } admin;
+        /* data: "data", one msgpack value (raw; empty = nil); decode also
+         * unpacks it into *data_obj. */
+        struct { uint64_t req; proto_bin_t data; const msgpack_object *data_obj; } admin_reply;
+        /* queues: "queues": [[name, weight], ...] (<= TQ_QUEUES_MAX,
+         * weight 1..TQ_WEIGHT_MAX), absent/empty = every queue; "strict": bool */
         struct {
             proto_str_t node; proto_str_t host; int32_t pid; uint32_t slots;
             uint32_t nleases; proto_lease_t *leases;
+            uint32_t nqueues; proto_str_t *queue_names; uint32_t *queue_weights;
+            bool strict;
         } hello;
         struct { proto_str_t broker; int64_t heartbeat_ms; uint32_t liveness; } welcome;
         struct { uint32_t credit; } ready;
@@ -193,13 +244,32 @@ typedef struct {
              * it with the next attempt unless max_attempts is reached. */
             bool retry;
             int32_t child_pid; int64_t started_at;
+            /* Only with !ok, all optional:
+             * "code": str [A-Za-z0-9_.]{1,TQ_CODE_MAX}; absent = "taskq.crash"
+             *   when retry, else "taskq.error";
+             * "permanent": bool, never retry;
+             * "retry_delay_ms": uint, the next attempt's delay instead of the
+             *   backoff (absent = -1);
+             * "rate_limited_ms": uint > 0: not a failure; put back and run
+             *   again after this long (absent = 0);
+             * "policy": map, the registration's retry policy. */
+            proto_str_t code;
+            bool permanent;
+            int64_t retry_delay_ms;
+            int64_t rate_limited_ms;
+            proto_retry_policy_t policy;
         } done;
         struct { taskq_id_t id; uint32_t attempt; uint32_t code; } done_ack;
         struct {
             uint32_t nchildren; proto_child_t *children;
             uint32_t nleases; proto_lease_t *leases;
         } heartbeat;
-        struct { uint64_t req; uint32_t code; proto_str_t message; } error;
+        /* With code TASKQ_EBUSY, optional: "queue" (str, "" = broker-wide),
+         * "depth", "limit" (uint), "retry_after_ms" (uint). */
+        struct {
+            uint64_t req; uint32_t code; proto_str_t message;
+            proto_str_t queue; uint64_t depth, limit; int64_t retry_after_ms;
+        } error;
     } u;
     /* private: memory for decoded arrays */
     msgpack_zone *zone;
@@ -266,6 +336,28 @@ void proto_frames_clear(proto_frames_t *f);
 
 /* Name checks: [A-Za-z0-9_.:-]{1,max}. */
 bool proto_name_is_valid(const char *s, size_t len, size_t max);
+/* Queue names: [a-z0-9_.-]{1,TQ_QUEUE_MAX}. */
+bool proto_queue_is_valid(const char *s, size_t len);
+/* Failure codes: [A-Za-z0-9_.]{1,TQ_CODE_MAX}. */
+bool proto_code_is_valid(const char *s, size_t len);
+
+/* Bounded readers for ADMIN params / ADMIN_REPLY data maps (peer input):
+ * the value under key in map (NULL if absent or map is not a map). The
+ * typed getters return TASKQ_OK, TASKQ_ENOTFOUND (absent; *out untouched),
+ * or TASKQ_EPROTO (wrong type / out of range). Strings are borrowed. */
+const msgpack_object *proto_obj_get(const msgpack_object *map, const char *key);
+taskq_err_t proto_obj_str(const msgpack_object *map, const char *key, size_t max,
+                          proto_str_t *out);
+taskq_err_t proto_obj_u64(const msgpack_object *map, const char *key, uint64_t *out);
+taskq_err_t proto_obj_i64(const msgpack_object *map, const char *key, int64_t *out);
+taskq_err_t proto_obj_f64(const msgpack_object *map, const char *key, double *out); /* float or int */
+taskq_err_t proto_obj_bool(const msgpack_object *map, const char *key, bool *out);
+taskq_err_t proto_obj_bin(const msgpack_object *map, const char *key, size_t max,
+                          proto_bin_t *out);
+/* Packs a proto_str_t as a msgpack str. */
+void proto_pack_str(msgpack_packer *pk, proto_str_t s);
+/* Packs a C string key followed by nothing (caller packs the value). */
+void proto_pack_key(msgpack_packer *pk, const char *key);
 
 /* Helpers for proto_str_t. */
 static inline proto_str_t proto_str(const char *s)

@@ -32,9 +32,29 @@
 #define TQ_CREDIT_MAX 100000             /* credit one worker may hold */
 #define TQ_ATTEMPTS_MAX 100              /* max_attempts accepted from a client */
 #define TQ_STATE_MAX 16                  /* child state string */
+/* Dispatch policy (docs/tasks.md) */
+#define TQ_QUEUE_MAX 64                  /* queue name, [a-z0-9_.-] */
+#define TQ_QUEUES_MAX 64                 /* queues one worker subscribes to (-Q) */
+#define TQ_WEIGHT_MAX 1000               /* weight of one subscribed queue */
+#define TQ_PRIORITY_MAX 9                /* priorities 0..9, 9 runs first */
+#define TQ_CODE_MAX 64                   /* failure code, [A-Za-z0-9_.] */
+#define TQ_PATTERNS_MAX 512              /* retry_on / no_retry_on list, bytes */
+#define TQ_LIMIT_KEY_MAX 140             /* "task:NAME" or "queue:Q" */
+#define TQ_SCHED_NAME_MAX 128            /* schedule name, name charset */
+#define TQ_CRON_MAX 256                  /* cron expression bytes */
+#define TQ_TZ_MAX 64                     /* IANA zone name, e.g. Europe/Paris */
+#define TQ_BACKOFF_MS_MAX (30LL * 24 * 3600 * 1000) /* longest backoff / delay */
+#define TQ_ETA_MAX_MS (10LL * 366 * 24 * 3600 * 1000) /* furthest ETA ahead */
 
 /* Defaults */
 #define TQ_DEFAULT_MAX_ATTEMPTS 3
+#define TQ_DEFAULT_PRIORITY 5
+#define TQ_DEFAULT_QUEUE "default"
+#define TQ_DEFAULT_BACKOFF_BASE_MS 2000
+#define TQ_DEFAULT_BACKOFF_FACTOR 2.0
+#define TQ_DEFAULT_BACKOFF_MAX_MS (600LL * 1000)
+#define TQ_SOFT_WATERMARK_PCT 80         /* ack says "slow down" past this % of max_pending */
+#define TQ_BUSY_RETRY_AFTER_MS 250       /* retry-after in a BUSY answer */
 #define TQ_DEFAULT_HEARTBEAT_MS 1000
 #define TQ_DEFAULT_LIVENESS 3            /* missed heartbeats before a node is dead */
 #define TQ_DEFAULT_LEASE_MS 10000        /* a lease not renewed for this long expires */

@@ -1,0 +1,2 @@
+/* cron.c - placeholder; see cron.h (being written). */
+#include "cron.h"

@@ -1,0 +1,2 @@
+/* retrypol.c - placeholder; see retrypol.h (being written). */
+#include "retrypol.h"
