@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "handlers.h"
+#include "sched.h"
 #include "tclock.h"
 #include "thist.h"
 #include "tlog.h"
@@ -45,28 +46,81 @@ static taskq_err_t configure_socket(void *sock)
     return TASKQ_OK;
 }
 
+int64_t broker_now(const broker_t *b)
+{
+    return b->cfg.test_clock ? b->test_now : b->now_wall;
+}
+
+bool broker_set_test_clock(broker_t *b, int64_t now_ms)
+{
+    if (!b->cfg.test_clock)
+        return false;
+    b->test_now = now_ms;
+    return true;
+}
+
+/* Start-up work that writes: the schedules file. One transaction. */
+static taskq_err_t load_schedules_file(broker_t *b)
+{
+    if (!b->cfg.schedules_path)
+        return TASKQ_OK;
+    taskq_err_t e = store_begin(b->store);
+    if (e != TASKQ_OK)
+        return e;
+    char err[512];
+    e = sched_load_file(b->sched, b, b->cfg.schedules_path, broker_now(b), err, sizeof err);
+    if (e == TASKQ_OK && !b->turn_failed)
+        e = store_commit(b->store);
+    if (e != TASKQ_OK || b->turn_failed) {
+        if (e != TASKQ_OK)
+            tlog_error("schedules file: %s", err);
+        store_rollback(b->store);
+        b->turn_failed = false;
+        return e != TASKQ_OK ? e : TASKQ_ESTORE;
+    }
+    tlog_info("schedules file %s loaded", b->cfg.schedules_path);
+    return TASKQ_OK;
+}
+
 broker_t *broker_new(const broker_config_t *cfg, taskq_err_t *err)
 {
     broker_t *b = xcalloc(1, sizeof *b);
     b->cfg = *cfg;
     b->now_mono = b->started_mono = tclock_mono_ms();
     b->now_wall = tclock_wall_ms();
+    b->test_now = cfg->test_clock_start > 0 ? cfg->test_clock_start : b->now_wall;
     b->leases = lease_table_new();
     b->nodes = registry_new();
     b->waiters = waiters_new(WAITERS_MAX);
     b->progress = idmap_new();
+    b->limits = limits_new();
+    b->queue_map = idmap_new();
+    b->sched = sched_new();
     taskq_err_t e = TASKQ_OK;
+    if (cfg->routes_path) {
+        char rerr[512];
+        b->routes = routes_load(cfg->routes_path, rerr, sizeof rerr);
+        if (!b->routes) {
+            tlog_error("routes: %s", rerr);
+            e = TASKQ_EINVAL;
+            goto fail;
+        }
+        tlog_info("%zu routing rules from %s", routes_count(b->routes), cfg->routes_path);
+    }
     b->store = store_open(cfg->db, cfg->durability, &e);
     if (!b->store) {
         tlog_error("cannot open the store %s", cfg->db);
         goto fail;
     }
-    if ((e = handlers_rebuild_leases(b)) != TASKQ_OK)
+    if ((e = handlers_rebuild_leases(b)) != TASKQ_OK || (e = handlers_reload(b)) != TASKQ_OK ||
+        (e = load_schedules_file(b)) != TASKQ_OK)
         goto fail;
-    uint64_t counts[4], total;
+    uint64_t counts[TASKQ_NSTATES], total;
     if ((e = store_counts(b->store, counts, &total)) != TASKQ_OK)
         goto fail;
-    b->pending = counts[TASKQ_STATE_QUEUED] + counts[TASKQ_STATE_RUNNING];
+    for (int st = 0; st < TASKQ_NSTATES; st++)
+        if (!taskq_state_is_terminal(st))
+            b->pending += counts[st];
     if (lease_count(b->leases))
         tlog_info("%zu running tasks keep their leases (honoured)", lease_count(b->leases));
     b->ctx = zmq_ctx_new();
@@ -118,6 +172,13 @@ void broker_destroy(broker_t **self_p)
         zmq_ctx_term(b->ctx);
     store_close(&b->store);
     lease_table_destroy(&b->leases);
+    limits_destroy(&b->limits);
+    routes_destroy(&b->routes);
+    sched_destroy(&b->sched);
+    for (size_t i = 0; i < b->nqueues; i++)
+        free(b->queue_list[i]);
+    free(b->queue_list);
+    idmap_destroy(&b->queue_map);
     registry_destroy(&b->nodes);
     waiters_destroy(&b->waiters);
     size_t c = 0;
@@ -142,6 +203,18 @@ static long next_timeout(broker_t *b)
     int64_t t = min64(min64(b->next_heartbeat, b->next_liveness),
                       min64(b->next_progress, min64(b->next_retention, b->next_waiters)));
     t = min64(t, lease_next_deadline(b->leases)) - now;
+    /* broker-clock deadlines (ETAs, retries, expiries, schedules, buckets);
+     * a test clock only moves by ADMIN, which wakes the loop itself */
+    if (!b->cfg.test_clock) {
+        int64_t c = handlers_next_clock_deadline(b);
+        if (c != INT64_MAX) {
+            int64_t wall = tclock_wall_ms();
+            int64_t d = c <= wall ? 0 : c - wall;
+            t = min64(t, d);
+        }
+    } else if (handlers_next_clock_deadline(b) <= b->test_now) {
+        t = 0;
+    }
     return t < 0 ? 0 : (long)t;
 }
 
@@ -214,6 +287,9 @@ static void turn_rolled_back(broker_t *b)
     }
     if (handlers_rebuild_leases(b) != TASKQ_OK)
         tlog_error("cannot rebuild leases from the store; they will be rebuilt next failure");
+    /* queues, limits and schedules as the store holds them */
+    if (handlers_reload(b) != TASKQ_OK)
+        tlog_error("cannot reload queues, limits and schedules from the store");
 }
 
 static void send_one(broker_t *b, out_t *o)

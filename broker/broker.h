@@ -7,6 +7,7 @@
 #define TASKQ_BROKER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -22,6 +23,11 @@ typedef struct {
     int64_t retention_ms;
     const char *id;            /* broker id shown in WELCOME and STATS */
     uint64_t max_pending;      /* queued + running beyond which SUBMIT is EBUSY; 0 = no limit */
+    bool strict_queues;        /* unknown queue on submit -> ENOQUEUE */
+    const char *routes_path;   /* --routes FILE, NULL = none */
+    const char *schedules_path;/* --schedules FILE, NULL = none */
+    bool test_clock;           /* --test-clock: the clock moves only by ADMIN "clock" */
+    int64_t test_clock_start;  /* unix ms, 0 = real now at start */
     volatile sig_atomic_t *stop; /* set by a signal handler; polled by the loop */
 } broker_config_t;
 

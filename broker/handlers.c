@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "retrypol.h"
+#include "sched.h"
 #include "thist.h"
 #include "tlog.h"
 #include "tmem.h"
@@ -20,7 +22,7 @@
 #define RETENTION_TICK_MS 1000
 #define RETENTION_BATCH 500
 #define WAITERS_TICK_MS 1000
-#define DISPATCH_MAX 1024 /* TASKs per turn */
+#define TIMER_BATCH 1000 /* scheduled / retrying / expiring tasks moved per turn */
 
 static void fmt_id(const taskq_id_t *id, char out[TASKQ_ID_STRLEN + 1])
 {
@@ -139,8 +141,7 @@ static void send_result(const taskq_id_t *id, const void *identity, size_t len, 
     out_queue(n->b, identity, len, &m, OUT_WAITER, req);
 }
 
-/* The task just became terminal in this turn: queue RESULT to its waiters. */
-static void notify_waiters(broker_t *b, const taskq_id_t *id)
+void handlers_notify_waiters(broker_t *b, const taskq_id_t *id)
 {
     notify_t n = {.b = b};
     waiters_take(b->waiters, id, send_result, &n);
@@ -155,34 +156,132 @@ static void maybe_forget(broker_t *b, registry_node_t *node)
     }
 }
 
-/* code: the history reason (child_died, node_lost, lease_expired, hello_reconcile) */
-static void requeue_coded(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason,
-                          const char *code)
+/* How an attempt that did not succeed ends. */
+typedef struct {
+    const char *code;        /* failure code (taskq.crash, taskq.lost, ...) */
+    const char *message;
+    bool failure;            /* spends budget; false: reconcile after a broker restart */
+    bool permanent;
+    int64_t retry_delay_ms;  /* >= 0: explicit delay (taskq_retry); -1: the policy's */
+    int64_t rate_limited_ms; /* > 0: put back without a failure, after this long */
+    const proto_retry_policy_t *registered; /* the task's registration policy, or NULL */
+    int32_t child_pid;
+    const char *hist;        /* history reason of a requeue (child_died, node_lost, ...) */
+} unsuccessful_t;
+
+static double rand_unit(broker_t *b)
+{
+    /* xorshift64*: jitter needs spread, not secrecy */
+    if (b->rng == 0)
+        b->rng = ((uint64_t)b->now_mono * 0x9E3779B97F4A7C15ull + (uint64_t)b->now_wall) | 1u;
+    b->rng ^= b->rng >> 12;
+    b->rng ^= b->rng << 25;
+    b->rng ^= b->rng >> 27;
+    return (double)((b->rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+/* Ends attempt `attempt` of id by its retry policy: queued at once,
+ * retrying after a delay, or failed. Releases the lease (and with it the
+ * concurrency permits). *state_out: the new state. ESTALE if the attempt is
+ * not the running one; ESTORE sets turn_failed. */
+static taskq_err_t end_unsuccessful(broker_t *b, const taskq_id_t *id, uint32_t attempt,
+                                    const unsuccessful_t *f, int *state_out)
 {
     char ids[TASKQ_ID_STRLEN + 1];
     fmt_id(id, ids);
-    int state = -1;
-    taskq_err_t err = store_requeue(b->store, id, attempt, reason, b->now_wall, &state);
+    store_policy_t pol;
+    taskq_err_t err = store_get_policy(b->store, id, &pol);
+    if (err == TASKQ_OK && (pol.state != TASKQ_STATE_RUNNING || pol.attempts != attempt))
+        err = TASKQ_ESTALE;
+    if (err != TASKQ_OK) {
+        if (err == TASKQ_ESTORE)
+            b->turn_failed = true;
+        return err;
+    }
+    char name[TQ_NAME_MAX + 1];
+    proto_str_copy(name, sizeof name, pol.name);
+    int64_t now = broker_now(b);
+    char text[TQ_ERROR_MAX + 1];
+    snprintf(text, sizeof text, "%s", f->message ? f->message : "");
+    store_outcome_t o = {.child_pid = f->child_pid, .now = now};
+    o.code = proto_str(f->code ? f->code : "taskq.error");
+    if (f->rate_limited_ms > 0) {
+        char key[TQ_LIMIT_KEY_MAX + 16];
+        snprintf(key, sizeof key, "task:%s", name);
+        limits_pause(b->limits, key, now + f->rate_limited_ms);
+        o.to_state = TASKQ_STATE_RETRYING;
+        o.due_at = now + f->rate_limited_ms;
+        o.label = "rate_limited";
+        o.code = proto_str("");
+    } else if (!f->failure) {
+        o.to_state = TASKQ_STATE_QUEUED;
+        o.label = "requeued";
+    } else {
+        retrypol_t rp;
+        retrypol_resolve(&rp, pol.max_attempts, &pol.policy, f->registered, b->cfg.max_attempts);
+        uint32_t failures = pol.failures + 1;
+        o.failure = true;
+        if (retrypol_should_retry(&rp, failures, o.code.ptr, o.code.len, f->permanent)) {
+            /* A dead child or node is usually the node's fault: run again
+             * at once (still spending budget); errors back off. */
+            bool infra = proto_str_eq(o.code, "taskq.crash") || proto_str_eq(o.code, "taskq.lost");
+            int64_t delay = f->retry_delay_ms >= 0 ? f->retry_delay_ms
+                            : infra                ? 0
+                                                   : retrypol_delay_ms(&rp, failures, rand_unit(b));
+            o.to_state = delay > 0 ? TASKQ_STATE_RETRYING : TASKQ_STATE_QUEUED;
+            o.due_at = delay > 0 ? now + delay : 0;
+            o.label = delay > 0 ? "retrying" : "requeued";
+        } else {
+            o.to_state = TASKQ_STATE_FAILED;
+            o.label = "failed";
+            if (!f->permanent && failures >= rp.max_attempts)
+                snprintf(text, sizeof text, "attempt limit (%u) reached: %s", rp.max_attempts,
+                         f->message ? f->message : "");
+        }
+    }
+    o.message = proto_str(text);
+    err = store_end_attempt(b->store, id, attempt, &o);
+    if (err == TASKQ_ESTORE)
+        b->turn_failed = true;
+    if (err != TASKQ_OK)
+        return err;
     lease_release(b->leases, id);
     progress_drop(b, id);
-    if (err == TASKQ_ESTORE) {
-        b->turn_failed = true;
-        return;
-    }
-    if (err != TASKQ_OK) {
-        tlog_debug("requeue %s attempt %u: %s", ids, attempt, taskq_err_name(err));
-        return;
-    }
-    tlog_info("task %s attempt %u %s: %s", ids, attempt,
-              state == TASKQ_STATE_FAILED ? "failed (attempt limit)" : "requeued", reason);
-    if (state == TASKQ_STATE_FAILED) {
-        b->pending--; /* terminal */
+    *state_out = o.to_state;
+    if (o.to_state == TASKQ_STATE_RETRYING && o.due_at < b->next_due)
+        b->next_due = o.due_at;
+    if (o.to_state == TASKQ_STATE_FAILED) {
+        b->pending--;
+        tlog_info("task %s attempt %u failed: %s", ids, attempt, text);
         thist_event("terminal %s %u failed 0000000000000000", ids, attempt);
+        handlers_notify_waiters(b, id);
     } else {
-        thist_event("requeue %s %u %s", ids, attempt, code);
+        tlog_info("task %s attempt %u %s (%.*s): %s", ids, attempt, o.label, (int)o.code.len,
+                  o.code.ptr ? o.code.ptr : "", text);
+        thist_event("requeue %s %u %s", ids, attempt, f->hist ? f->hist : o.label);
     }
-    if (state == TASKQ_STATE_FAILED)
-        notify_waiters(b, id);
+    return TASKQ_OK;
+}
+
+/* hist: the history reason (child_died, node_lost, lease_expired, hello_reconcile) */
+static void requeue_coded(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason,
+                          const char *hist)
+{
+    unsuccessful_t f = {.code = "taskq.lost", .message = reason, .failure = true,
+                        .retry_delay_ms = -1, .hist = hist};
+    if (strcmp(hist, "hello_reconcile") == 0) {
+        /* The node does not hold it after a broker restart: not the task's fault. */
+        f.failure = false;
+    }
+    int state = -1;
+    taskq_err_t err = end_unsuccessful(b, id, attempt, &f, &state);
+    if (err != TASKQ_OK) {
+        char ids[TASKQ_ID_STRLEN + 1];
+        fmt_id(id, ids);
+        tlog_debug("requeue %s attempt %u: %s", ids, attempt, taskq_err_name(err));
+        if (err == TASKQ_ESTALE)
+            lease_release(b->leases, id);
+    }
 }
 
 void handlers_requeue(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason)
@@ -193,20 +292,156 @@ void handlers_requeue(broker_t *b, const taskq_id_t *id, uint32_t attempt, const
 
 /* ---- client messages -------------------------------------------------- */
 
+/* ---- queues ------------------------------------------------------------ */
+
+bqueue_t *handlers_queue_find(broker_t *b, const char *name, size_t len)
+{
+    return idmap_find(b->queue_map, name, len);
+}
+
+static bqueue_t *mirror_put(broker_t *b, const char *name, size_t len)
+{
+    bqueue_t *q = handlers_queue_find(b, name, len);
+    if (q)
+        return q;
+    q = xcalloc(1, sizeof *q);
+    if (len > TQ_QUEUE_MAX)
+        len = TQ_QUEUE_MAX;
+    memcpy(q->name, name, len);
+    q->name[len] = '\0';
+    idmap_put(b->queue_map, q->name, len, q);
+    if (b->nqueues == b->queues_cap) {
+        b->queues_cap = b->queues_cap ? b->queues_cap * 2 : 16;
+        b->queue_list = xrealloc(b->queue_list, b->queues_cap * sizeof *b->queue_list);
+    }
+    b->queue_list[b->nqueues++] = q;
+    return q;
+}
+
+bqueue_t *handlers_queue_ensure(broker_t *b, const char *name, size_t len)
+{
+    bqueue_t *q = handlers_queue_find(b, name, len);
+    if (q)
+        return q;
+    q = mirror_put(b, name, len);
+    bool created = false;
+    if (store_queue_ensure(b->store, q->name, &created) != TASKQ_OK) {
+        b->turn_failed = true;
+        return NULL;
+    }
+    if (created)
+        tlog_info("queue %s created", q->name);
+    return q;
+}
+
+static void load_queue(const store_queue_t *sq, void *arg)
+{
+    broker_t *b = arg;
+    bqueue_t *q = mirror_put(b, sq->name, strlen(sq->name));
+    q->paused = sq->paused;
+    q->max_pending = sq->max_pending;
+}
+
+taskq_err_t handlers_reload(broker_t *b)
+{
+    for (size_t i = 0; i < b->nqueues; i++) {
+        idmap_remove(b->queue_map, b->queue_list[i]->name, strlen(b->queue_list[i]->name));
+        free(b->queue_list[i]);
+    }
+    b->nqueues = 0;
+    taskq_err_t err = store_queue_list(b->store, load_queue, b);
+    if (err == TASKQ_OK)
+        err = limits_load(b->limits, b->store);
+    if (err == TASKQ_OK)
+        err = sched_load(b->sched, b->store);
+    /* timers recompute from the store on their next run */
+    b->next_due = b->next_expiry = INT64_MIN;
+    return err;
+}
+
+uint64_t handlers_queue_depth(broker_t *b, const char *queue)
+{
+    uint64_t c[TASKQ_NSTATES];
+    store_queue_counts(b->store, queue, c);
+    return c[TASKQ_STATE_QUEUED] + c[TASKQ_STATE_RUNNING] + c[TASKQ_STATE_SCHEDULED] +
+           c[TASKQ_STATE_RETRYING] + c[TASKQ_STATE_PENDING];
+}
+
+void handlers_task_inserted(broker_t *b, const store_new_task_t *t)
+{
+    b->submitted++;
+    b->pending++;
+    if (t->state == TASKQ_STATE_SCHEDULED && t->due_at < b->next_due)
+        b->next_due = t->due_at;
+    if (t->expires_at && t->expires_at < b->next_expiry)
+        b->next_expiry = t->expires_at;
+    if (thist_is_enabled()) {
+        char ids[TASKQ_ID_STRLEN + 1];
+        fmt_id(&t->id, ids);
+        thist_event("accept %s", ids);
+    }
+}
+
+/* ERROR EBUSY with the queue, its depth and limit, and when to retry. */
+static void out_busy(broker_t *b, const uint8_t *from, size_t flen, uint64_t req,
+                     const char *queue, uint64_t depth, uint64_t limit)
+{
+    char text[256];
+    if (queue[0])
+        snprintf(text, sizeof text, "queue %s is full (depth %llu, limit %llu): retry after %d ms",
+                 queue, (unsigned long long)depth, (unsigned long long)limit,
+                 TQ_BUSY_RETRY_AFTER_MS);
+    else
+        snprintf(text, sizeof text, "%llu pending, limit %llu: retry after %d ms",
+                 (unsigned long long)depth, (unsigned long long)limit, TQ_BUSY_RETRY_AFTER_MS);
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_ERROR);
+    m.u.error.req = req;
+    m.u.error.code = TASKQ_EBUSY;
+    m.u.error.message = proto_str(text);
+    m.u.error.queue = proto_str(queue);
+    m.u.error.depth = depth;
+    m.u.error.limit = limit;
+    m.u.error.retry_after_ms = TQ_BUSY_RETRY_AFTER_MS;
+    out_queue(b, from, flen, &m, OUT_REPLY, req);
+}
+
+/* ---- client messages -------------------------------------------------- */
+
 static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg)
 {
     static uint32_t zeros[TQ_BATCH_MAX]; /* every stored task's code is 0 */
+    static proto_str_t queues[TQ_BATCH_MAX];
+    static bqueue_t *qs[TQ_BATCH_MAX];
     uint64_t req = msg->u.submit.req;
     uint32_t n = msg->u.submit.ntasks;
     if (n > TQ_BATCH_MAX) {
         out_error(b, from, flen, req, TASKQ_ETOOBIG, "too many tasks in one SUBMIT");
         return;
     }
-    /* The codec validated every task; check the one thing it must not let
-     * through before storing anything: the whole batch or nothing. */
+    /* The codec validated every task; check what it must not let through
+     * and resolve each queue before storing anything: all or nothing. */
     for (uint32_t i = 0; i < n; i++) {
-        if (taskq_id_is_zero(&msg->u.submit.tasks[i].id)) {
+        const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+        if (taskq_id_is_zero(&t->id)) {
             out_error(b, from, flen, req, TASKQ_EPROTO, "task id is all-zero");
+            return;
+        }
+        if (t->queue.len) {
+            if (!proto_queue_is_valid(t->queue.ptr, t->queue.len)) {
+                out_error(b, from, flen, req, TASKQ_ENAME, "invalid queue name");
+                return;
+            }
+            queues[i] = t->queue;
+        } else {
+            queues[i] = proto_str(routes_match(b->routes, t->name.ptr, t->name.len));
+        }
+        qs[i] = handlers_queue_find(b, queues[i].ptr, queues[i].len);
+        if (!qs[i] && b->cfg.strict_queues) {
+            char text[160];
+            snprintf(text, sizeof text, "unknown queue '%.*s' (the broker runs with --strict-queues)",
+                     (int)queues[i].len, queues[i].ptr);
+            out_error(b, from, flen, req, TASKQ_ENOQUEUE, text);
             return;
         }
     }
@@ -214,39 +449,89 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
      * client hears EBUSY at once and retries later. Resent ids count too
      * (checking which are new would cost a lookup each). */
     if (b->cfg.max_pending && b->pending + n > b->cfg.max_pending) {
-        char text[128];
-        snprintf(text, sizeof text, "%llu pending, limit %llu: retry later",
-                 (unsigned long long)b->pending, (unsigned long long)b->cfg.max_pending);
         b->busy_refused += n;
         for (uint32_t i = 0; i < n && thist_is_enabled(); i++) {
             char ids[TASKQ_ID_STRLEN + 1];
             fmt_id(&msg->u.submit.tasks[i].id, ids);
             thist_event("busy %s", ids);
         }
-        out_error(b, from, flen, req, TASKQ_EBUSY, text);
+        out_busy(b, from, flen, req, "", b->pending, b->cfg.max_pending);
         return;
     }
+    /* Per-queue bounds: a batch is accepted whole or refused whole. */
+    bool soft = false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!qs[i] || !qs[i]->max_pending)
+            continue;
+        bool first = true; /* count each queue once, at its first task */
+        for (uint32_t j = 0; j < i && first; j++)
+            first = qs[j] != qs[i];
+        if (!first)
+            continue;
+        uint64_t add = 0;
+        for (uint32_t j = i; j < n; j++)
+            add += qs[j] == qs[i];
+        uint64_t depth = handlers_queue_depth(b, qs[i]->name);
+        if (depth + add > qs[i]->max_pending) {
+            b->busy_refused += n;
+            for (uint32_t j = 0; j < n && thist_is_enabled(); j++) {
+                char ids[TASKQ_ID_STRLEN + 1];
+                fmt_id(&msg->u.submit.tasks[j].id, ids);
+                thist_event("busy %s", ids);
+            }
+            out_busy(b, from, flen, req, qs[i]->name, depth, qs[i]->max_pending);
+            return;
+        }
+        if ((depth + add) * 100 > qs[i]->max_pending * TQ_SOFT_WATERMARK_PCT)
+            soft = true;
+    }
+    int64_t now = broker_now(b);
     for (uint32_t i = 0; i < n; i++) {
         const proto_task_spec_t *t = &msg->u.submit.tasks[i];
-        uint32_t max = t->max_attempts ? t->max_attempts : b->cfg.max_attempts;
-        bool inserted = false;
-        if (store_insert_task(b->store, t, max, b->now_wall, &inserted) != TASKQ_OK) {
+        if (!qs[i] && !(qs[i] = handlers_queue_ensure(b, queues[i].ptr, queues[i].len))) {
             store_failed(b, from, flen, req);
             return;
         }
-        b->submitted += inserted;
-        b->pending += inserted;
-        if (inserted && thist_is_enabled()) {
-            char ids[TASKQ_ID_STRLEN + 1];
-            fmt_id(&t->id, ids);
-            thist_event("accept %s", ids);
+        store_new_task_t nt = {
+            .id = t->id,
+            .name = t->name,
+            .args = t->args,
+            .time_limit_ms = t->time_limit_ms,
+            .max_attempts = t->max_attempts,
+            .queue = proto_str(qs[i]->name),
+            .priority = t->priority >= 0 ? t->priority : TQ_DEFAULT_PRIORITY,
+            .state = TASKQ_STATE_QUEUED,
+            .policy = t->policy,
+            .schedule = proto_str(""),
+            .submitted_at = now,
+        };
+        int64_t eta = t->eta_at;
+        if (t->countdown_ms > 0 && now + t->countdown_ms > eta)
+            eta = now + t->countdown_ms;
+        if (eta > now) {
+            nt.state = TASKQ_STATE_SCHEDULED;
+            nt.due_at = eta;
         }
+        nt.expires_at = t->expires_at;
+        if (t->expires_in_ms > 0 && (nt.expires_at == 0 || now + t->expires_in_ms < nt.expires_at))
+            nt.expires_at = now + t->expires_in_ms;
+        bool inserted = false;
+        if (store_insert_task(b->store, &nt, &inserted) != TASKQ_OK) {
+            store_failed(b, from, flen, req);
+            return;
+        }
+        if (inserted)
+            handlers_task_inserted(b, &nt);
+        queues[i] = proto_str(qs[i]->name);
     }
     proto_msg_t ack;
     proto_msg_init(&ack, PROTO_SUBMIT_ACK);
     ack.u.submit_ack.req = req;
     ack.u.submit_ack.ncodes = n;
     ack.u.submit_ack.codes = zeros;
+    ack.u.submit_ack.nqueues = n;
+    ack.u.submit_ack.queues = queues;
+    ack.u.submit_ack.soft = soft;
     out_queue(b, from, flen, &ack, OUT_REPLY, req);
 }
 
@@ -266,6 +551,8 @@ static void on_status(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
     }
     overlay_progress(b, &r.u.status_reply.task);
     overlay_child(b, &r.u.status_reply.task);
+    if (r.u.status_reply.task.max_attempts == 0)
+        r.u.status_reply.task.max_attempts = b->cfg.max_attempts;
     r.u.status_reply.req = req;
     out_queue(b, from, flen, &r, OUT_REPLY, req);
 }
@@ -343,7 +630,7 @@ static void on_workers(broker_t *b, const uint8_t *from, size_t flen, proto_msg_
 
 static void on_stats(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg)
 {
-    uint64_t req = msg->u.stats.req, counts[4], total;
+    uint64_t req = msg->u.stats.req, counts[TASKQ_NSTATES], total;
     if (store_counts(b->store, counts, &total) != TASKQ_OK) {
         store_failed(b, from, flen, req);
         return;
@@ -395,6 +682,8 @@ static void on_hello(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t 
     proto_str_copy(node->host, sizeof node->host, msg->u.hello.host);
     node->pid = msg->u.hello.pid;
     node->slots = msg->u.hello.slots;
+    registry_set_queues(node, msg->u.hello.queue_names, msg->u.hello.queue_weights,
+                        msg->u.hello.nqueues, msg->u.hello.strict);
     node->last_seen_ms = b->now_mono;
     node->last_heartbeat_at = b->now_wall;
 
@@ -472,41 +761,56 @@ static void on_done(broker_t *b, registry_node_t *node, proto_msg_t *msg)
         return;
     }
     if (msg->u.done.ok) {
-        err = store_finish(b->store, id, attempt, true, msg->u.done.result, proto_str(""),
-                           msg->u.done.child_pid, b->now_wall);
+        store_outcome_t o = {.to_state = TASKQ_STATE_SUCCEEDED,
+                             .result = msg->u.done.result,
+                             .code = proto_str(""),
+                             .message = proto_str(""),
+                             .label = "succeeded",
+                             .child_pid = msg->u.done.child_pid,
+                             .now = broker_now(b)};
+        err = store_end_attempt(b->store, id, attempt, &o);
         state = TASKQ_STATE_SUCCEEDED;
-    } else if (!msg->u.done.retry) {
-        err = store_finish(b->store, id, attempt, false, (proto_bin_t){0}, msg->u.done.error,
-                           msg->u.done.child_pid, b->now_wall);
-        state = TASKQ_STATE_FAILED;
+        if (err == TASKQ_OK)
+            thist_event("terminal %s %u succeeded %016llx", ids, attempt,
+                        (unsigned long long)thist_result_hash(msg->u.done.result.ptr,
+                                                             msg->u.done.result.len));
     } else {
-        char reason[TQ_ERROR_MAX + 1];
-        proto_str_copy(reason, sizeof reason, msg->u.done.error);
-        err = store_requeue(b->store, id, attempt, reason, b->now_wall, &state);
+        char code[TQ_CODE_MAX + 1], text[TQ_ERROR_MAX + 1];
+        proto_str_copy(code, sizeof code, msg->u.done.code);
+        if (!code[0])
+            snprintf(code, sizeof code, "%s", msg->u.done.retry ? "taskq.crash" : "taskq.error");
+        proto_str_copy(text, sizeof text, msg->u.done.error);
+        const proto_retry_policy_t *reg = &msg->u.done.policy;
+        bool has_reg = reg->max_attempts || reg->backoff_base_ms || reg->backoff_factor > 0 ||
+                       reg->backoff_max_ms || reg->jitter >= 0 || reg->retry_on.len ||
+                       reg->no_retry_on.len;
+        unsuccessful_t f = {.code = code,
+                            .message = text,
+                            .failure = true,
+                            .permanent = msg->u.done.permanent,
+                            .retry_delay_ms = msg->u.done.retry_delay_ms,
+                            .rate_limited_ms = msg->u.done.rate_limited_ms,
+                            .registered = has_reg ? reg : NULL,
+                            .child_pid = msg->u.done.child_pid,
+                            .hist = msg->u.done.retry ? "child_died" : NULL};
+        err = end_unsuccessful(b, id, attempt, &f, &state);
     }
-    if (err == TASKQ_OK && state == TASKQ_STATE_SUCCEEDED)
-        thist_event("terminal %s %u succeeded %016llx", ids, attempt,
-                    (unsigned long long)thist_result_hash(msg->u.done.result.ptr,
-                                                         msg->u.done.result.len));
-    else if (err == TASKQ_OK && state == TASKQ_STATE_FAILED)
-        thist_event("terminal %s %u failed 0000000000000000", ids, attempt);
-    else if (err == TASKQ_OK)
-        thist_event("requeue %s %u child_died", ids, attempt);
     uint32_t code = TASKQ_OK;
     if (err == TASKQ_ESTORE) {
         store_failed(b, node->identity, node->identity_len, 0);
         return;
     } else if (err == TASKQ_OK) {
-        if (taskq_state_is_terminal(state))
-            b->pending--;
         /* The attempt number is the fencing token: the store's CAS on
-         * (running, attempt) decided; the lease follows it. */
-        lease_release(b->leases, id);
-        progress_drop(b, id);
+         * (running, attempt) decided; the lease follows it (a failure was
+         * settled by end_unsuccessful). */
+        if (state == TASKQ_STATE_SUCCEEDED) {
+            b->pending--;
+            lease_release(b->leases, id);
+            progress_drop(b, id);
+            handlers_notify_waiters(b, id);
+        }
         tlog_debug("task %s attempt %u done by %s: %s", ids, attempt, node->id,
                    taskq_state_name(state));
-        if (taskq_state_is_terminal(state))
-            notify_waiters(b, id);
     } else {
         /* A repeat of the DONE that finished the task is acknowledged again. */
         proto_task_rec_t rec;
@@ -575,6 +879,7 @@ void handlers_on_message(broker_t *b, const uint8_t *from, size_t flen, proto_ms
                        : type == PROTO_WAIT    ? msg->u.wait.req
                        : type == PROTO_WORKERS ? msg->u.workers.req
                        : type == PROTO_STATS   ? msg->u.stats.req
+                       : type == PROTO_ADMIN   ? msg->u.admin.req
                                                : 0;
         out_error(b, from, flen, req, TASKQ_ESTORE, "store failure");
         return;
@@ -585,6 +890,7 @@ void handlers_on_message(broker_t *b, const uint8_t *from, size_t flen, proto_ms
     case PROTO_WAIT: on_wait(b, from, flen, msg); break;
     case PROTO_WORKERS: on_workers(b, from, flen, msg); break;
     case PROTO_STATS: on_stats(b, from, flen, msg); break;
+    case PROTO_ADMIN: admin_on_message(b, from, flen, msg); break;
     case PROTO_HELLO: on_hello(b, from, flen, msg); break;
     case PROTO_READY: on_ready(b, node, msg); break;
     case PROTO_PROGRESS: on_progress(b, node, msg); break;
@@ -707,9 +1013,74 @@ static void send_heartbeats(broker_t *b)
         out_queue(b, node->identity, node->identity_len, &hb, OUT_PLAIN, 0);
 }
 
+static void promoted(const taskq_id_t *id, void *arg)
+{
+    (void)id;
+    (void)arg;
+}
+
+static void expired(const taskq_id_t *id, void *arg)
+{
+    broker_t *b = arg;
+    b->pending--;
+    if (thist_is_enabled()) {
+        char ids[TASKQ_ID_STRLEN + 1];
+        fmt_id(id, ids);
+        thist_event("terminal %s 0 expired 0000000000000000", ids);
+    }
+    handlers_notify_waiters(b, id);
+}
+
+/* Broker-clock timers: due ETAs and retries, expiries, schedules. */
+static void run_clock_timers(broker_t *b)
+{
+    int64_t now = broker_now(b);
+    if (now >= b->next_due) {
+        size_t n = 0;
+        int64_t next = INT64_MAX;
+        if (store_promote_due(b->store, now, TIMER_BATCH, promoted, b, &n, &next) != TASKQ_OK) {
+            b->turn_failed = true;
+            return;
+        }
+        /* a full batch: more are due, come back next turn */
+        b->next_due = n == TIMER_BATCH ? now : next;
+        if (n)
+            tlog_debug("%zu scheduled / retrying tasks are due: queued", n);
+    }
+    if (now >= b->next_expiry) {
+        size_t n = 0;
+        int64_t next = INT64_MAX;
+        if (store_expire_due(b->store, now, TIMER_BATCH, expired, b, &n, &next) != TASKQ_OK) {
+            b->turn_failed = true;
+            return;
+        }
+        b->next_expiry = n == TIMER_BATCH ? now : next;
+        if (n)
+            tlog_info("%zu tasks expired before they started", n);
+    }
+    sched_tick(b->sched, b, now);
+}
+
+int64_t handlers_next_clock_deadline(broker_t *b)
+{
+    int64_t t = b->next_due < b->next_expiry ? b->next_due : b->next_expiry;
+    int64_t s = sched_next_at(b->sched);
+    if (s < t)
+        t = s;
+    if (b->dispatch_blocked) {
+        int64_t r = limits_next_refill(b->limits, broker_now(b));
+        if (r < t)
+            t = r;
+    }
+    return t;
+}
+
 void handlers_run_timers(broker_t *b)
 {
     int64_t now = b->now_mono;
+    run_clock_timers(b);
+    if (b->turn_failed)
+        return;
     if (now >= b->next_liveness) {
         check_liveness(b);
         b->next_liveness = now + b->cfg.heartbeat_ms / 2;
@@ -741,116 +1112,15 @@ void handlers_run_timers(broker_t *b)
     }
 }
 
-/* ---- dispatch ---------------------------------------------------------- */
-
-typedef struct {
-    broker_t *b;
-    registry_node_t **nodes;
-    size_t nnodes, next;
-    size_t npending;
-    struct {
-        taskq_id_t id;
-        uint32_t attempt;
-        registry_node_t *node;
-        size_t out;
-    } pending[DISPATCH_MAX];
-} dispatch_t;
-
-/* Assigns one queued task to the next node with credit (round robin) and
- * queues its TASK; the store is updated after the scan, not during it. */
-static bool assign(const store_queued_t *row, void *arg)
-{
-    dispatch_t *d = arg;
-    registry_node_t *node = NULL;
-    for (size_t tries = 0; tries < d->nnodes; tries++) {
-        registry_node_t *n = d->nodes[d->next];
-        d->next = (d->next + 1) % d->nnodes;
-        if (n->credit > 0) {
-            node = n;
-            break;
-        }
-    }
-    if (!node || d->npending == DISPATCH_MAX)
-        return false;
-    node->credit--;
-    proto_msg_t m;
-    proto_msg_init(&m, PROTO_TASK);
-    m.u.task.id = row->id;
-    m.u.task.attempt = row->attempts + 1;
-    m.u.task.name = row->name;
-    m.u.task.args = row->args;
-    m.u.task.time_limit_ms = row->time_limit_ms;
-    size_t before = d->b->nout;
-    out_queue(d->b, node->identity, node->identity_len, &m, OUT_TASK, 0);
-    d->pending[d->npending].id = row->id;
-    d->pending[d->npending].attempt = row->attempts + 1;
-    d->pending[d->npending].node = node;
-    d->pending[d->npending].out = d->b->nout > before ? before : SIZE_MAX;
-    d->npending++;
-    return true;
-}
-
-void handlers_dispatch(broker_t *b)
-{
-    size_t n = registry_count(b->nodes), k = 0, cur = 0;
-    if (n == 0)
-        return;
-    static dispatch_t d; /* large (pending[]); the broker has one thread */
-    registry_node_t **nodes = xmalloc(n * sizeof *nodes);
-    uint64_t credit = 0;
-    registry_node_t *node;
-    while ((node = registry_next(b->nodes, &cur)) != NULL) {
-        if (node->credit > 0 && !node->stopping) {
-            nodes[k++] = node;
-            credit += node->credit;
-        }
-    }
-    if (k > 0) {
-        d.b = b;
-        d.nodes = nodes;
-        d.nnodes = k;
-        d.next = b->rr++ % k;
-        d.npending = 0;
-        size_t limit = credit < DISPATCH_MAX ? (size_t)credit : DISPATCH_MAX;
-        if (store_next_queued(b->store, limit, assign, &d) != TASKQ_OK)
-            b->turn_failed = true;
-        for (size_t i = 0; i < d.npending; i++) {
-            registry_node_t *dn = d.pending[i].node;
-            taskq_err_t err =
-                store_mark_running(b->store, &d.pending[i].id, d.pending[i].attempt, dn->id,
-                                   b->now_wall, b->now_wall + b->cfg.lease_ms);
-            if (err == TASKQ_OK) {
-                lease_grant(b->leases, &d.pending[i].id, d.pending[i].attempt, dn->id,
-                            b->now_mono + b->cfg.lease_ms);
-                if (thist_is_enabled()) {
-                    char ids[TASKQ_ID_STRLEN + 1];
-                    fmt_id(&d.pending[i].id, ids);
-                    thist_event("dispatch %s %u %s %lld", ids, d.pending[i].attempt, dn->id,
-                                (long long)b->cfg.lease_ms);
-                }
-                continue;
-            }
-            /* Not dispatched after all: cancel its TASK, give the credit back. */
-            if (err == TASKQ_ESTORE)
-                b->turn_failed = true;
-            else
-                tlog_error("dispatch: task changed under the broker: %s", taskq_err_name(err));
-            if (d.pending[i].out != SIZE_MAX)
-                b->out[d.pending[i].out].type = 0;
-            registry_add_credit(dn, 1);
-        }
-    }
-    free(nodes);
-}
-
 /* ---- lease rebuild ----------------------------------------------------- */
 
-static void grant_loaded(const taskq_id_t *id, uint32_t attempt, const char *worker, void *arg)
+static void grant_loaded(const taskq_id_t *id, uint32_t attempt, const char *worker,
+                         const char *name, const char *queue, void *arg)
 {
     broker_t *b = arg;
     /* Honoured: a running task keeps its lease with a fresh deadline; if
      * nobody claims it, it expires and is requeued. */
-    lease_grant(b->leases, id, attempt, worker, b->now_mono + b->cfg.lease_ms);
+    lease_grant(b->leases, id, attempt, worker, name, queue, b->now_mono + b->cfg.lease_ms);
 }
 
 taskq_err_t handlers_rebuild_leases(broker_t *b)

@@ -17,8 +17,10 @@
 #include "broker.h"
 #include "idmap.h"
 #include "lease.h"
+#include "ratelimit.h"
 #include "proto.h"
 #include "registry.h"
+#include "routes.h"
 #include "store.h"
 #include "waiters.h"
 
@@ -38,6 +40,15 @@ typedef struct {
     uint64_t req;       /* OUT_REPLY: the request's req (0 for worker acks) */
     msgpack_sbuffer body;
 } out_t;
+
+/* A queue's settings (mirror of the store's queues table). */
+typedef struct {
+    char name[TQ_QUEUE_MAX + 1];
+    bool paused;
+    uint64_t max_pending; /* 0 = none */
+} bqueue_t;
+
+typedef struct sched sched_t; /* sched.h */
 
 typedef struct {
     taskq_id_t id;
@@ -69,7 +80,42 @@ struct broker {
     /* timers (monotonic ms) */
     int64_t next_heartbeat, next_liveness, next_progress, next_retention, next_waiters;
     size_t rr;             /* round-robin start for dispatch */
+    /* dispatch policy (docs/tasks.md) */
+    limits_t *limits;      /* rate / concurrency limits (mirror of the store) */
+    routes_t *routes;      /* --routes rules, NULL = none */
+    idmap_t *queue_map;    /* name -> bqueue_t* (owned; mirror of the store) */
+    bqueue_t **queue_list; /* the same, in creation order */
+    size_t nqueues, queues_cap;
+    sched_t *sched;        /* periodic schedules */
+    int64_t next_due;      /* broker-clock ms: earliest scheduled / retrying due_at */
+    int64_t next_expiry;   /* broker-clock ms: earliest expires_at of a waiting task */
+    int64_t next_refill;   /* broker-clock ms: a limit gives a token again */
+    bool dispatch_blocked; /* last dispatch left credit and work: limits held it back */
+    uint64_t rng;          /* xorshift state for jitter */
+    int64_t test_now;      /* --test-clock: the broker clock (unix ms) */
 };
+
+/* The broker's clock (unix ms): real time, or the test clock. Every
+ * time-dependent decision (ETA, backoff, expiry, cron, buckets) uses it. */
+int64_t broker_now(const broker_t *b);
+/* Sets the test clock (only with --test-clock); returns false otherwise. */
+bool broker_set_test_clock(broker_t *b, int64_t now_ms);
+
+/* Queue mirror: find (NULL if unknown) / ensure (creates in the store and
+ * the mirror; NULL and turn_failed on a store error). */
+bqueue_t *handlers_queue_find(broker_t *b, const char *name, size_t len);
+bqueue_t *handlers_queue_ensure(broker_t *b, const char *name, size_t len);
+/* Reloads queues, limits and schedules from the store (start-up, failed commit). */
+taskq_err_t handlers_reload(broker_t *b);
+/* Non-terminal tasks of a queue (its depth for max_pending). */
+uint64_t handlers_queue_depth(broker_t *b, const char *queue);
+
+/* A task was inserted (submit, schedule fire): counts, timers, history. */
+void handlers_task_inserted(broker_t *b, const store_new_task_t *t);
+/* The task just became terminal in this turn: queue RESULT to its waiters. */
+void handlers_notify_waiters(broker_t *b, const taskq_id_t *id);
+/* ADMIN (admin.c). */
+void admin_on_message(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg);
 
 /* Handles one decoded message from the peer `identity`. */
 void handlers_on_message(broker_t *b, const uint8_t *identity, size_t identity_len,
@@ -79,7 +125,10 @@ void handlers_on_malformed(broker_t *b, const uint8_t *identity, size_t identity
                            const void *body, size_t len, taskq_err_t code, const char *detail);
 /* Timers: dead nodes, expired leases, heartbeats, progress flush, retention. */
 void handlers_run_timers(broker_t *b);
-/* Gives each node with credit the oldest queued tasks. */
+/* Earliest broker-clock time (unix ms) a clock timer is due: a scheduled /
+ * retrying task, an expiry, a schedule's fire, a limit's refill. */
+int64_t handlers_next_clock_deadline(broker_t *b);
+/* Gives each free slot a task by the dispatch policy (dispatch.c). */
 void handlers_dispatch(broker_t *b);
 /* Requeues (or fails at the limit) attempt `attempt` of id with a reason. */
 void handlers_requeue(broker_t *b, const taskq_id_t *id, uint32_t attempt, const char *reason);

@@ -7,6 +7,7 @@
  * O(leases). */
 #include "lease.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ typedef struct {
 struct lease_table {
     idmap_t *by_id;     /* id -> lease_t* (owned here) */
     idmap_t *per_node;  /* node id -> node_count_t* (owned here) */
+    idmap_t *per_key;   /* "task:NAME" / "queue:Q" -> node_count_t* (owned here) */
     heap_entry_t *heap;
     size_t heap_len, heap_cap;
 };
@@ -34,6 +36,7 @@ lease_table_t *lease_table_new(void)
     lease_table_t *self = xcalloc(1, sizeof *self);
     self->by_id = idmap_new();
     self->per_node = idmap_new();
+    self->per_key = idmap_new();
     return self;
 }
 
@@ -52,8 +55,10 @@ void lease_table_destroy(lease_table_t **self_p)
     lease_table_t *self = *self_p;
     free_values(self->by_id);
     free_values(self->per_node);
+    free_values(self->per_key);
     idmap_destroy(&self->by_id);
     idmap_destroy(&self->per_node);
+    idmap_destroy(&self->per_key);
     free(self->heap);
     free(self);
     *self_p = NULL;
@@ -124,41 +129,59 @@ static void heap_compact(lease_table_t *self)
         heap_down(self, i);
 }
 
-static void node_add(lease_table_t *self, const char *node, long delta)
+static void count_add(idmap_t *m, const char *key, long delta)
 {
-    size_t len = strlen(node);
-    node_count_t *nc = idmap_find(self->per_node, node, len);
+    size_t len = strlen(key);
+    node_count_t *nc = idmap_find(m, key, len);
     if (!nc) {
         if (delta < 0)
             return;
         nc = xcalloc(1, sizeof *nc);
-        idmap_put(self->per_node, node, len, nc);
+        idmap_put(m, key, len, nc);
     }
     if (delta < 0 && nc->n <= 1) {
-        idmap_remove(self->per_node, node, len);
+        idmap_remove(m, key, len);
         free(nc);
         return;
     }
     nc->n += (size_t)delta;
 }
 
+/* One lease: +1 / -1 on its node and on both of its limit keys. */
+static void lease_count_add(lease_table_t *self, const lease_t *l, long delta)
+{
+    char key[TQ_LIMIT_KEY_MAX + 16];
+    count_add(self->per_node, l->node, delta);
+    snprintf(key, sizeof key, "task:%s", l->name);
+    count_add(self->per_key, key, delta);
+    snprintf(key, sizeof key, "queue:%s", l->queue);
+    count_add(self->per_key, key, delta);
+}
+
+static void copy_str(char *dst, size_t dstsz, const char *src)
+{
+    size_t n = src ? strnlen(src, dstsz - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 void lease_grant(lease_table_t *self, const taskq_id_t *id, uint32_t attempt, const char *node,
-                 int64_t deadline_at)
+                 const char *name, const char *queue, int64_t deadline_at)
 {
     lease_t *l = idmap_find(self->by_id, id->b, sizeof id->b);
     if (l) {
-        node_add(self, l->node, -1);
+        lease_count_add(self, l, -1);
     } else {
         l = xmalloc(sizeof *l);
         idmap_put(self->by_id, id->b, sizeof id->b, l);
     }
     l->id = *id;
     l->attempt = attempt;
-    size_t n = strnlen(node, TQ_NODE_MAX);
-    memcpy(l->node, node, n);
-    l->node[n] = '\0';
+    copy_str(l->node, sizeof l->node, node);
+    copy_str(l->name, sizeof l->name, name);
+    copy_str(l->queue, sizeof l->queue, queue);
     l->deadline_at = deadline_at;
-    node_add(self, l->node, 1);
+    lease_count_add(self, l, 1);
     heap_compact(self);
     heap_push(self, id, deadline_at);
 }
@@ -191,7 +214,7 @@ taskq_err_t lease_release(lease_table_t *self, const taskq_id_t *id)
     lease_t *l = idmap_remove(self->by_id, id->b, sizeof id->b);
     if (!l)
         return TASKQ_ENOTFOUND;
-    node_add(self, l->node, -1);
+    lease_count_add(self, l, -1);
     free(l);
     return TASKQ_OK; /* its heap entries go stale and are dropped lazily */
 }
@@ -257,5 +280,11 @@ size_t lease_count(const lease_table_t *self) { return idmap_count(self->by_id);
 size_t lease_node_count(const lease_table_t *self, const char *node)
 {
     const node_count_t *nc = idmap_find(self->per_node, node, strlen(node));
+    return nc ? nc->n : 0;
+}
+
+size_t lease_key_count(const lease_table_t *self, const char *key)
+{
+    const node_count_t *nc = idmap_find(self->per_key, key, strlen(key));
     return nc ? nc->n : 0;
 }

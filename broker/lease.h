@@ -22,6 +22,8 @@ typedef struct {
     uint32_t attempt;
     char node[TQ_NODE_MAX + 1]; /* node id, NUL-terminated */
     int64_t deadline_at;        /* monotonic ms */
+    char name[TQ_NAME_MAX + 1]; /* task name: the lease is a permit of "task:NAME" */
+    char queue[TQ_QUEUE_MAX + 1]; /* and of "queue:Q" */
 } lease_t;
 
 /* Called with a copy of a lease that the table no longer holds. */
@@ -30,9 +32,12 @@ typedef void (*lease_fn)(const lease_t *lease, void *arg);
 lease_table_t *lease_table_new(void);
 void lease_table_destroy(lease_table_t **self_p);
 
-/* Grants (id, attempt) to node until deadline_at, replacing any lease on id. */
+/* Grants (id, attempt) of task `name` in `queue` to node until deadline_at,
+ * replacing any lease on id. Each lease counts as one permit of the limit
+ * keys "task:NAME" and "queue:Q" (lease_key_count) until it is released or
+ * expires: a concurrency permit cannot outlive its lease. */
 void lease_grant(lease_table_t *self, const taskq_id_t *id, uint32_t attempt, const char *node,
-                 int64_t deadline_at);
+                 const char *name, const char *queue, int64_t deadline_at);
 /* TASKQ_OK if (id, attempt) is the current lease (and held by node, unless
  * node is NULL); TASKQ_ESTALE otherwise. */
 taskq_err_t lease_check(const lease_table_t *self, const taskq_id_t *id, uint32_t attempt,
@@ -53,5 +58,7 @@ int64_t lease_next_deadline(lease_table_t *self);
 void lease_foreach_node(lease_table_t *self, const char *node, lease_fn fn, void *arg);
 size_t lease_count(const lease_table_t *self);
 size_t lease_node_count(const lease_table_t *self, const char *node);
+/* Live leases of a limit key ("task:NAME" or "queue:Q"). */
+size_t lease_key_count(const lease_table_t *self, const char *key);
 
 #endif

@@ -40,6 +40,16 @@ static void usage(FILE *out)
             "  --max-pending N      queued + running tasks beyond which a SUBMIT is refused\n"
             "                       whole with ERROR EBUSY (retry later); default 1000000,\n"
             "                       0 = no limit\n"
+            "  --routes FILE        routing rules, one 'PATTERN QUEUE' per line (task-name\n"
+            "                       glob with *, first match wins) for submits that name\n"
+            "                       no queue; default: every task to queue 'default'\n"
+            "  --strict-queues      refuse a submit to an unknown queue (ENOQUEUE) instead\n"
+            "                       of creating the queue\n"
+            "  --schedules FILE     JSON array of periodic schedules to add or redefine at\n"
+            "                       start (keys as in `taskq schedule add`; docs/tasks.md)\n"
+            "  --test-clock[=MS]    tests only: the broker clock (ETAs, retries, expiry,\n"
+            "                       schedules, rate buckets) starts at MS unix ms (default\n"
+            "                       now) and moves only by `taskq clock advance|set`\n"
             "  --id ID              broker id (default broker-HOSTNAME)\n"
             "  --log-level L        debug|info|warn|error (default info, or $TASKQ_LOG)\n"
             "  --help               this text\n"
@@ -97,6 +107,15 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+        /* flags without a value */
+        if (!strcmp(a, "--strict-queues")) {
+            cfg.strict_queues = true;
+            continue;
+        }
+        if (!strcmp(a, "--test-clock")) {
+            cfg.test_clock = true;
+            continue;
+        }
         if (eq && (size_t)(eq - a) < sizeof name) {
             memcpy(name, a, (size_t)(eq - a));
             name[eq - a] = '\0';
@@ -144,6 +163,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(name, "--max-pending")) {
             bad = parse_i64(name, v, 0, INT64_MAX, &n);
             cfg.max_pending = (uint64_t)n;
+        } else if (!strcmp(name, "--routes")) {
+            cfg.routes_path = v;
+        } else if (!strcmp(name, "--schedules")) {
+            cfg.schedules_path = v;
+        } else if (!strcmp(name, "--test-clock")) {
+            cfg.test_clock = true;
+            bad = parse_i64(name, v, 1, INT64_MAX / 4, &cfg.test_clock_start);
         } else if (!strcmp(name, "--id")) {
             if (!proto_name_is_valid(v, strlen(v), 63)) {
                 fprintf(stderr, "taskq-broker: --id: [A-Za-z0-9_.:-]{1,63} expected\n");

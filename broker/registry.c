@@ -154,3 +154,28 @@ uint64_t registry_children_total(const registry_t *self)
         total += n->nchildren;
     return total;
 }
+
+void registry_set_queues(registry_node_t *node, const proto_str_t *names,
+                         const uint32_t *weights, uint32_t n, bool strict)
+{
+    if (n > TQ_QUEUES_MAX)
+        n = TQ_QUEUES_MAX;
+    node->nqueues = n;
+    for (uint32_t i = 0; i < n; i++) {
+        proto_str_copy(node->queues[i], sizeof node->queues[i], names[i]);
+        node->weights[i] = weights && weights[i] ? weights[i] : 1;
+        node->cw[i] = 0;
+    }
+    node->strict = strict;
+    node->all_rr = 0;
+}
+
+bool registry_node_serves(const registry_node_t *node, const char *queue)
+{
+    if (node->nqueues == 0)
+        return true;
+    for (uint32_t i = 0; i < node->nqueues; i++)
+        if (strcmp(node->queues[i], queue) == 0)
+            return true;
+    return false;
+}

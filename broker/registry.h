@@ -39,6 +39,13 @@ typedef struct {
     bool stopping;            /* sent BYE: no more dispatch */
     uint32_t nchildren;
     registry_child_t *children;
+    /* Subscription from HELLO (worker -Q): nqueues == 0 means every queue. */
+    uint32_t nqueues;
+    char queues[TQ_QUEUES_MAX][TQ_QUEUE_MAX + 1];
+    uint32_t weights[TQ_QUEUES_MAX];
+    int64_t cw[TQ_QUEUES_MAX]; /* smooth weighted round-robin state */
+    bool strict;               /* --strict: first non-empty queue in -Q order */
+    size_t all_rr;             /* every-queue mode: where the next round starts */
 } registry_node_t;
 
 typedef struct registry registry_t;
@@ -59,6 +66,12 @@ registry_node_t *registry_find_node(const registry_t *self, const char *node_id)
 void registry_remove(registry_t *self, registry_node_t **node_p);
 /* Adds credit, capped at TQ_CREDIT_MAX. */
 void registry_add_credit(registry_node_t *node, uint32_t credit);
+/* Sets the node's subscription (names[i] with weights[i]; n == 0 = every
+ * queue) and resets the round-robin state. */
+void registry_set_queues(registry_node_t *node, const proto_str_t *names,
+                         const uint32_t *weights, uint32_t n, bool strict);
+/* Whether the node takes tasks of queue (subscribed, or every queue). */
+bool registry_node_serves(const registry_node_t *node, const char *queue);
 /* Replaces the node's children with copies of children[0..n). */
 void registry_set_children(registry_node_t *node, const proto_child_t *children, uint32_t n);
 

@@ -38,12 +38,12 @@ static void test_lease_rejects_stale_attempt(void **state)
     (void)state;
     lease_table_t *t = lease_table_new();
     taskq_id_t a = tid(1);
-    lease_grant(t, &a, 1, "n1", 1000);
+    lease_grant(t, &a, 1, "n1", "t.x", "default", 1000);
     assert_int_equal(lease_check(t, &a, 1, "n1"), TASKQ_OK);
     assert_int_equal(lease_check(t, &a, 1, NULL), TASKQ_OK);
     assert_int_equal(lease_check(t, &a, 2, "n1"), TASKQ_ESTALE);
     assert_int_equal(lease_check(t, &a, 1, "n2"), TASKQ_ESTALE);
-    lease_grant(t, &a, 2, "n2", 2000); /* re-dispatch replaces */
+    lease_grant(t, &a, 2, "n2", "t.x", "default", 2000); /* re-dispatch replaces */
     assert_int_equal(lease_check(t, &a, 1, NULL), TASKQ_ESTALE);
     assert_int_equal(lease_node_count(t, "n1"), 0);
     assert_int_equal(lease_node_count(t, "n2"), 1);
@@ -60,9 +60,9 @@ static void test_lease_expires_in_deadline_order_and_renew_postpones(void **stat
     (void)state;
     lease_table_t *t = lease_table_new();
     taskq_id_t a = tid(1), b = tid(2), c = tid(3);
-    lease_grant(t, &a, 1, "n1", 300);
-    lease_grant(t, &b, 1, "n1", 100);
-    lease_grant(t, &c, 4, "n2", 200);
+    lease_grant(t, &a, 1, "n1", "t.x", "default", 300);
+    lease_grant(t, &b, 1, "n1", "t.x", "default", 100);
+    lease_grant(t, &c, 4, "n2", "t.x", "default", 200);
     seen_t s = {0};
     assert_int_equal(lease_expire(t, 50, collect, &s), 50);
     assert_int_equal(s.n, 0);
@@ -92,7 +92,7 @@ static void test_lease_foreach_node_allows_release(void **state)
     lease_table_t *t = lease_table_new();
     for (uint8_t i = 0; i < 10; i++) {
         taskq_id_t id = tid(i);
-        lease_grant(t, &id, 1, i % 2 ? "odd" : "even", 100 + i);
+        lease_grant(t, &id, 1, i % 2 ? "odd" : "even", "t.x", "default", 100 + i);
     }
     assert_int_equal(lease_node_count(t, "odd"), 5);
     lease_foreach_node(t, "odd", release_cb, t);
@@ -109,7 +109,7 @@ static void test_lease_many_renewals_stay_bounded(void **state)
     (void)state;
     lease_table_t *t = lease_table_new();
     taskq_id_t a = tid(7);
-    lease_grant(t, &a, 1, "n", 10);
+    lease_grant(t, &a, 1, "n", "t.x", "default", 10);
     for (int64_t now = 0; now < 100000; now++)
         assert_int_equal(lease_renew(t, &a, 1, "n", now + 10), TASKQ_OK);
     assert_int_equal(lease_expire(t, 100000, NULL, NULL), 9);
@@ -117,9 +117,34 @@ static void test_lease_many_renewals_stay_bounded(void **state)
     lease_table_destroy(&t);
 }
 
+/* A lease is the permit of its limit keys: counted while held, freed when
+ * released or expired, moved when the same id is granted again. */
+static void test_lease_key_counts_follow_leases(void **state)
+{
+    (void)state;
+    lease_table_t *t = lease_table_new();
+    taskq_id_t a = tid(1), b = tid(2);
+    lease_grant(t, &a, 1, "n1", "img.resize", "media", 100);
+    lease_grant(t, &b, 1, "n2", "img.resize", "default", 200);
+    assert_int_equal(lease_key_count(t, "task:img.resize"), 2);
+    assert_int_equal(lease_key_count(t, "queue:media"), 1);
+    assert_int_equal(lease_key_count(t, "queue:default"), 1);
+    lease_grant(t, &a, 2, "n1", "mail.send", "media", 300);
+    assert_int_equal(lease_key_count(t, "task:img.resize"), 1);
+    assert_int_equal(lease_key_count(t, "task:mail.send"), 1);
+    assert_int_equal(lease_release(t, &b), TASKQ_OK);
+    assert_int_equal(lease_key_count(t, "task:img.resize"), 0);
+    assert_int_equal(lease_key_count(t, "queue:default"), 0);
+    lease_expire(t, 1000, NULL, NULL);
+    assert_int_equal(lease_key_count(t, "task:mail.send"), 0);
+    assert_int_equal(lease_key_count(t, "queue:media"), 0);
+    lease_table_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lease_key_counts_follow_leases),
         cmocka_unit_test(test_lease_rejects_stale_attempt),
         cmocka_unit_test(test_lease_expires_in_deadline_order_and_renew_postpones),
         cmocka_unit_test(test_lease_foreach_node_allows_release),
