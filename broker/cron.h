@@ -48,14 +48,19 @@ typedef struct {
  * "unknown alias @minutely"). */
 int cron_parse(const char *expr, cron_t *out, char *err, size_t errsz);
 
-/* true if tz names a zone the system knows ("UTC" always). */
+/* true if tz names a zone the system knows ("UTC" always; NULL and "" mean
+ * UTC too): a TZif file under $TZDIR or /usr/share/zoneinfo. POSIX TZ
+ * strings ("CET-1CEST,...") and "right/" zones are refused. */
 bool cron_tz_is_valid(const char *tz);
 
 /* The first nominal fire time strictly after after_ms (unix ms) in zone
  * tz (NULL or "" = UTC), per the DST rules above. For "@every", anchor_ms
  * is the start of the series: fires are anchor + k * every (k >= 1) and
  * the result is the first of those after after_ms. 0 on success; -1 if
- * there is none within 5 years (e.g. "0 0 30 2 *") or tz is unknown. */
+ * there is none within 5 years (e.g. "0 0 30 2 *") or tz is unknown.
+ * Not thread-safe for a zone other than UTC: it sets TZ and calls tzset(),
+ * and restores the caller's TZ (and tzset()) before returning; callers are
+ * single-threaded (the broker loop). */
 int cron_next(const cron_t *c, const char *tz, int64_t anchor_ms, int64_t after_ms,
               int64_t *next_ms);
 

@@ -221,10 +221,13 @@ static taskq_err_t end_unsuccessful(broker_t *b, const taskq_id_t *id, uint32_t 
         retrypol_resolve(&rp, pol.max_attempts, &pol.policy, f->registered, b->cfg.max_attempts);
         uint32_t failures = pol.failures + 1;
         o.failure = true;
+        /* A dead child or node is usually the node's fault: it is retried
+         * whatever --retry-on lists (--no-retry-on still applies), at once
+         * (still spending budget); errors back off. */
+        bool infra = proto_str_eq(o.code, "taskq.crash") || proto_str_eq(o.code, "taskq.lost");
+        if (infra)
+            rp.retry_on[0] = '\0';
         if (retrypol_should_retry(&rp, failures, o.code.ptr, o.code.len, f->permanent)) {
-            /* A dead child or node is usually the node's fault: run again
-             * at once (still spending budget); errors back off. */
-            bool infra = proto_str_eq(o.code, "taskq.crash") || proto_str_eq(o.code, "taskq.lost");
             int64_t delay = f->retry_delay_ms >= 0 ? f->retry_delay_ms
                             : infra                ? 0
                                                    : retrypol_delay_ms(&rp, failures, rand_unit(b));

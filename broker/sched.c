@@ -360,6 +360,11 @@ taskq_err_t sched_add(sched_t *self, broker_t *b, const store_schedule_t *def, b
     e->s.last_fire_at = old ? old->s.last_fire_at : 0;
     e->s.last_task_id = old ? old->s.last_task_id : (taskq_id_t){{0}};
     e->s.next_at = next_after(e, now);
+    if (e->s.next_at == INT64_MAX) {
+        snprintf(err, errsz, "cron: '%s' never fires within 5 years", e->cron_expr);
+        entry_free(e);
+        return TASKQ_EINVAL;
+    }
     taskq_err_t r = store_schedule_put(b->store, &e->s, replace);
     if (r != TASKQ_OK) {
         entry_free(e);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # deps.sh - installs the Debian 12 packages taskq needs, only those missing.
-# Sourced by demo.sh and test.sh; safe to run on its own.
+# Sourced by demo.sh and test.sh; safe to run on its own. tzdata: time zones
+# of periodic schedules (the system tz database).
 set -euo pipefail
 
 TASKQ_PACKAGES=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev
-                libsqlite3-dev libjansson-dev libcmocka-dev)
+                libsqlite3-dev libjansson-dev libcmocka-dev tzdata)
 
 taskq_install_deps() {
     local missing=()

@@ -48,6 +48,7 @@ typedef struct {
     int32_t cpid;        /* child pid (child_died, time_limit) */
     uint64_t hash;
     uint8_t kind, ok;
+    uint8_t tstate;      /* terminal: the state number (2, 3, 6 revoked, 7 expired) */
 } ev_t;
 
 typedef struct {
@@ -272,12 +273,17 @@ static bool parse_event(checker_t *c, char **f, int nf, ev_t *e)
         NEED(5);
         TASK(1);
         ATT(2);
-        if (strcmp(f[3], "succeeded") && strcmp(f[3], "failed"))
+        e->tstate = !strcmp(f[3], "succeeded") ? 2
+                    : !strcmp(f[3], "failed")  ? 3
+                    : !strcmp(f[3], "revoked") ? 6
+                    : !strcmp(f[3], "expired") ? 7
+                                               : 0;
+        if (!e->tstate)
             return false;
         if (!parse_u64(f[4], 16, &e->hash))
             return false;
         e->kind = E_TERMINAL;
-        e->ok = !strcmp(f[3], "succeeded");
+        e->ok = e->tstate == 2;
     } else if (!strcmp(ev, "stale") || !strcmp(ev, "done_repeat") ||
                !strcmp(ev, "done_sent") || !strcmp(ev, "exec_start")) {
         NEED(3);
@@ -565,6 +571,19 @@ static bool dup_explained(const checker_t *c, const task_t *t, const ev_t *x, in
         }
     }
     bool broker_side = !strcmp(reason, "lease_expired") || !strcmp(reason, "hello_reconcile");
+    /* A retry by the task's policy: the attempt reported a failure (or hit
+     * its time limit) and the broker requeued it. Not a duplicate. */
+    if (!strcmp(reason, "retrying") || !strcmp(reason, "requeued") ||
+        !strcmp(reason, "rate_limited")) {
+        for (size_t k = 0; k < t->nev; k++) {
+            const ev_t *e = &c->ev[t->evs[k]];
+            if (e->attempt == x->attempt &&
+                ((e->kind == E_EXEC_END && !e->ok) || e->kind == E_TIME_LIMIT)) {
+                *why = "retry";
+                return true;
+            }
+        }
+    }
     char cpid[16];
     snprintf(cpid, sizeof cpid, "%d", (int)x->pid);
     for (size_t i = 0; i < c->naux; i++) {
@@ -644,6 +663,8 @@ static void check_task(checker_t *c, task_t *t, size_t *dup_ok)
             nterm++;
             if (!term)
                 term = e;
+            if (e->tstate == 6 || e->tstate == 7)
+                break; /* revoked / expired: may end a task never (or not now) running */
             if (!aset_has(&dispatched, e->attempt))
                 violation(c, K_STALE_ACCEPTED, t->id, "terminal for attempt %u, never dispatched",
                           e->attempt);
@@ -657,7 +678,8 @@ static void check_task(checker_t *c, task_t *t, size_t *dup_ok)
         }
     }
     /* 1 lost, 2 unexpected */
-    bool db_terminal = t->db_state == 2 || t->db_state == 3;
+    bool db_terminal = t->db_state == 2 || t->db_state == 3 || t->db_state == 6 ||
+                       t->db_state == 7;
     if (t->acked && !t->in_db)
         violation(c, K_LOST, t->id, "acknowledged, absent from the database");
     else if (t->acked && !db_terminal)
@@ -669,10 +691,11 @@ static void check_task(checker_t *c, task_t *t, size_t *dup_ok)
     if (nterm > 1)
         violation(c, K_MULTI_TERMINAL, t->id, "%zu terminal events", nterm);
     else if (term && t->in_db &&
-             (t->db_attempts != term->attempt || t->db_state != (term->ok ? 2 : 3)))
+             ((term->tstate <= 3 && t->db_attempts != term->attempt) ||
+              t->db_state != term->tstate))
         violation(c, K_MULTI_TERMINAL, t->id,
                   "database says state %d attempts %u, history says %s at attempt %u",
-                  t->db_state, t->db_attempts, term->ok ? "succeeded" : "failed", term->attempt);
+                  t->db_state, t->db_attempts, taskq_state_name(term->tstate), term->attempt);
     /* 6 duplicates: every execution followed by another one */
     const ev_t *prev = NULL;
     for (size_t k = 0; k < t->nev; k++) {
@@ -755,7 +778,8 @@ int checker_run(checker_t *c, FILE *out, checker_summary_t *sum)
         task_t *t = &c->tasks[i];
         s.submitted += t->invoked;
         s.acked += t->acked;
-        s.terminal += t->db_state == 2 || t->db_state == 3;
+        s.terminal += t->db_state == 2 || t->db_state == 3 || t->db_state == 6 ||
+                      t->db_state == 7;
         check_task(c, t, &s.dup_explained);
     }
     s.lost = c->count[K_LOST];
