@@ -1,6 +1,8 @@
 /* errors.c - taskq_strerror, error symbols and state names: one table each. */
 #include "taskq.h"
 
+#include <string.h>
+
 static const struct {
     const char *name;
     const char *text;
@@ -22,6 +24,8 @@ static const struct {
     [TASKQ_EUNREACH] = {"EUNREACH", "cannot reach the broker"},
     [TASKQ_ENAME] = {"ENAME", "invalid name"},
     [TASKQ_EUNKNOWN] = {"EUNKNOWN", "unknown message type"},
+    [TASKQ_EEXIST] = {"EEXIST", "already exists"},
+    [TASKQ_ENOQUEUE] = {"ENOQUEUE", "unknown queue"},
 };
 
 #define NERRS (int)(sizeof errs / sizeof errs[0])
@@ -40,18 +44,34 @@ const char *taskq_err_name(int err)
     return errs[err].name;
 }
 
+/* Indexed by taskq_state_t: the wire names (docs/protocol.md). */
+static const char *const states[TASKQ_NSTATES] = {
+    [TASKQ_STATE_QUEUED] = "queued",       [TASKQ_STATE_RUNNING] = "running",
+    [TASKQ_STATE_SUCCEEDED] = "succeeded", [TASKQ_STATE_FAILED] = "failed",
+    [TASKQ_STATE_SCHEDULED] = "scheduled", [TASKQ_STATE_RETRYING] = "retrying",
+    [TASKQ_STATE_REVOKED] = "revoked",     [TASKQ_STATE_EXPIRED] = "expired",
+    [TASKQ_STATE_PENDING] = "pending",
+};
+
 const char *taskq_state_name(int state)
 {
-    switch (state) {
-    case TASKQ_STATE_QUEUED: return "queued";
-    case TASKQ_STATE_RUNNING: return "running";
-    case TASKQ_STATE_SUCCEEDED: return "succeeded";
-    case TASKQ_STATE_FAILED: return "failed";
-    default: return "unknown";
-    }
+    if (state < 0 || state >= TASKQ_NSTATES || !states[state])
+        return "unknown";
+    return states[state];
 }
 
 int taskq_state_is_terminal(int state)
 {
-    return state == TASKQ_STATE_SUCCEEDED || state == TASKQ_STATE_FAILED;
+    return state == TASKQ_STATE_SUCCEEDED || state == TASKQ_STATE_FAILED ||
+           state == TASKQ_STATE_REVOKED || state == TASKQ_STATE_EXPIRED;
+}
+
+int taskq_state_from_name(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int s = 0; s < TASKQ_NSTATES; s++)
+        if (states[s] && strcmp(states[s], name) == 0)
+            return s;
+    return -1;
 }

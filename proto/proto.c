@@ -19,6 +19,7 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,9 @@
  * max_depth is clamped to it. */
 #define PRECHECK_STACK 32
 
+/* ADMIN "op": a name of at most this many bytes. */
+#define ADMIN_OP_MAX 64
+
 const char *proto_type_name(int type)
 {
     switch (type) {
@@ -40,6 +44,7 @@ const char *proto_type_name(int type)
     case PROTO_WAIT: return "WAIT";
     case PROTO_WORKERS: return "WORKERS";
     case PROTO_STATS: return "STATS";
+    case PROTO_ADMIN: return "ADMIN";
     case PROTO_HELLO: return "HELLO";
     case PROTO_READY: return "READY";
     case PROTO_PROGRESS: return "PROGRESS";
@@ -51,6 +56,7 @@ const char *proto_type_name(int type)
     case PROTO_RESULT: return "RESULT";
     case PROTO_WORKERS_REPLY: return "WORKERS_REPLY";
     case PROTO_STATS_REPLY: return "STATS_REPLY";
+    case PROTO_ADMIN_REPLY: return "ADMIN_REPLY";
     case PROTO_WELCOME: return "WELCOME";
     case PROTO_TASK: return "TASK";
     case PROTO_DONE_ACK: return "DONE_ACK";
@@ -63,6 +69,18 @@ void proto_msg_init(proto_msg_t *msg, int type)
 {
     memset(msg, 0, sizeof *msg);
     msg->type = type;
+    if (type == PROTO_DONE) {
+        /* the "absent" values of the fields whose zero means something */
+        msg->u.done.retry_delay_ms = -1;
+        msg->u.done.policy.jitter = -1;
+    }
+}
+
+void proto_task_spec_init(proto_task_spec_t *t)
+{
+    memset(t, 0, sizeof *t);
+    t->priority = -1;
+    t->policy.jitter = -1;
 }
 
 void proto_msg_clear(proto_msg_t *msg)
@@ -100,6 +118,63 @@ bool proto_name_is_valid(const char *s, size_t len, size_t max)
     return true;
 }
 
+bool proto_queue_is_valid(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > TQ_QUEUE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+                  c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool proto_code_is_valid(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > TQ_CODE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* A retry_on / no_retry_on list: entries separated by ',', each a code
+ * optionally ending in '*', or "*" alone; spaces around an entry are
+ * allowed; no empty entry. The empty list is valid (callers check it). */
+static bool patterns_valid(const char *s, size_t len)
+{
+    if (!s || len > TQ_PATTERNS_MAX)
+        return false;
+    size_t i = 0;
+    for (;;) {
+        size_t b = i;
+        while (b < len && s[b] != ',')
+            b++;
+        size_t lo = i, hi = b; /* the entry is s[lo, hi) */
+        while (lo < hi && s[lo] == ' ')
+            lo++;
+        while (hi > lo && s[hi - 1] == ' ')
+            hi--;
+        if (hi == lo)
+            return false;
+        if (s[hi - 1] == '*')
+            hi--; /* a prefix: the rest may be empty ("*") */
+        if (hi > lo && !proto_code_is_valid(s + lo, hi - lo))
+            return false;
+        if (b == len)
+            return true;
+        i = b + 1;
+    }
+}
+
 void proto_str_copy(char *dst, size_t dstsz, proto_str_t s)
 {
     if (!dst || dstsz == 0)
@@ -120,6 +195,133 @@ bool proto_str_eq(proto_str_t s, const char *cstr)
     return n == s.len && (n == 0 || memcmp(s.ptr, cstr, n) == 0);
 }
 
+/* ---- bounded readers for ADMIN params / ADMIN_REPLY data ----------------- */
+
+const msgpack_object *proto_obj_get(const msgpack_object *map, const char *key)
+{
+    if (!map || !key || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t n = strlen(key);
+    const msgpack_object_map *m = &map->via.map;
+    if (m->size && !m->ptr)
+        return NULL;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            (n == 0 || memcmp(k->via.str.ptr, key, n) == 0))
+            return &m->ptr[i].val;
+    }
+    return NULL;
+}
+
+/* The value, or NULL when absent or nil (the typed getters' ENOTFOUND). */
+static const msgpack_object *obj_val(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *o = proto_obj_get(map, key);
+    return o && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
+}
+
+taskq_err_t proto_obj_str(const msgpack_object *map, const char *key, size_t max,
+                          proto_str_t *out)
+{
+    const msgpack_object *o = obj_val(map, key);
+    if (!o)
+        return TASKQ_ENOTFOUND;
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max ||
+        (o->via.str.size && !o->via.str.ptr))
+        return TASKQ_EPROTO;
+    out->ptr = o->via.str.size ? o->via.str.ptr : "";
+    out->len = o->via.str.size;
+    return TASKQ_OK;
+}
+
+taskq_err_t proto_obj_u64(const msgpack_object *map, const char *key, uint64_t *out)
+{
+    const msgpack_object *o = obj_val(map, key);
+    if (!o)
+        return TASKQ_ENOTFOUND;
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return TASKQ_EPROTO;
+    *out = o->via.u64;
+    return TASKQ_OK;
+}
+
+taskq_err_t proto_obj_i64(const msgpack_object *map, const char *key, int64_t *out)
+{
+    const msgpack_object *o = obj_val(map, key);
+    if (!o)
+        return TASKQ_ENOTFOUND;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)INT64_MAX)
+            return TASKQ_EPROTO;
+        *out = (int64_t)o->via.u64;
+        return TASKQ_OK;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return TASKQ_OK;
+    }
+    return TASKQ_EPROTO;
+}
+
+taskq_err_t proto_obj_f64(const msgpack_object *map, const char *key, double *out)
+{
+    const msgpack_object *o = obj_val(map, key);
+    if (!o)
+        return TASKQ_ENOTFOUND;
+    double v;
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+        v = o->via.f64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        v = (double)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        v = (double)o->via.i64;
+    else
+        return TASKQ_EPROTO;
+    if (!isfinite(v))
+        return TASKQ_EPROTO;
+    *out = v;
+    return TASKQ_OK;
+}
+
+taskq_err_t proto_obj_bool(const msgpack_object *map, const char *key, bool *out)
+{
+    const msgpack_object *o = obj_val(map, key);
+    if (!o)
+        return TASKQ_ENOTFOUND;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return TASKQ_EPROTO;
+    *out = o->via.boolean;
+    return TASKQ_OK;
+}
+
+taskq_err_t proto_obj_bin(const msgpack_object *map, const char *key, size_t max,
+                          proto_bin_t *out)
+{
+    const msgpack_object *o = obj_val(map, key);
+    if (!o)
+        return TASKQ_ENOTFOUND;
+    if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size > max ||
+        (o->via.bin.size && !o->via.bin.ptr))
+        return TASKQ_EPROTO;
+    out->ptr = o->via.bin.size ? (const uint8_t *)o->via.bin.ptr : NULL;
+    out->len = o->via.bin.size;
+    return TASKQ_OK;
+}
+
+void proto_pack_str(msgpack_packer *pk, proto_str_t s)
+{
+    size_t n = s.ptr ? s.len : 0;
+    msgpack_pack_str(pk, n);
+    if (n)
+        msgpack_pack_str_body(pk, s.ptr, n);
+}
+
+void proto_pack_key(msgpack_packer *pk, const char *key)
+{
+    proto_pack_str(pk, proto_str(key));
+}
+
 /* ---- pre-check -------------------------------------------------------- */
 
 static uint64_t be(const uint8_t *p, int n)
@@ -128,6 +330,74 @@ static uint64_t be(const uint8_t *p, int n)
     for (int i = 0; i < n; i++)
         v = v << 8 | p[i];
     return v;
+}
+
+/* Reads the header of the value at *pos: *pos moves past the header (type
+ * byte and length/count bytes, not the payload). Returns -1 if the header is
+ * truncated or the type byte is 0xc1; else 0 for a scalar whose payload is
+ * *skip bytes, 1 for an array or 2 for a map of *count elements / pairs.
+ * Nothing beyond the header is bounded here. */
+static int mp_head(const uint8_t *p, size_t len, size_t *pos, uint64_t *skip, uint64_t *count)
+{
+    *skip = 0;
+    *count = 0;
+    if (*pos >= len)
+        return -1;
+    uint8_t b = p[(*pos)++];
+    size_t left = len - *pos;
+    int hdr = 0;       /* extra header bytes holding a length/count */
+    int container = 0; /* 1 array, 2 map */
+
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        return 0;
+    if (b <= 0x8f) {
+        *count = b & 0x0f;
+        return 2;
+    }
+    if (b <= 0x9f) {
+        *count = b & 0x0f;
+        return 1;
+    }
+    if (b <= 0xbf) {
+        *skip = b & 0x1f;
+        return 0;
+    }
+    switch (b) {
+    case 0xc1: return -1; /* never used */
+    case 0xc4: case 0xd9: hdr = 1; break;
+    case 0xc5: case 0xda: hdr = 2; break;
+    case 0xc6: case 0xdb: hdr = 4; break;
+    case 0xc7: hdr = 1, *skip = 1; break; /* ext: + type byte */
+    case 0xc8: hdr = 2, *skip = 1; break;
+    case 0xc9: hdr = 4, *skip = 1; break;
+    case 0xca: *skip = 4; break;
+    case 0xcb: *skip = 8; break;
+    case 0xcc: case 0xd0: *skip = 1; break;
+    case 0xcd: case 0xd1: *skip = 2; break;
+    case 0xce: case 0xd2: *skip = 4; break;
+    case 0xcf: case 0xd3: *skip = 8; break;
+    case 0xd4: *skip = 2; break; /* fixext 1..16: type + data */
+    case 0xd5: *skip = 3; break;
+    case 0xd6: *skip = 5; break;
+    case 0xd7: *skip = 9; break;
+    case 0xd8: *skip = 17; break;
+    case 0xdc: container = 1, hdr = 2; break;
+    case 0xdd: container = 1, hdr = 4; break;
+    case 0xde: container = 2, hdr = 2; break;
+    case 0xdf: container = 2, hdr = 4; break;
+    default: return -1;
+    }
+    if ((size_t)hdr > left)
+        return -1;
+    if (hdr) {
+        uint64_t v = be(p + *pos, hdr);
+        *pos += (size_t)hdr;
+        if (container)
+            *count = v;
+        else
+            *skip += v;
+    }
+    return container;
 }
 
 taskq_err_t proto_precheck(const void *data, size_t len, int max_depth)
@@ -151,59 +421,11 @@ taskq_err_t proto_precheck(const void *data, size_t len, int max_depth)
             return TASKQ_EPROTO; /* truncated */
         if (++objects > TQ_MAX_OBJECTS)
             return TASKQ_ETOOBIG;
-        uint8_t b = p[pos++];
+        uint64_t skip, count;
+        int container = mp_head(p, len, &pos, &skip, &count);
+        if (container < 0)
+            return TASKQ_EPROTO;
         size_t left = len - pos;
-        uint64_t skip = 0;   /* payload bytes after the header */
-        int hdr = 0;         /* extra header bytes holding a length/count */
-        int container = 0;   /* 1 array, 2 map */
-        uint64_t count = 0;
-
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            skip = 0;
-        } else if (b <= 0x8f) {
-            container = 2, count = b & 0x0f;
-        } else if (b <= 0x9f) {
-            container = 1, count = b & 0x0f;
-        } else if (b <= 0xbf) {
-            skip = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xc1: return TASKQ_EPROTO; /* never used */
-            case 0xc4: case 0xd9: hdr = 1; break;
-            case 0xc5: case 0xda: hdr = 2; break;
-            case 0xc6: case 0xdb: hdr = 4; break;
-            case 0xc7: hdr = 1, skip = 1; break; /* ext: + type byte */
-            case 0xc8: hdr = 2, skip = 1; break;
-            case 0xc9: hdr = 4, skip = 1; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break; /* fixext 1..16: type + data */
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: container = 1, hdr = 2; break;
-            case 0xdd: container = 1, hdr = 4; break;
-            case 0xde: container = 2, hdr = 2; break;
-            case 0xdf: container = 2, hdr = 4; break;
-            default: return TASKQ_EPROTO;
-            }
-            if ((size_t)hdr > left)
-                return TASKQ_EPROTO;
-            if (hdr) {
-                uint64_t v = be(p + pos, hdr);
-                pos += (size_t)hdr;
-                left -= (size_t)hdr;
-                if (container)
-                    count = v;
-                else
-                    skip += v;
-            }
-        }
 
         if (!container) {
             if (skip > left)
@@ -235,6 +457,68 @@ taskq_err_t proto_precheck(const void *data, size_t len, int max_depth)
     return pos == len ? TASKQ_OK : TASKQ_EPROTO; /* trailing bytes */
 }
 
+/* Skips the value at *pos of a buffer that passed proto_precheck (checked
+ * again anyway: false on any overrun). */
+static bool mp_skip(const uint8_t *p, size_t len, size_t *pos)
+{
+    uint64_t pending = 1;
+    size_t i = *pos;
+    while (pending > 0) {
+        uint64_t skip, count;
+        int k = mp_head(p, len, &i, &skip, &count);
+        if (k < 0)
+            return false;
+        pending--;
+        if (k == 0) {
+            if (skip > len - i)
+                return false;
+            i += (size_t)skip;
+        } else {
+            uint64_t elements = k == 2 ? count * 2 : count;
+            if (elements > len - i)
+                return false;
+            pending += elements;
+        }
+    }
+    *pos = i;
+    return true;
+}
+
+/* The raw bytes of the value under a string key of the map that is the
+ * whole of body (which passed proto_precheck); the first occurrence wins,
+ * like dget(). {NULL, 0} if absent. */
+static proto_bin_t mp_raw_value(const uint8_t *body, size_t len, const char *key)
+{
+    proto_bin_t r = {NULL, 0};
+    size_t pos = 0, n = strlen(key);
+    uint64_t skip, pairs;
+    if (mp_head(body, len, &pos, &skip, &pairs) != 2)
+        return r;
+    for (uint64_t i = 0; i < pairs; i++) {
+        size_t kpos = pos;
+        if (kpos >= len)
+            return r;
+        uint8_t kb = body[kpos];
+        bool is_str = (kb >= 0xa0 && kb <= 0xbf) || (kb >= 0xd9 && kb <= 0xdb);
+        uint64_t kskip, kcount;
+        if (mp_head(body, len, &kpos, &kskip, &kcount) < 0)
+            return r;
+        bool match = is_str && kskip == n && kskip <= len - kpos &&
+                     (n == 0 || memcmp(body + kpos, key, n) == 0);
+        if (!mp_skip(body, len, &pos)) /* the key */
+            return r;
+        size_t vstart = pos;
+        if (!mp_skip(body, len, &pos)) /* the value */
+            return r;
+        if (match) {
+            r.ptr = body + vstart;
+            r.len = (uint32_t)(pos - vstart);
+            return r;
+        }
+    }
+    return r;
+}
+
 /* ---- decode ----------------------------------------------------------- */
 
 /* The detail of the last decode error of this thread. A buffer rather than a
@@ -248,6 +532,8 @@ typedef struct {
     size_t pfxlen;
     taskq_err_t err;
     msgpack_zone *zone;
+    const uint8_t *body; /* the whole body (it passed proto_precheck) */
+    size_t len;
 } dec_t;
 
 static void dfail(dec_t *d, taskq_err_t err, const char *field, const char *problem)
@@ -366,9 +652,9 @@ static int64_t di64(dec_t *d, const msgpack_object_map *m, const char *key, bool
     return v;
 }
 
-static bool dbool(dec_t *d, const msgpack_object_map *m, const char *key)
+static bool dbool_o(dec_t *d, const msgpack_object_map *m, const char *key, bool required)
 {
-    const msgpack_object *o = dget(d, m, key, true);
+    const msgpack_object *o = dget(d, m, key, required);
     if (!o)
         return false;
     if (o->type != MSGPACK_OBJECT_BOOLEAN) {
@@ -378,7 +664,45 @@ static bool dbool(dec_t *d, const msgpack_object_map *m, const char *key)
     return o->via.boolean;
 }
 
-enum { STR_ANY = 0, STR_NAME = 1, STR_NAME_OR_EMPTY = 2, STR_PRINTABLE = 3 };
+static bool dbool(dec_t *d, const msgpack_object_map *m, const char *key)
+{
+    return dbool_o(d, m, key, true);
+}
+
+/* An optional uint: dflt when absent; above max is ETOOBIG (a limit), or
+ * EPROTO when max is INT64_MAX (the type's range). */
+static int64_t dopt_u(dec_t *d, const msgpack_object_map *m, const char *key, int64_t max,
+                      int64_t dflt)
+{
+    const msgpack_object *o = dget(d, m, key, false);
+    if (!o || d->err)
+        return dflt;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        dfail(d, TASKQ_EPROTO, key, "negative");
+        return dflt;
+    }
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        dfail(d, TASKQ_EPROTO, key, "not an unsigned integer");
+        return dflt;
+    }
+    if (o->via.u64 > (uint64_t)max) {
+        dfail(d, max == INT64_MAX ? TASKQ_EPROTO : TASKQ_ETOOBIG, key, "out of range");
+        return dflt;
+    }
+    return (int64_t)o->via.u64;
+}
+
+enum {
+    STR_ANY = 0,
+    STR_NAME = 1,           /* [A-Za-z0-9_.:-]{1,max} */
+    STR_NAME_OR_EMPTY = 2,
+    STR_PRINTABLE = 3,      /* printable ASCII, may be empty */
+    STR_QUEUE = 4,          /* [a-z0-9_.-]{1,max} */
+    STR_QUEUE_OR_EMPTY = 5,
+    STR_CODE = 6,           /* [A-Za-z0-9_.]{1,max} */
+    STR_CODE_OR_EMPTY = 7,
+    STR_PATTERNS = 8,       /* a retry_on list, may be empty */
+};
 
 static bool printable(const char *s, size_t len)
 {
@@ -386,6 +710,28 @@ static bool printable(const char *s, size_t len)
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
             return false;
     return true;
+}
+
+/* Whether kind allows the empty string. */
+static bool kind_allows_empty(int kind)
+{
+    return kind != STR_NAME && kind != STR_QUEUE && kind != STR_CODE;
+}
+
+/* The character set of kind, for a non-empty s of at most max bytes. */
+static bool kind_charset_ok(const char *s, size_t n, size_t max, int kind)
+{
+    switch (kind) {
+    case STR_NAME:
+    case STR_NAME_OR_EMPTY: return proto_name_is_valid(s, n, max);
+    case STR_PRINTABLE: return printable(s, n);
+    case STR_QUEUE:
+    case STR_QUEUE_OR_EMPTY: return proto_queue_is_valid(s, n);
+    case STR_CODE:
+    case STR_CODE_OR_EMPTY: return proto_code_is_valid(s, n);
+    case STR_PATTERNS: return patterns_valid(s, n);
+    default: return true;
+    }
 }
 
 static proto_str_t dstr_obj(dec_t *d, const msgpack_object *o, const char *key, size_t max,
@@ -404,17 +750,15 @@ static proto_str_t dstr_obj(dec_t *d, const msgpack_object *o, const char *key, 
     }
     const char *s = o->via.str.ptr;
     size_t n = o->via.str.size;
-    if (kind == STR_NAME && n == 0) {
+    if (n == 0 && !kind_allows_empty(kind)) {
         dfail(d, TASKQ_ENAME, key, "empty");
         return r;
     }
-    if ((kind == STR_NAME || kind == STR_NAME_OR_EMPTY) && n > 0 &&
-        !proto_name_is_valid(s, n, max)) {
-        dfail(d, TASKQ_ENAME, key, "invalid character");
-        return r;
-    }
-    if (kind == STR_PRINTABLE && !printable(s, n)) {
-        dfail(d, TASKQ_ENAME, key, "not printable ASCII");
+    if (n > 0 && !kind_charset_ok(s, n, max, kind)) {
+        dfail(d, TASKQ_ENAME, key,
+              kind == STR_PRINTABLE   ? "not printable ASCII"
+              : kind == STR_PATTERNS ? "invalid pattern list"
+                                     : "invalid character");
         return r;
     }
     if (n)
@@ -570,6 +914,72 @@ static proto_child_t *dchildren(dec_t *d, const msgpack_object_map *m, bool requ
     return cs;
 }
 
+/* "backoff_factor": float or uint, 0 (not given) or 1..1000. */
+static double dfactor(dec_t *d, const msgpack_object_map *m)
+{
+    static const char key[] = "backoff_factor";
+    const msgpack_object *o = dget(d, m, key, false);
+    if (!o || d->err)
+        return 0;
+    double v;
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) {
+        v = o->via.f64;
+    } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        v = (double)o->via.u64;
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        dfail(d, TASKQ_EPROTO, key, "negative");
+        return 0;
+    } else {
+        dfail(d, TASKQ_EPROTO, key, "not a number");
+        return 0;
+    }
+    if (v != v) {
+        dfail(d, TASKQ_EPROTO, key, "not a number");
+        return 0;
+    }
+    if (v == 0)
+        return 0; /* also -0.0 */
+    if (v < 1) {
+        dfail(d, TASKQ_EPROTO, key, "out of range (0 or 1..1000)");
+        return 0;
+    }
+    if (v > 1000) {
+        dfail(d, TASKQ_ETOOBIG, key, "out of range (0 or 1..1000)");
+        return 0;
+    }
+    return v;
+}
+
+static const char *const g_jitter_names[] = {"equal", "full", "none"};
+
+/* "jitter": "equal" | "full" | "none"; -1 when absent. */
+static int32_t djitter(dec_t *d, const msgpack_object_map *m)
+{
+    const msgpack_object *o = dget(d, m, "jitter", false);
+    if (!o || d->err)
+        return -1;
+    proto_str_t s = dstr_obj(d, o, "jitter", 16, STR_ANY);
+    if (d->err)
+        return -1;
+    for (int32_t j = 0; j < 3; j++)
+        if (proto_str_eq(s, g_jitter_names[j]))
+            return j;
+    dfail(d, TASKQ_EPROTO, "jitter", "unknown jitter (equal, full or none)");
+    return -1;
+}
+
+/* The retry policy keys of a task map or of DONE's "policy" map (but
+ * max_attempts, which the callers read). */
+static void dpolicy(dec_t *d, const msgpack_object_map *m, proto_retry_policy_t *p)
+{
+    p->backoff_base_ms = dopt_u(d, m, "backoff_base_ms", TQ_BACKOFF_MS_MAX, 0);
+    p->backoff_factor = dfactor(d, m);
+    p->backoff_max_ms = dopt_u(d, m, "backoff_max_ms", TQ_BACKOFF_MS_MAX, 0);
+    p->jitter = djitter(d, m);
+    p->retry_on = dstr(d, m, "retry_on", false, TQ_PATTERNS_MAX, STR_PATTERNS);
+    p->no_retry_on = dstr(d, m, "no_retry_on", false, TQ_PATTERNS_MAX, STR_PATTERNS);
+}
+
 /* A task record; full=false for RESULT with a nonzero code (only id). */
 static void drec(dec_t *d, const msgpack_object_map *top, proto_task_rec_t *t, bool full)
 {
@@ -584,10 +994,10 @@ static void drec(dec_t *d, const msgpack_object_map *top, proto_task_rec_t *t, b
     t->state = TASKQ_STATE_QUEUED;
     if (!d->err && (st.len || full)) {
         int s;
-        for (s = TASKQ_STATE_QUEUED; s <= TASKQ_STATE_FAILED; s++)
+        for (s = 0; s < TASKQ_NSTATES; s++)
             if (proto_str_eq(st, taskq_state_name(s)))
                 break;
-        if (s > TASKQ_STATE_FAILED)
+        if (s >= TASKQ_NSTATES)
             dfail(d, TASKQ_EPROTO, "state", "unknown state");
         t->state = s;
     }
@@ -620,6 +1030,14 @@ static void drec(dec_t *d, const msgpack_object_map *top, proto_task_rec_t *t, b
         t->has_result = true;
     }
     t->error = dstr(d, m, "error", full, TQ_ERROR_MAX, STR_ANY);
+    /* dispatch policy: optional (absent from older brokers) */
+    t->queue = dstr(d, m, "queue", false, TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
+    t->priority = (int32_t)dopt_u(d, m, "priority", TQ_PRIORITY_MAX, TQ_DEFAULT_PRIORITY);
+    t->failures = (uint32_t)du64(d, m, "failures", false, UINT32_MAX);
+    t->code = dstr(d, m, "code", false, TQ_CODE_MAX, STR_CODE_OR_EMPTY);
+    t->due_at = di64(d, m, "due_at", false, 0, INT64_MAX);
+    t->expires_at = di64(d, m, "expires_at", false, 0, INT64_MAX);
+    t->schedule = dstr(d, m, "schedule", false, TQ_SCHED_NAME_MAX, STR_NAME_OR_EMPTY);
     dpop(d, old);
 }
 
@@ -632,6 +1050,98 @@ static void dnode(dec_t *d, const msgpack_object *o, proto_node_t *n)
     n->slots = (uint32_t)du64(d, m, "slots", true, TQ_SLOTS_MAX);
     n->last_heartbeat = di64(d, m, "last_heartbeat", true, 0, INT64_MAX);
     n->children = dchildren(d, m, true, &n->nchildren);
+}
+
+/* HELLO "queues": [[name, weight], ...], optional. */
+static void dqueues(dec_t *d, const msgpack_object_map *m, proto_msg_t *msg)
+{
+    uint32_t n;
+    const msgpack_object *a = darray(d, m, "queues", false, TQ_QUEUES_MAX, &n);
+    proto_str_t *names = dalloc(d, n, sizeof *names);
+    uint32_t *weights = dalloc(d, n, sizeof *weights);
+    for (uint32_t i = 0; i < n && !d->err; i++) {
+        size_t old = dpush(d, "queues", (long)i);
+        const msgpack_object *e = &a[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2) {
+            dfail(d, TASKQ_EPROTO, "", "not a [name, weight] pair");
+        } else {
+            names[i] = dstr_obj(d, &e->via.array.ptr[0], "name", TQ_QUEUE_MAX, STR_QUEUE);
+            const msgpack_object *w = &e->via.array.ptr[1];
+            if (!d->err) {
+                if (w->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    dfail(d, TASKQ_EPROTO, "weight", "not an unsigned integer");
+                else if (w->via.u64 == 0)
+                    dfail(d, TASKQ_EPROTO, "weight", "zero");
+                else if (w->via.u64 > TQ_WEIGHT_MAX)
+                    dfail(d, TASKQ_ETOOBIG, "weight", "out of range");
+                else
+                    weights[i] = (uint32_t)w->via.u64;
+            }
+            for (uint32_t j = 0; j < i && !d->err; j++)
+                if (names[j].len == names[i].len &&
+                    memcmp(names[j].ptr, names[i].ptr, names[i].len) == 0)
+                    dfail(d, TASKQ_EPROTO, "name", "duplicate queue");
+        }
+        dpop(d, old);
+    }
+    msg->u.hello.queue_names = names;
+    msg->u.hello.queue_weights = weights;
+    msg->u.hello.nqueues = d->err ? 0 : n;
+}
+
+static const char CODE_CRASH[] = "taskq.crash";
+static const char CODE_ERROR[] = "taskq.error";
+
+/* DONE's failure fields (ok = false), all optional. */
+static void ddone_failure(dec_t *d, const msgpack_object_map *m, proto_msg_t *msg)
+{
+    const msgpack_object *c = dget(d, m, "code", false);
+    if (c)
+        msg->u.done.code = dstr_obj(d, c, "code", TQ_CODE_MAX, STR_CODE);
+    else
+        msg->u.done.code = proto_str(msg->u.done.retry ? CODE_CRASH : CODE_ERROR);
+    msg->u.done.permanent = dbool_o(d, m, "permanent", false);
+    msg->u.done.retry_delay_ms = dopt_u(d, m, "retry_delay_ms", TQ_BACKOFF_MS_MAX, -1);
+    msg->u.done.rate_limited_ms = dopt_u(d, m, "rate_limited_ms", TQ_BACKOFF_MS_MAX, 0);
+    const msgpack_object *po = dget(d, m, "policy", false);
+    if (!po || d->err)
+        return;
+    const msgpack_object_map *pm = dmap(d, po, "policy");
+    size_t old = dpush(d, "policy", -1);
+    proto_retry_policy_t *p = &msg->u.done.policy;
+    p->max_attempts = (uint32_t)du64(d, pm, "max_attempts", false, TQ_ATTEMPTS_MAX);
+    dpolicy(d, pm, p);
+    dpop(d, old);
+}
+
+/* ADMIN "params" / ADMIN_REPLY "data": one msgpack value inline. want is
+ * MSGPACK_OBJECT_MAP (params: must be a map; absent = {}) or
+ * MSGPACK_OBJECT_NIL (data: any value; absent = nil). Returns the object
+ * (in the zone) and sets *raw to its bytes in the body (empty if absent). */
+static const msgpack_object *draw_value(dec_t *d, const msgpack_object_map *m, const char *key,
+                                        msgpack_object_type want, proto_bin_t *raw)
+{
+    raw->ptr = NULL;
+    raw->len = 0;
+    const msgpack_object *o = dget(d, m, key, false);
+    if (d->err)
+        return NULL;
+    if (!o) {
+        msgpack_object *z = dalloc(d, 1, sizeof *z);
+        if (z)
+            z->type = want; /* an empty map / nil (zeroed by dalloc) */
+        return z;
+    }
+    if (want == MSGPACK_OBJECT_MAP && o->type != MSGPACK_OBJECT_MAP) {
+        dfail(d, TASKQ_EPROTO, key, "not a map");
+        return NULL;
+    }
+    *raw = mp_raw_value(d->body, d->len, key);
+    if (!raw->ptr) { /* cannot happen after the pre-check */
+        dfail(d, TASKQ_EINTERNAL, key, "raw value not found");
+        return NULL;
+    }
+    return o;
 }
 
 static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *msg)
@@ -652,6 +1162,13 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
             t->args = dvalue(d, tm, "args", false, TQ_ARGS_MAX);
             t->time_limit_ms = di64(d, tm, "time_limit_ms", false, 0, INT64_MAX);
             t->max_attempts = (uint32_t)du64(d, tm, "max_attempts", false, TQ_ATTEMPTS_MAX);
+            t->queue = dstr(d, tm, "queue", false, TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
+            t->priority = (int32_t)dopt_u(d, tm, "priority", TQ_PRIORITY_MAX, -1);
+            t->countdown_ms = dopt_u(d, tm, "countdown_ms", TQ_ETA_MAX_MS, 0);
+            t->eta_at = dopt_u(d, tm, "eta_at", INT64_MAX, 0);
+            t->expires_in_ms = dopt_u(d, tm, "expires_in_ms", TQ_ETA_MAX_MS, 0);
+            t->expires_at = dopt_u(d, tm, "expires_at", INT64_MAX, 0);
+            dpolicy(d, tm, &t->policy);
             dpop(d, old);
         }
         msg->u.submit.ntasks = d->err ? 0 : n;
@@ -667,6 +1184,21 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
                 msg->u.submit_ack.codes[i] = (uint32_t)a[i].via.u64;
         }
         msg->u.submit_ack.ncodes = d->err ? 0 : n;
+        {
+            uint32_t nq;
+            const msgpack_object *q = darray(d, m, "queues", false, TQ_BATCH_MAX, &nq);
+            if (!d->err && nq != 0 && nq != n)
+                dfail(d, TASKQ_EPROTO, "queues", "not one per code");
+            msg->u.submit_ack.queues = dalloc(d, nq, sizeof(proto_str_t));
+            for (uint32_t i = 0; i < nq && !d->err; i++) {
+                size_t old = dpush(d, "queues", (long)i);
+                msg->u.submit_ack.queues[i] =
+                    dstr_obj(d, &q[i], "", TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
+                dpop(d, old);
+            }
+            msg->u.submit_ack.nqueues = d->err ? 0 : nq;
+            msg->u.submit_ack.soft = dbool_o(d, m, "soft", false);
+        }
         break;
     case PROTO_STATUS:
         msg->u.status.req = du64(d, m, "req", true, UINT64_MAX);
@@ -735,6 +1267,8 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         msg->u.hello.pid = (int32_t)di64(d, m, "pid", true, INT32_MIN, INT32_MAX);
         msg->u.hello.slots = (uint32_t)du64(d, m, "slots", true, TQ_SLOTS_MAX);
         msg->u.hello.leases = dleases(d, m, true, &msg->u.hello.nleases);
+        dqueues(d, m, msg);
+        msg->u.hello.strict = dbool_o(d, m, "strict", false);
         break;
     case PROTO_WELCOME:
         msg->u.welcome.broker = dstr(d, m, "broker", true, TQ_NODE_MAX, STR_PRINTABLE);
@@ -764,6 +1298,8 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         did(d, m, "id", &msg->u.done.id);
         msg->u.done.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
         msg->u.done.ok = dbool(d, m, "ok");
+        msg->u.done.retry_delay_ms = -1;
+        msg->u.done.policy.jitter = -1;
         if (d->err)
             break;
         if (msg->u.done.ok) {
@@ -771,6 +1307,7 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         } else {
             msg->u.done.error = dstr(d, m, "error", true, TQ_ERROR_MAX, STR_ANY);
             msg->u.done.retry = dbool(d, m, "retry");
+            ddone_failure(d, m, msg);
         }
         msg->u.done.child_pid = (int32_t)di64(d, m, "child_pid", true, INT32_MIN, INT32_MAX);
         msg->u.done.started_at = di64(d, m, "started_at", true, 0, INT64_MAX);
@@ -792,6 +1329,22 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         msg->u.error.req = du64(d, m, "req", true, UINT64_MAX);
         msg->u.error.code = (uint32_t)du64(d, m, "code", true, UINT32_MAX);
         msg->u.error.message = dstr(d, m, "message", true, TQ_MESSAGE_MAX, STR_ANY);
+        /* EBUSY details; read whatever the code, all optional */
+        msg->u.error.queue = dstr(d, m, "queue", false, TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
+        msg->u.error.depth = du64(d, m, "depth", false, UINT64_MAX);
+        msg->u.error.limit = du64(d, m, "limit", false, UINT64_MAX);
+        msg->u.error.retry_after_ms = dopt_u(d, m, "retry_after_ms", INT64_MAX, 0);
+        break;
+    case PROTO_ADMIN:
+        msg->u.admin.req = du64(d, m, "req", true, UINT64_MAX);
+        msg->u.admin.op = dstr(d, m, "op", true, ADMIN_OP_MAX, STR_NAME);
+        msg->u.admin.params_obj =
+            draw_value(d, m, "params", MSGPACK_OBJECT_MAP, &msg->u.admin.params);
+        break;
+    case PROTO_ADMIN_REPLY:
+        msg->u.admin_reply.req = du64(d, m, "req", true, UINT64_MAX);
+        msg->u.admin_reply.data_obj =
+            draw_value(d, m, "data", MSGPACK_OBJECT_NIL, &msg->u.admin_reply.data);
         break;
     default:
         break;
@@ -841,7 +1394,7 @@ taskq_err_t proto_decode(int type, const void *body, size_t len, proto_msg_t *ms
         goto fail;
     }
 
-    dec_t d = {.type = tname, .zone = msg->zone};
+    dec_t d = {.type = tname, .zone = msg->zone, .body = body, .len = len};
     const msgpack_object_map *m = dmap(&d, &root, "body");
     msg->type = type;
     if (m)
@@ -932,9 +1485,8 @@ static void estr_val(enc_t *e, proto_str_t s, size_t max, int kind, const char *
         efail(e, TASKQ_EINVAL, what);
         return;
     }
-    if (s.len > max || (kind == STR_NAME && !proto_name_is_valid(s.ptr, s.len, max)) ||
-        (kind == STR_NAME_OR_EMPTY && s.len && !proto_name_is_valid(s.ptr, s.len, max)) ||
-        (kind == STR_PRINTABLE && !printable(s.ptr, s.len))) {
+    if (s.len > max || (s.len == 0 && !kind_allows_empty(kind)) ||
+        (s.len > 0 && !kind_charset_ok(s.ptr, s.len, max, kind))) {
         efail(e, TASKQ_EINVAL, what);
         return;
     }
@@ -979,6 +1531,85 @@ static void evalue(enc_t *e, const char *k, proto_bin_t b, size_t max)
     echeck(e, msgpack_pack_bin(&e->pk, b.len));
     if (!e->err && b.len)
         echeck(e, msgpack_pack_bin_body(&e->pk, b.ptr, b.len));
+}
+
+static void edouble(enc_t *e, const char *k, double v)
+{
+    ekey(e, k);
+    if (!e->err)
+        echeck(e, msgpack_pack_double(&e->pk, v));
+}
+
+/* Packs raw bytes that must be exactly one msgpack value (a map when
+ * want_map) nested one level below the body: nesting <= TQ_MAX_DEPTH - 1.
+ * Empty: {} when want_map, else nil. */
+static void eraw_value(enc_t *e, const char *k, proto_bin_t b, bool want_map)
+{
+    ekey(e, k);
+    if (e->err)
+        return;
+    if (b.len == 0) {
+        echeck(e, want_map ? msgpack_pack_map(&e->pk, 0) : msgpack_pack_nil(&e->pk));
+        return;
+    }
+    if (!b.ptr || b.len > TQ_MAX_BODY ||
+        proto_precheck(b.ptr, b.len, TQ_MAX_DEPTH - 1) != TASKQ_OK) {
+        efail(e, TASKQ_EINVAL, k);
+        return;
+    }
+    uint8_t t = b.ptr[0];
+    if (want_map && !((t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf)) {
+        efail(e, TASKQ_EINVAL, k);
+        return;
+    }
+    echeck(e, e->pk.callback(e->pk.data, (const char *)b.ptr, b.len));
+}
+
+static bool factor_ok(double f)
+{
+    return f == 0 || (f >= 1 && f <= 1000); /* false for NaN */
+}
+
+/* Checks a retry policy for encoding (max_attempts only when with_max). */
+static bool policy_ok(const proto_retry_policy_t *p, bool with_max)
+{
+    if (with_max && p->max_attempts > TQ_ATTEMPTS_MAX)
+        return false;
+    if (p->backoff_base_ms < 0 || p->backoff_base_ms > TQ_BACKOFF_MS_MAX ||
+        p->backoff_max_ms < 0 || p->backoff_max_ms > TQ_BACKOFF_MS_MAX)
+        return false;
+    if (!factor_ok(p->backoff_factor) || p->jitter < -1 || p->jitter > PROTO_JITTER_NONE)
+        return false;
+    return true;
+}
+
+/* How many keys epolicy() writes. */
+static size_t policy_nkeys(const proto_retry_policy_t *p, bool with_max)
+{
+    return (size_t)(with_max && p->max_attempts != 0) + (p->backoff_base_ms != 0) +
+           (p->backoff_factor != 0) + (p->backoff_max_ms != 0) + (p->jitter >= 0) +
+           (p->retry_on.len != 0) + (p->no_retry_on.len != 0);
+}
+
+/* The policy keys that are given (non-zero), in this order. */
+static void epolicy(enc_t *e, const proto_retry_policy_t *p, bool with_max)
+{
+    if (!policy_ok(p, with_max))
+        efail(e, TASKQ_EINVAL, "retry policy");
+    if (with_max && p->max_attempts)
+        eu64(e, "max_attempts", p->max_attempts);
+    if (p->backoff_base_ms)
+        ei64(e, "backoff_base_ms", p->backoff_base_ms);
+    if (p->backoff_factor != 0)
+        edouble(e, "backoff_factor", p->backoff_factor);
+    if (p->backoff_max_ms)
+        ei64(e, "backoff_max_ms", p->backoff_max_ms);
+    if (p->jitter >= 0 && !e->err)
+        estr(e, "jitter", proto_str(g_jitter_names[p->jitter]), 16, STR_ANY);
+    if (p->retry_on.len)
+        estr(e, "retry_on", p->retry_on, TQ_PATTERNS_MAX, STR_PATTERNS);
+    if (p->no_retry_on.len)
+        estr(e, "no_retry_on", p->no_retry_on, TQ_PATTERNS_MAX, STR_PATTERNS);
 }
 
 static void eleases(enc_t *e, const proto_lease_t *ls, uint32_t n)
@@ -1029,11 +1660,14 @@ static void erec(enc_t *e, const proto_task_rec_t *t, bool full)
         eid(e, "id", &t->id);
         return;
     }
-    if (t->state < TASKQ_STATE_QUEUED || t->state > TASKQ_STATE_FAILED)
+    if (t->state < 0 || t->state >= TASKQ_NSTATES)
         efail(e, TASKQ_EINVAL, "state");
-    if (t->submitted_at < 0 || t->started_at < 0 || t->finished_at < 0)
+    if (t->submitted_at < 0 || t->started_at < 0 || t->finished_at < 0 || t->due_at < 0 ||
+        t->expires_at < 0)
         efail(e, TASKQ_EINVAL, "timestamps");
-    emap(e, t->has_result ? 13 : 12);
+    if (t->priority < 0 || t->priority > TQ_PRIORITY_MAX)
+        efail(e, TASKQ_EINVAL, "priority");
+    emap(e, t->has_result ? 20 : 19);
     eid(e, "id", &t->id);
     estr(e, "name", t->name, TQ_NAME_MAX, STR_NAME_OR_EMPTY);
     estr(e, "state", proto_str(taskq_state_name(t->state)), 16, STR_ANY);
@@ -1054,6 +1688,13 @@ static void erec(enc_t *e, const proto_task_rec_t *t, bool full)
     if (t->has_result)
         evalue(e, "result", t->result, TQ_RESULT_MAX);
     estr(e, "error", t->error, TQ_ERROR_MAX, STR_ANY);
+    estr(e, "queue", t->queue, TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
+    eu64(e, "priority", (uint64_t)(t->priority < 0 ? 0 : t->priority));
+    eu64(e, "failures", t->failures);
+    estr(e, "code", t->code, TQ_CODE_MAX, STR_CODE_OR_EMPTY);
+    ei64(e, "due_at", t->due_at);
+    ei64(e, "expires_at", t->expires_at);
+    estr(e, "schedule", t->schedule, TQ_SCHED_NAME_MAX, STR_NAME_OR_EMPTY);
 }
 
 static void ebody(enc_t *e, const proto_msg_t *msg)
@@ -1071,7 +1712,14 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
             const proto_task_spec_t *t = &msg->u.submit.tasks[i];
             if (t->time_limit_ms < 0 || t->max_attempts > TQ_ATTEMPTS_MAX)
                 efail(e, TASKQ_EINVAL, "time_limit_ms/max_attempts");
-            emap(e, 3u + (t->time_limit_ms != 0) + (t->max_attempts != 0));
+            if (t->priority < -1 || t->priority > TQ_PRIORITY_MAX || t->countdown_ms < 0 ||
+                t->countdown_ms > TQ_ETA_MAX_MS || t->eta_at < 0 || t->expires_in_ms < 0 ||
+                t->expires_in_ms > TQ_ETA_MAX_MS || t->expires_at < 0)
+                efail(e, TASKQ_EINVAL, "priority/countdown_ms/eta_at/expires_*");
+            emap(e, 3u + (t->time_limit_ms != 0) + (t->max_attempts != 0) +
+                        (t->queue.len != 0) + (t->priority >= 0) + (t->countdown_ms != 0) +
+                        (t->eta_at != 0) + (t->expires_in_ms != 0) + (t->expires_at != 0) +
+                        policy_nkeys(&t->policy, false));
             eid(e, "id", &t->id);
             estr(e, "name", t->name, TQ_NAME_MAX, STR_NAME);
             evalue(e, "args", t->args, TQ_ARGS_MAX);
@@ -1079,6 +1727,19 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
                 ei64(e, "time_limit_ms", t->time_limit_ms);
             if (t->max_attempts)
                 eu64(e, "max_attempts", t->max_attempts);
+            if (t->queue.len)
+                estr(e, "queue", t->queue, TQ_QUEUE_MAX, STR_QUEUE);
+            if (t->priority >= 0)
+                eu64(e, "priority", (uint64_t)t->priority);
+            if (t->countdown_ms)
+                ei64(e, "countdown_ms", t->countdown_ms);
+            if (t->eta_at)
+                ei64(e, "eta_at", t->eta_at);
+            if (t->expires_in_ms)
+                ei64(e, "expires_in_ms", t->expires_in_ms);
+            if (t->expires_at)
+                ei64(e, "expires_at", t->expires_at);
+            epolicy(e, &t->policy, false);
         }
         break;
     }
@@ -1086,12 +1747,24 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         uint32_t n = msg->u.submit_ack.ncodes;
         if (n > TQ_BATCH_MAX || (n && !msg->u.submit_ack.codes))
             efail(e, TASKQ_EINVAL, "codes");
-        emap(e, 2);
+        uint32_t nq = msg->u.submit_ack.nqueues;
+        if ((nq != 0 && nq != n) || (nq && !msg->u.submit_ack.queues))
+            efail(e, TASKQ_EINVAL, "queues");
+        emap(e, 2u + (nq != 0) + msg->u.submit_ack.soft);
         eu64(e, "req", msg->u.submit_ack.req);
         ekey(e, "codes");
         earray(e, n);
         for (uint32_t i = 0; i < n && !e->err; i++)
             echeck(e, msgpack_pack_uint32(&e->pk, msg->u.submit_ack.codes[i]));
+        if (nq) {
+            ekey(e, "queues");
+            earray(e, nq);
+            for (uint32_t i = 0; i < nq && !e->err; i++)
+                estr_val(e, msg->u.submit_ack.queues[i], TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY,
+                         "queues");
+        }
+        if (msg->u.submit_ack.soft)
+            ebool(e, "soft", true);
         break;
     }
     case PROTO_STATUS:
@@ -1173,16 +1846,43 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         estr(e, "broker", s->broker, TQ_NODE_MAX, STR_PRINTABLE);
         break;
     }
-    case PROTO_HELLO:
+    case PROTO_HELLO: {
+        uint32_t nq = msg->u.hello.nqueues;
         if (msg->u.hello.slots > TQ_SLOTS_MAX)
             efail(e, TASKQ_EINVAL, "slots");
-        emap(e, 5);
+        if (nq > TQ_QUEUES_MAX ||
+            (nq && (!msg->u.hello.queue_names || !msg->u.hello.queue_weights)))
+            efail(e, TASKQ_EINVAL, "queues");
+        for (uint32_t i = 0; i < nq && !e->err; i++) {
+            const proto_str_t *qn = msg->u.hello.queue_names;
+            uint32_t w = msg->u.hello.queue_weights[i];
+            if (w == 0 || w > TQ_WEIGHT_MAX)
+                efail(e, TASKQ_EINVAL, "queue weight");
+            for (uint32_t j = 0; j < i; j++)
+                if (qn[j].len == qn[i].len && qn[i].ptr && qn[j].ptr &&
+                    memcmp(qn[j].ptr, qn[i].ptr, qn[i].len) == 0)
+                    efail(e, TASKQ_EINVAL, "duplicate queue");
+        }
+        emap(e, 5u + (nq != 0) + msg->u.hello.strict);
         estr(e, "node", msg->u.hello.node, TQ_NODE_MAX, STR_NAME);
         estr(e, "host", msg->u.hello.host, TQ_HOST_MAX, STR_PRINTABLE);
         ei64(e, "pid", msg->u.hello.pid);
         eu64(e, "slots", msg->u.hello.slots);
         eleases(e, msg->u.hello.leases, msg->u.hello.nleases);
+        if (nq) {
+            ekey(e, "queues");
+            earray(e, nq);
+            for (uint32_t i = 0; i < nq && !e->err; i++) {
+                earray(e, 2);
+                estr_val(e, msg->u.hello.queue_names[i], TQ_QUEUE_MAX, STR_QUEUE, "queues");
+                if (!e->err)
+                    echeck(e, msgpack_pack_uint32(&e->pk, msg->u.hello.queue_weights[i]));
+            }
+        }
+        if (msg->u.hello.strict)
+            ebool(e, "strict", true);
         break;
+    }
     case PROTO_WELCOME:
         if (msg->u.welcome.heartbeat_ms < 1 || msg->u.welcome.heartbeat_ms > INT32_MAX ||
             msg->u.welcome.liveness == 0)
@@ -1216,10 +1916,26 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         eu64(e, "total", msg->u.progress.total);
         estr(e, "message", msg->u.progress.message, TQ_PROGRESS_MSG_MAX, STR_ANY);
         break;
-    case PROTO_DONE:
+    case PROTO_DONE: {
         if (msg->u.done.started_at < 0)
             efail(e, TASKQ_EINVAL, "started_at");
-        emap(e, msg->u.done.ok ? 6 : 7);
+        /* the failure fields (only when !ok), each written only when given;
+         * "code" not when it is the default a decoder fills in */
+        const proto_retry_policy_t *pol = &msg->u.done.policy;
+        bool f = !msg->u.done.ok;
+        proto_str_t code = msg->u.done.code;
+        bool wcode = f && code.len &&
+                     !proto_str_eq(code, msg->u.done.retry ? CODE_CRASH : CODE_ERROR);
+        bool wperm = f && msg->u.done.permanent;
+        bool wdelay = f && msg->u.done.retry_delay_ms >= 0;
+        bool wrate = f && msg->u.done.rate_limited_ms != 0;
+        size_t npol = f ? policy_nkeys(pol, true) : 0;
+        if (f && (msg->u.done.retry_delay_ms < -1 ||
+                  msg->u.done.retry_delay_ms > TQ_BACKOFF_MS_MAX ||
+                  msg->u.done.rate_limited_ms < 0 ||
+                  msg->u.done.rate_limited_ms > TQ_BACKOFF_MS_MAX))
+            efail(e, TASKQ_EINVAL, "retry_delay_ms/rate_limited_ms");
+        emap(e, (msg->u.done.ok ? 6u : 7u) + wcode + wperm + wdelay + wrate + (npol != 0));
         eid(e, "id", &msg->u.done.id);
         eu64(e, "attempt", msg->u.done.attempt);
         ebool(e, "ok", msg->u.done.ok);
@@ -1231,7 +1947,23 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         }
         ei64(e, "child_pid", msg->u.done.child_pid);
         ei64(e, "started_at", msg->u.done.started_at);
+        if (wcode)
+            estr(e, "code", code, TQ_CODE_MAX, STR_CODE);
+        if (wperm)
+            ebool(e, "permanent", true);
+        if (wdelay)
+            ei64(e, "retry_delay_ms", msg->u.done.retry_delay_ms);
+        if (wrate)
+            ei64(e, "rate_limited_ms", msg->u.done.rate_limited_ms);
+        if (npol) {
+            ekey(e, "policy");
+            emap(e, npol);
+            epolicy(e, pol, true);
+        } else if (f && !policy_ok(pol, true)) {
+            efail(e, TASKQ_EINVAL, "policy");
+        }
         break;
+    }
     case PROTO_DONE_ACK:
         emap(e, 3);
         eid(e, "id", &msg->u.done_ack.id);
@@ -1250,11 +1982,35 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
     case PROTO_BYE:
         emap(e, 0);
         break;
-    case PROTO_ERROR:
-        emap(e, 3);
+    case PROTO_ERROR: {
+        /* EBUSY details: all four or none */
+        bool busy = msg->u.error.code == TASKQ_EBUSY &&
+                    (msg->u.error.queue.len || msg->u.error.depth || msg->u.error.limit ||
+                     msg->u.error.retry_after_ms);
+        if (busy && msg->u.error.retry_after_ms < 0)
+            efail(e, TASKQ_EINVAL, "retry_after_ms");
+        emap(e, busy ? 7 : 3);
         eu64(e, "req", msg->u.error.req);
         eu64(e, "code", msg->u.error.code);
         estr(e, "message", msg->u.error.message, TQ_MESSAGE_MAX, STR_ANY);
+        if (busy) {
+            estr(e, "queue", msg->u.error.queue, TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
+            eu64(e, "depth", msg->u.error.depth);
+            eu64(e, "limit", msg->u.error.limit);
+            ei64(e, "retry_after_ms", msg->u.error.retry_after_ms);
+        }
+        break;
+    }
+    case PROTO_ADMIN:
+        emap(e, 3);
+        eu64(e, "req", msg->u.admin.req);
+        estr(e, "op", msg->u.admin.op, ADMIN_OP_MAX, STR_NAME);
+        eraw_value(e, "params", msg->u.admin.params, true);
+        break;
+    case PROTO_ADMIN_REPLY:
+        emap(e, 2);
+        eu64(e, "req", msg->u.admin_reply.req);
+        eraw_value(e, "data", msg->u.admin_reply.data, false);
         break;
     default:
         efail(e, TASKQ_EINVAL, "unknown message type");
@@ -1272,6 +2028,11 @@ taskq_err_t proto_encode(const proto_msg_t *msg, msgpack_sbuffer *buf)
     ebody(&e, msg);
     if (!e.err && buf->size - start > TQ_MAX_BODY)
         efail(&e, TASKQ_EINVAL, "body larger than TQ_MAX_BODY");
+    /* raw values spliced in: the whole body must pass the receiver's
+     * pre-check (object count, depth) */
+    if (!e.err && (msg->type == PROTO_ADMIN || msg->type == PROTO_ADMIN_REPLY) &&
+        proto_precheck(buf->data + start, buf->size - start, TQ_MAX_DEPTH) != TASKQ_OK)
+        efail(&e, TASKQ_EINVAL, "params/data break a pre-check limit");
     if (e.err) {
         buf->size = start; /* nothing half-written is left behind */
         tlog_debug("cannot encode %s: %s", proto_type_name(msg->type), taskq_err_name(e.err));

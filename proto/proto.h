@@ -113,7 +113,9 @@ typedef struct {
     uint32_t max_attempts;  /* "max_attempts": uint 0..TQ_ATTEMPTS_MAX, optional, 0 = default */
     /* Dispatch policy; every field optional (absent = the zero value). */
     proto_str_t queue;      /* "queue": str, [a-z0-9_.-]{0,TQ_QUEUE_MAX}, "" = route */
-    int32_t priority;       /* "priority": uint 0..TQ_PRIORITY_MAX; absent = -1 (default) */
+    int32_t priority;       /* "priority": uint 0..TQ_PRIORITY_MAX; absent = -1 (default):
+                               0 is a real priority, so fill specs from
+                               proto_task_spec_init() (priority and jitter -1) */
     int64_t countdown_ms;   /* "countdown_ms": uint <= TQ_ETA_MAX_MS */
     int64_t eta_at;         /* "eta_at": uint, unix ms */
     int64_t expires_in_ms;  /* "expires_in_ms": uint <= TQ_ETA_MAX_MS */
@@ -140,7 +142,7 @@ typedef struct {
     proto_bin_t result;
     proto_str_t error;        /* "error": str, "" unless failed */
     proto_str_t queue;        /* "queue" */
-    int32_t priority;         /* "priority" */
+    int32_t priority;         /* "priority"; absent (older broker) = TQ_DEFAULT_PRIORITY */
     uint32_t failures;        /* "failures" */
     proto_str_t code;         /* "code": failure code of the last failed attempt, "" */
     int64_t due_at;           /* "due_at": unix ms, 0 unless scheduled / retrying */
@@ -210,12 +212,15 @@ typedef struct {
         struct { uint64_t req; proto_stats_t stats; } stats_reply;
         /* params: "params", one msgpack map (raw bytes; encode copies them
          * verbatim, empty = {}); decode also unpacks it into *params_obj
-         * (a MSGPACK_OBJECT_MAP, in the message's zone). */
+         * (a MSGPACK_OBJECT_MAP, in the message's zone) and sets params to
+         * the map's raw bytes in the body (empty when the key is absent:
+         * then *params_obj is an empty map). op: name charset, <= 64 bytes. */
         struct {
             uint64_t req; proto_str_t op; proto_bin_t params; const msgpack_object *params_obj;
         } admin;
         /* data: "data", one msgpack value (raw; empty = nil); decode also
-         * unpacks it into *data_obj. */
+         * unpacks it into *data_obj and sets data to its raw bytes in the
+         * body (empty when absent: then *data_obj is nil). */
         struct { uint64_t req; proto_bin_t data; const msgpack_object *data_obj; } admin_reply;
         /* queues: "queues": [[name, weight], ...] (<= TQ_QUEUES_MAX,
          * weight 1..TQ_WEIGHT_MAX), absent/empty = every queue; "strict": bool */
@@ -246,7 +251,8 @@ typedef struct {
             int32_t child_pid; int64_t started_at;
             /* Only with !ok, all optional:
              * "code": str [A-Za-z0-9_.]{1,TQ_CODE_MAX}; absent = "taskq.crash"
-             *   when retry, else "taskq.error";
+             *   when retry, else "taskq.error" (decode fills that in; encode
+             *   omits a code equal to it);
              * "permanent": bool, never retry;
              * "retry_delay_ms": uint, the next attempt's delay instead of the
              *   backoff (absent = -1);
@@ -265,7 +271,9 @@ typedef struct {
             uint32_t nleases; proto_lease_t *leases;
         } heartbeat;
         /* With code TASKQ_EBUSY, optional: "queue" (str, "" = broker-wide),
-         * "depth", "limit" (uint), "retry_after_ms" (uint). */
+         * "depth", "limit" (uint), "retry_after_ms" (uint). Encoded only
+         * with TASKQ_EBUSY, all four when any is non-zero; decoded whenever
+         * present. */
         struct {
             uint64_t req; uint32_t code; proto_str_t message;
             proto_str_t queue; uint64_t depth, limit; int64_t retry_after_ms;
@@ -275,8 +283,12 @@ typedef struct {
     msgpack_zone *zone;
 } proto_msg_t;
 
-/* Zeroes a message so it can be filled for encoding or passed to decode. */
+/* Zeroes a message so it can be filled for encoding or passed to decode.
+ * For PROTO_DONE it also sets the "absent" values whose zero would mean
+ * something: retry_delay_ms = -1 and policy.jitter = -1. */
 void proto_msg_init(proto_msg_t *msg, int type);
+/* Zeroes a task spec with priority = -1 and policy.jitter = -1 (absent). */
+void proto_task_spec_init(proto_task_spec_t *t);
 /* Frees what decode allocated; the message is zeroed. Safe to call twice. */
 void proto_msg_clear(proto_msg_t *msg);
 
@@ -342,9 +354,12 @@ bool proto_queue_is_valid(const char *s, size_t len);
 bool proto_code_is_valid(const char *s, size_t len);
 
 /* Bounded readers for ADMIN params / ADMIN_REPLY data maps (peer input):
- * the value under key in map (NULL if absent or map is not a map). The
- * typed getters return TASKQ_OK, TASKQ_ENOTFOUND (absent; *out untouched),
- * or TASKQ_EPROTO (wrong type / out of range). Strings are borrowed. */
+ * the value under key in map (NULL if absent or map is not a map; the first
+ * of repeated keys; non-string keys are skipped). The typed getters return
+ * TASKQ_OK, TASKQ_ENOTFOUND (absent or nil; *out untouched), or
+ * TASKQ_EPROTO (wrong type / out of range: a str or bin longer than max,
+ * a uint above INT64_MAX for i64, a non-finite float). Strings are
+ * borrowed. */
 const msgpack_object *proto_obj_get(const msgpack_object *map, const char *key);
 taskq_err_t proto_obj_str(const msgpack_object *map, const char *key, size_t max,
                           proto_str_t *out);

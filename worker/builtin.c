@@ -3,7 +3,8 @@
  * taskq.primes, taskq.sumsq. Argument convention (all tasks): args is a
  * msgpack array and the task takes its first element; a bare non-array value
  * is taken as the first argument too, so `taskq submit taskq.sleep 2` works
- * whether the CLI sends 2 or [2].
+ * whether the CLI sends 2 or [2]. Bad arguments fail with code taskq.error,
+ * permanently: the same args would fail every retry the same way.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -54,10 +55,12 @@ static int task_sleep(taskq_ctx_t *ctx)
     else if (a && (a->type == MSGPACK_OBJECT_FLOAT64 || a->type == MSGPACK_OBJECT_FLOAT32))
         secs = a->via.f64;
     else
-        return taskq_fail(ctx, "taskq.sleep: expected a number of seconds >= 0");
+        return taskq_fail_permanent(ctx, "taskq.error",
+                                    "taskq.sleep: expected a number of seconds >= 0");
     /* a year is far past any sane time limit and keeps the ms in range */
     if (!(secs >= 0.0) || secs > 366.0 * 86400)
-        return taskq_fail(ctx, "taskq.sleep: seconds must be between 0 and 31622400");
+        return taskq_fail_permanent(ctx, "taskq.error",
+                                    "taskq.sleep: seconds must be between 0 and 31622400");
     int64_t total = (int64_t)llround(secs * 1000.0);
     int64_t start = tclock_mono_ms();
     for (;;) {
@@ -77,7 +80,8 @@ static int task_primes(taskq_ctx_t *ctx)
 {
     uint64_t n;
     if (!get_u64(ctx, &n))
-        return taskq_fail(ctx, "taskq.primes: expected an integer n >= 0");
+        return taskq_fail_permanent(ctx, "taskq.error",
+                                    "taskq.primes: expected an integer n >= 0");
     uint64_t count = 0, step = n / 100 ? n / 100 : 1, next_report = step;
     int64_t last = tclock_mono_ms();
     for (uint64_t i = 2; i <= n && i != 0; i++) {
@@ -107,7 +111,8 @@ static int task_sumsq(taskq_ctx_t *ctx)
 {
     uint64_t n;
     if (!get_u64(ctx, &n))
-        return taskq_fail(ctx, "taskq.sumsq: expected an integer n >= 0");
+        return taskq_fail_permanent(ctx, "taskq.error",
+                                    "taskq.sumsq: expected an integer n >= 0");
     uint64_t sum = 0; /* wraps mod 2^64 by definition */
     for (uint64_t i = 0; i < n; i++)
         sum += i * i;

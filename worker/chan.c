@@ -67,6 +67,23 @@ static void pack_id(msgpack_packer *pk, const taskq_id_t *id)
     msgpack_pack_bin_body(pk, id->b, sizeof id->b);
 }
 
+static bool delay_ok(bool has, int64_t ms)
+{
+    return !has || (ms >= 0 && ms <= TQ_BACKOFF_MS_MAX);
+}
+
+/* The bounds the broker's codec will check again; a frame that breaks them
+ * is refused on both sides. */
+static bool policy_ok(const proto_retry_policy_t *p)
+{
+    return p->max_attempts <= TQ_ATTEMPTS_MAX && p->backoff_base_ms >= 0 &&
+           p->backoff_base_ms <= TQ_BACKOFF_MS_MAX && p->backoff_max_ms >= 0 &&
+           p->backoff_max_ms <= TQ_BACKOFF_MS_MAX &&
+           (p->backoff_factor == 0 || (p->backoff_factor >= 1 && p->backoff_factor <= 1000)) &&
+           p->jitter >= -1 && p->jitter <= PROTO_JITTER_NONE &&
+           p->retry_on.len <= TQ_PATTERNS_MAX && p->no_retry_on.len <= TQ_PATTERNS_MAX;
+}
+
 static taskq_err_t encode(const chan_frame_t *f, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
@@ -112,7 +129,11 @@ static taskq_err_t encode(const chan_frame_t *f, msgpack_sbuffer *sb)
     case CHAN_DONE:
         if (f->data_len > (f->ok ? TQ_RESULT_MAX : TQ_ERROR_MAX))
             return TASKQ_EINVAL;
-        msgpack_pack_array(&pk, 5);
+        if (!f->ok &&
+            (f->code_len > TQ_CODE_MAX || !delay_ok(f->has_retry_delay, f->retry_delay_ms) ||
+             f->rate_limited_ms < 0 || f->rate_limited_ms > TQ_BACKOFF_MS_MAX))
+            return TASKQ_EINVAL;
+        msgpack_pack_array(&pk, f->ok ? 5 : 9);
         msgpack_pack_int(&pk, CHAN_DONE);
         pack_id(&pk, &f->id);
         msgpack_pack_uint32(&pk, f->attempt);
@@ -124,8 +145,35 @@ static taskq_err_t encode(const chan_frame_t *f, msgpack_sbuffer *sb)
             msgpack_pack_false(&pk);
             msgpack_pack_str(&pk, f->data_len);
             msgpack_pack_str_body(&pk, f->data, f->data_len);
+            msgpack_pack_str(&pk, f->code_len);
+            msgpack_pack_str_body(&pk, f->code, f->code_len);
+            if (f->permanent)
+                msgpack_pack_true(&pk);
+            else
+                msgpack_pack_false(&pk);
+            msgpack_pack_int64(&pk, f->has_retry_delay ? f->retry_delay_ms : -1);
+            msgpack_pack_int64(&pk, f->rate_limited_ms);
         }
         break;
+    case CHAN_POLICY: {
+        const proto_retry_policy_t *p = &f->policy;
+        if (!policy_ok(p))
+            return TASKQ_EINVAL;
+        msgpack_pack_array(&pk, 10);
+        msgpack_pack_int(&pk, CHAN_POLICY);
+        pack_id(&pk, &f->id);
+        msgpack_pack_uint32(&pk, f->attempt);
+        msgpack_pack_uint32(&pk, p->max_attempts);
+        msgpack_pack_int64(&pk, p->backoff_base_ms);
+        msgpack_pack_double(&pk, p->backoff_factor);
+        msgpack_pack_int64(&pk, p->backoff_max_ms);
+        msgpack_pack_int32(&pk, p->jitter);
+        msgpack_pack_str(&pk, p->retry_on.len);
+        msgpack_pack_str_body(&pk, p->retry_on.ptr, p->retry_on.len);
+        msgpack_pack_str(&pk, p->no_retry_on.len);
+        msgpack_pack_str_body(&pk, p->no_retry_on.ptr, p->no_retry_on.len);
+        break;
+    }
     default:
         return TASKQ_EINVAL;
     }
@@ -266,6 +314,39 @@ static bool get_str(const msgpack_object *o, uint32_t max, const char **p, uint3
     return true;
 }
 
+/* A positive or negative integer in [min, max]. */
+static bool get_int(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX &&
+        (int64_t)o->via.u64 >= min && (int64_t)o->via.u64 <= max) {
+        *out = (int64_t)o->via.u64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= min && o->via.i64 <= max) {
+        *out = o->via.i64;
+        return true;
+    }
+    return false;
+}
+
+static bool get_f64(const msgpack_object *o, double *out)
+{
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) {
+        *out = o->via.f64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *out = (double)o->via.u64;
+        return true;
+    }
+    return false;
+}
+
+static bool get_pstr(const msgpack_object *o, uint32_t max, proto_str_t *s)
+{
+    return get_str(o, max, &s->ptr, &s->len);
+}
+
 static bool get_bin(const msgpack_object *o, uint32_t max, const void **p, uint32_t *len)
 {
     if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size > max)
@@ -334,7 +415,41 @@ static taskq_err_t decode(chan_t *self, const uint8_t *body, size_t len, chan_fr
             else
                 ok = get_str(&a[4], TQ_ERROR_MAX, (const char **)&f->data, &f->data_len);
         }
+        if (ok && !f->ok && n >= 9) {
+            int64_t delay, rl;
+            ok = get_str(&a[5], TQ_CODE_MAX, &f->code, &f->code_len) &&
+                 a[6].type == MSGPACK_OBJECT_BOOLEAN &&
+                 get_int(&a[7], -1, TQ_BACKOFF_MS_MAX, &delay) &&
+                 get_int(&a[8], 0, TQ_BACKOFF_MS_MAX, &rl);
+            if (ok) {
+                f->permanent = a[6].via.boolean;
+                f->has_retry_delay = delay >= 0;
+                f->retry_delay_ms = delay >= 0 ? delay : 0;
+                f->rate_limited_ms = rl;
+            }
+        }
         break;
+    case CHAN_POLICY: {
+        proto_retry_policy_t *p = &f->policy;
+        int64_t v;
+        ok = n >= 10 && get_id(&a[1], &f->id) && get_uint(&a[2], UINT32_MAX, &u);
+        if (ok) {
+            f->attempt = (uint32_t)u;
+            ok = get_uint(&a[3], TQ_ATTEMPTS_MAX, &u);
+            p->max_attempts = (uint32_t)u;
+        }
+        ok = ok && get_int(&a[4], 0, TQ_BACKOFF_MS_MAX, &p->backoff_base_ms) &&
+             get_f64(&a[5], &p->backoff_factor) &&
+             get_int(&a[6], 0, TQ_BACKOFF_MS_MAX, &p->backoff_max_ms) &&
+             get_int(&a[7], -1, PROTO_JITTER_NONE, &v) &&
+             get_pstr(&a[8], TQ_PATTERNS_MAX, &p->retry_on) &&
+             get_pstr(&a[9], TQ_PATTERNS_MAX, &p->no_retry_on);
+        if (ok) {
+            p->jitter = (int32_t)v;
+            ok = policy_ok(p);
+        }
+        break;
+    }
     default:
         ok = false;
     }

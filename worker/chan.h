@@ -8,8 +8,17 @@
  *
  *   READY    [5, pid]                         child started, tasks loaded
  *   TASK     [1, id, attempt, name, args, time_limit_ms]
+ *   POLICY   [6, id, attempt, max_attempts, backoff_base_ms, backoff_factor,
+ *             backoff_max_ms, jitter, retry_on, no_retry_on]
+ *                                             the task's registration policy,
+ *                                             sent before it runs (only when
+ *                                             it has one): the supervisor
+ *                                             adds it to any failed DONE,
+ *                                             also a crash or a time limit
  *   PROGRESS [2, id, attempt, current, total, message]
- *   DONE     [3, id, attempt, ok, result(bin) | error(str)]
+ *   DONE     [3, id, attempt, true, result(bin)]
+ *            [3, id, attempt, false, error(str), code(str), permanent(bool),
+ *             retry_delay_ms(int, -1 = none), rate_limited_ms(uint, 0 = no)]
  *   STOP     [4]                              poison pill: child exits 0
  *
  * Parent side: non-blocking fd, chan_read() buffers what is there and
@@ -26,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
 #include "tqlimits.h"
 #include "taskq.h"
 
@@ -35,6 +45,7 @@ typedef enum {
     CHAN_DONE = 3,
     CHAN_STOP = 4,
     CHAN_READY = 5,
+    CHAN_POLICY = 6,
 } chan_kind_t;
 
 typedef struct {
@@ -51,6 +62,15 @@ typedef struct {
     const char *message;    /* PROGRESS: borrowed, NOT NUL-terminated */
     uint32_t message_len;
     bool ok;                /* DONE */
+    /* DONE with !ok (zero = "taskq.error", not permanent, backoff): */
+    const char *code;       /* borrowed, NOT NUL-terminated; [A-Za-z0-9_.]{0,TQ_CODE_MAX} */
+    uint32_t code_len;
+    bool permanent;
+    bool has_retry_delay;   /* retry_delay_ms given (taskq_retry) */
+    int64_t retry_delay_ms; /* 0..TQ_BACKOFF_MS_MAX */
+    int64_t rate_limited_ms;/* 0 = not rate limited, else 1..TQ_BACKOFF_MS_MAX */
+    /* POLICY: strings borrowed, NOT NUL-terminated; jitter -1 = absent */
+    proto_retry_policy_t policy;
 } chan_frame_t;
 
 typedef struct chan chan_t;

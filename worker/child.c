@@ -34,22 +34,39 @@ static void on_progress(void *arg, uint64_t current, uint64_t total, const char 
     }
 }
 
+static void send_or_exit(chan_t *ch, const chan_frame_t *f)
+{
+    if (chan_send(ch, f) != TASKQ_OK)
+        _exit(3); /* the supervisor is gone: nobody will read the result either */
+}
+
 static void run_task(chan_t *ch, taskfn_t *fns, const chan_frame_t *t)
 {
     char idbuf[TASKQ_ID_STRLEN + 1];
     taskq_id_format(&t->id, idbuf);
     chan_frame_t done = {.kind = CHAN_DONE, .id = t->id, .attempt = t->attempt};
-    taskq_task_fn fn = taskfn_find(fns, t->name, t->name_len);
+    bool has_policy;
+    proto_retry_policy_t policy;
+    taskq_task_fn fn = taskfn_find_policy(fns, t->name, t->name_len, &has_policy, &policy);
     char error[TQ_ERROR_MAX + 1];
     if (!fn) {
+        /* not permanent: another node may have the module */
         snprintf(error, sizeof error, "unknown task '%.*s'", (int)t->name_len, t->name);
         tlog_warn("task %s: %s", idbuf, error);
         done.ok = false;
         done.data = error;
         done.data_len = (uint32_t)strlen(error);
-        if (chan_send(ch, &done) != TASKQ_OK)
-            _exit(3);
+        done.code = "taskq.error";
+        done.code_len = (uint32_t)strlen(done.code);
+        send_or_exit(ch, &done);
         return;
+    }
+    if (has_policy) {
+        /* before the task runs, so that the supervisor has it even if the
+         * task crashes or overruns its time limit */
+        chan_frame_t pf = {.kind = CHAN_POLICY, .id = t->id, .attempt = t->attempt,
+                           .policy = policy};
+        send_or_exit(ch, &pf);
     }
     tlog_debug("task %s attempt %u: %.*s starts", idbuf, t->attempt, (int)t->name_len, t->name);
     taskq_ctx_t *ctx = taskapi_ctx_new(&t->id, t->attempt, t->data, t->data_len);
@@ -66,8 +83,16 @@ static void run_task(chan_t *ch, taskfn_t *fns, const chan_frame_t *t)
                     (unsigned long long)thist_result_hash(done.data, len));
     } else {
         thist_event("exec_end %s %u 0 0000000000000000", idbuf, t->attempt);
+        taskapi_failure_t fl;
+        taskapi_failure(ctx, &fl);
         done.data = taskapi_error(ctx);
         done.data_len = (uint32_t)strlen(done.data);
+        done.code = fl.code;
+        done.code_len = (uint32_t)strlen(fl.code);
+        done.permanent = fl.permanent;
+        done.has_retry_delay = fl.retry_delay_ms >= 0;
+        done.retry_delay_ms = fl.retry_delay_ms >= 0 ? fl.retry_delay_ms : 0;
+        done.rate_limited_ms = fl.rate_limited_ms;
     }
     taskq_err_t rc = chan_send(ch, &done);
     taskapi_ctx_destroy(&ctx);

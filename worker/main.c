@@ -14,6 +14,7 @@
 #include "child.h"
 #include "tqlimits.h"
 #include "proto.h"
+#include "qspec.h"
 #include "supervisor.h"
 #include "taskfn.h"
 #include "tlog.h"
@@ -24,6 +25,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: taskq-worker [options]\n"
             "  -n N                      child processes (default: online CPUs)\n"
+            "  -Q, --queues Q[=W],...    queues to take tasks from, with weights 1..%d\n"
+            "                            (default 1); e.g. -Q critical=6,default=3,low=1.\n"
+            "                            For each free child the broker picks one of the\n"
+            "                            non-empty queues by smooth weighted round-robin\n"
+            "                            (none starves). Repeatable. Default: every queue,\n"
+            "                            weight 1 each\n"
+            "  --strict                  with -Q: always the first non-empty queue in -Q\n"
+            "                            order (a later queue waits while an earlier one\n"
+            "                            has work)\n"
             "  --prefetch N              tasks to hold beyond the idle children, queued\n"
             "                            locally for the next free child (default 0: a\n"
             "                            task is only taken when a child is free; more\n"
@@ -38,8 +48,13 @@ static void usage(FILE *f)
             "  --heartbeat-ms N          heartbeat interval (default %d)\n"
             "  --liveness N              missed heartbeats before the broker is dead (default %d)\n"
             "  --log-level L             debug|info|warn|error\n"
-            "  --help\n",
-            TASKQ_DEFAULT_BROKER, TQ_DEFAULT_HEARTBEAT_MS, TQ_DEFAULT_LIVENESS);
+            "  --help\n"
+            "Priorities are the broker's: a task's priority (0..9, 9 runs first, default\n"
+            "%d) is set when it is submitted, and the broker hands out the best task of\n"
+            "the chosen queue (priority, then submission order). The worker has no\n"
+            "priority option of its own.\n",
+            TQ_WEIGHT_MAX, TASKQ_DEFAULT_BROKER, TQ_DEFAULT_HEARTBEAT_MS, TQ_DEFAULT_LIVENESS,
+            TQ_DEFAULT_PRIORITY);
 }
 
 static int child_mode(int argc, char **argv)
@@ -88,7 +103,7 @@ static char *first_endpoint(const char *list)
 }
 
 enum { OPT_BROKER = 256, OPT_NODE, OPT_TLIMIT, OPT_MAXT, OPT_GRACE, OPT_MODULE, OPT_HB,
-       OPT_LIVE, OPT_LOG, OPT_PREFETCH, OPT_HELP };
+       OPT_LIVE, OPT_LOG, OPT_PREFETCH, OPT_STRICT, OPT_HELP };
 
 int main(int argc, char **argv)
 {
@@ -106,6 +121,8 @@ int main(int argc, char **argv)
         {"liveness", required_argument, 0, OPT_LIVE},
         {"log-level", required_argument, 0, OPT_LOG},
         {"prefetch", required_argument, 0, OPT_PREFETCH},
+        {"queues", required_argument, 0, 'Q'},
+        {"strict", no_argument, 0, OPT_STRICT},
         {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
@@ -120,10 +137,12 @@ int main(int argc, char **argv)
     if (o.nchildren > TQ_SLOTS_MAX)
         o.nchildren = TQ_SLOTS_MAX;
     const char **modules = xcalloc((size_t)argc, sizeof *modules);
+    qspec_t *queues = xcalloc(1, sizeof *queues);
+    char qerr[256];
     char *broker = NULL, *node = NULL;
     int c, rc = 2;
     uint64_t u;
-    while ((c = getopt_long(argc, argv, "n:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:Q:", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             if (!parse_u64(optarg, TQ_SLOTS_MAX, &u) || u == 0) {
@@ -131,6 +150,15 @@ int main(int argc, char **argv)
                 goto out;
             }
             o.nchildren = (size_t)u;
+            break;
+        case 'Q':
+            if (qspec_parse(queues, optarg, qerr, sizeof qerr) != TASKQ_OK) {
+                fprintf(stderr, "taskq-worker: -Q: %s\n", qerr);
+                goto out;
+            }
+            break;
+        case OPT_STRICT:
+            o.strict = true;
             break;
         case OPT_PREFETCH:
             if (!parse_u64(optarg, TQ_LEASES_MAX - 1, &u)) {
@@ -208,6 +236,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "taskq-worker: unexpected argument '%s'\n", argv[optind]);
         goto out;
     }
+    if (o.strict && queues->n == 0) {
+        fprintf(stderr, "taskq-worker: --strict needs -Q (the queue order it follows)\n");
+        goto out;
+    }
+    o.queues = queues;
     if (!broker) {
         const char *env = getenv("TASKQ_BROKER");
         broker = first_endpoint(env && *env ? env : TASKQ_DEFAULT_BROKER);
@@ -258,6 +291,7 @@ int main(int argc, char **argv)
     rc = supervisor_run(sup);
     supervisor_destroy(&sup);
 out:
+    free(queues);
     free(modules);
     free(broker);
     free(node);

@@ -49,10 +49,28 @@ typedef struct {
     uint8_t *result;
     size_t result_len;
     char *error;
+    /* !ok only */
+    char code[TQ_CODE_MAX + 1];
+    bool permanent;
+    int64_t retry_delay_ms;  /* -1: none */
+    int64_t rate_limited_ms; /* 0: none */
+    bool has_policy;
+    proto_retry_policy_t policy; /* retry_on / no_retry_on owned (NULL when empty) */
     int32_t child_pid;
     int64_t started_at;
     int64_t sent_mono; /* 0: not sent in this session */
 } outbox_entry_t;
+
+/* How an attempt failed, for report_done. */
+typedef struct {
+    const char *code;        /* NULL or "" = "taskq.error" */
+    size_t code_len;
+    bool retry;              /* DONE "retry": the child died or the task was handed back */
+    bool permanent;
+    int64_t retry_delay_ms;  /* -1: none */
+    int64_t rate_limited_ms; /* 0: none */
+    const proto_retry_policy_t *policy; /* the registration's, or NULL */
+} failure_t;
 
 /* Per-slot state of the supervisor (the pool knows no sockets or frames). */
 typedef struct {
@@ -64,6 +82,9 @@ typedef struct {
     uint64_t prog_current, prog_total;
     char prog_message[TQ_PROGRESS_MSG_MAX + 1];
     int64_t prog_sent_mono;
+    bool has_policy;          /* POLICY received for the running task */
+    proto_retry_policy_t policy; /* strings point into the two buffers below */
+    char retry_on[TQ_PATTERNS_MAX + 1], no_retry_on[TQ_PATTERNS_MAX + 1];
 } slotx_t;
 
 enum { SESS_HELLO, SESS_ACTIVE };
@@ -73,6 +94,7 @@ struct supervisor {
     char *broker, *node_id;
     char **modules;
     char host[TQ_HOST_MAX + 1];
+    qspec_t queues;           /* -Q: sent in HELLO */
     pool_t *pool;
     slotx_t *x;
     taskfifo_t *fifo;         /* received, not yet started (prefetch) */
@@ -166,6 +188,9 @@ static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
 static void send_hello(supervisor_t *self, int64_t now)
 {
     proto_lease_t *ls = xcalloc(leases_cap(self) + 1, sizeof *ls);
+    proto_str_t qn[TQ_QUEUES_MAX];
+    for (size_t i = 0; i < self->queues.n; i++)
+        qn[i] = proto_str(self->queues.names[i]);
     proto_msg_t m;
     proto_msg_init(&m, PROTO_HELLO);
     m.u.hello.node = proto_str(self->node_id);
@@ -174,6 +199,10 @@ static void send_hello(supervisor_t *self, int64_t now)
     m.u.hello.slots = (uint32_t)pool_size(self->pool);
     m.u.hello.leases = ls;
     m.u.hello.nleases = collect_leases(self, ls);
+    m.u.hello.nqueues = (uint32_t)self->queues.n;
+    m.u.hello.queue_names = self->queues.n ? qn : NULL;
+    m.u.hello.queue_weights = self->queues.n ? self->queues.weights : NULL;
+    m.u.hello.strict = self->o.strict;
     self->sess = SESS_HELLO;
     self->credit_out = 0; /* a HELLO resets the broker's credit for us */
     self->hello_sent = send_msg(self, &m) == TASKQ_OK;
@@ -208,6 +237,27 @@ static void reconnect(supervisor_t *self, int64_t now, const char *why)
 
 /* ---- outbox: DONEs until DONE_ACK ------------------------------------- */
 
+static void outbox_policy_free(outbox_entry_t *e)
+{
+    free((char *)e->policy.retry_on.ptr);
+    free((char *)e->policy.no_retry_on.ptr);
+    memset(&e->policy, 0, sizeof e->policy);
+    e->policy.jitter = -1;
+    e->has_policy = false;
+}
+
+static void outbox_entry_free(outbox_entry_t *e)
+{
+    free(e->result);
+    free(e->error);
+    outbox_policy_free(e);
+}
+
+static proto_str_t str_dup(proto_str_t s)
+{
+    return s.len ? (proto_str_t){xstrndup(s.ptr, s.len), s.len} : (proto_str_t){NULL, 0};
+}
+
 static void outbox_send(supervisor_t *self, outbox_entry_t *e, int64_t now)
 {
     if (self->sess != SESS_ACTIVE || !self->sock)
@@ -223,6 +273,16 @@ static void outbox_send(supervisor_t *self, outbox_entry_t *e, int64_t now)
     m.u.done.retry = e->retry;
     m.u.done.child_pid = e->child_pid;
     m.u.done.started_at = e->started_at;
+    m.u.done.retry_delay_ms = -1;
+    m.u.done.policy.jitter = -1;
+    if (!e->ok) {
+        m.u.done.code = proto_str(e->code);
+        m.u.done.permanent = e->permanent;
+        m.u.done.retry_delay_ms = e->retry_delay_ms;
+        m.u.done.rate_limited_ms = e->rate_limited_ms;
+        if (e->has_policy)
+            m.u.done.policy = e->policy;
+    }
     taskq_err_t rc = send_msg(self, &m);
     if (rc == TASKQ_OK) {
         e->sent_mono = now;
@@ -237,13 +297,20 @@ static void outbox_send(supervisor_t *self, outbox_entry_t *e, int64_t now)
         e->retry = false;
         free(e->error);
         e->error = xstrdup("result could not be encoded");
+        snprintf(e->code, sizeof e->code, "taskq.error");
+        e->permanent = true; /* it would not encode the next time either */
+        e->retry_delay_ms = -1;
+        e->rate_limited_ms = 0;
+        outbox_policy_free(e);
     }
 }
 
-/* Queues and sends a DONE. result/error are copied. */
+/* Queues and sends a DONE: ok with the result, or (fail != NULL) failed
+ * with error and fail's code, flags and policy. Everything is copied. */
 static void report_done(supervisor_t *self, const taskq_id_t *id, uint32_t attempt, bool ok,
-                        bool retry, const void *result, size_t result_len, const char *error,
-                        size_t error_len, int32_t child_pid, int64_t started_at, int64_t now)
+                        const void *result, size_t result_len, const char *error,
+                        size_t error_len, const failure_t *fail, int32_t child_pid,
+                        int64_t started_at, int64_t now)
 {
     if (self->nout == self->capout) {
         self->capout = self->capout ? self->capout * 2 : 16;
@@ -254,22 +321,46 @@ static void report_done(supervisor_t *self, const taskq_id_t *id, uint32_t attem
     e->id = *id;
     e->attempt = attempt;
     e->ok = ok;
-    e->retry = !ok && retry;
+    e->retry_delay_ms = -1;
+    e->policy.jitter = -1;
     if (ok && result_len) {
         e->result = xmalloc(result_len);
         memcpy(e->result, result, result_len);
         e->result_len = result_len;
     }
     e->error = xstrndup(ok ? "" : error, ok ? 0 : error_len);
+    if (!ok) {
+        static const failure_t plain = {.retry_delay_ms = -1};
+        if (!fail)
+            fail = &plain;
+        size_t clen = fail->code ? fail->code_len : 0;
+        if (clen == 0 || clen > TQ_CODE_MAX)
+            snprintf(e->code, sizeof e->code, "taskq.error");
+        else
+            memcpy(e->code, fail->code, clen); /* e->code was zeroed */
+        e->retry = fail->retry;
+        e->permanent = fail->permanent;
+        e->retry_delay_ms = fail->retry_delay_ms;
+        e->rate_limited_ms = fail->rate_limited_ms;
+        if (fail->policy) {
+            e->has_policy = true;
+            e->policy = *fail->policy;
+            e->policy.retry_on = str_dup(fail->policy->retry_on);
+            e->policy.no_retry_on = str_dup(fail->policy->no_retry_on);
+        }
+    }
     e->child_pid = child_pid;
     e->started_at = started_at;
     char idbuf[TASKQ_ID_STRLEN + 1];
     taskq_id_format(id, idbuf);
     if (ok)
         tlog_info("task %s attempt %u succeeded (child %d)", idbuf, attempt, (int)child_pid);
+    else if (e->rate_limited_ms > 0)
+        tlog_info("task %s attempt %u rate limited (child %d): back in %lld ms", idbuf, attempt,
+                  (int)child_pid, (long long)e->rate_limited_ms);
     else
-        tlog_info("task %s attempt %u failed%s (child %d): %s", idbuf, attempt,
-                  e->retry ? " (retry)" : "", (int)child_pid, e->error);
+        tlog_info("task %s attempt %u failed [%s%s] (child %d): %s", idbuf, attempt, e->code,
+                  e->permanent ? ", permanent" : "", (int)child_pid, e->error);
     thist_event("done_sent %s %u", idbuf, attempt);
     outbox_send(self, e, now);
 }
@@ -293,8 +384,7 @@ static void outbox_ack(supervisor_t *self, const proto_msg_t *m)
         if (code == TASKQ_ESTALE)
             tlog_info("DONE %s/%u is stale (attempt no longer current)", idbuf, e->attempt);
         thist_event("done_acked %s %u %s", idbuf, e->attempt, taskq_err_name((int)code));
-        free(e->result);
-        free(e->error);
+        outbox_entry_free(e);
         self->out[i] = self->out[--self->nout];
         return;
     }
@@ -362,15 +452,33 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
         if (now - x->prog_sent_mono >= PROGRESS_FWD_MS)
             forward_progress(self, s, now);
         return;
-    case CHAN_DONE:
+    case CHAN_POLICY:
+        if (!mine) {
+            tlog_error("child %d: POLICY for a task it is not running: killing it", (int)s->pid);
+            pool_kill(s, SIGKILL);
+            return;
+        }
+        x->has_policy = true;
+        x->policy = f->policy;
+        /* the chan bounds both by TQ_PATTERNS_MAX, the buffers' size - 1 */
+        proto_str_copy(x->retry_on, sizeof x->retry_on, f->policy.retry_on);
+        proto_str_copy(x->no_retry_on, sizeof x->no_retry_on, f->policy.no_retry_on);
+        x->policy.retry_on.ptr = x->retry_on;
+        x->policy.no_retry_on.ptr = x->no_retry_on;
+        return;
+    case CHAN_DONE: {
         if (!mine) {
             tlog_error("child %d: DONE for a task it is not running: killing it", (int)s->pid);
             pool_kill(s, SIGKILL);
             return;
         }
         forward_progress(self, s, now); /* the latest value goes out before DONE */
-        report_done(self, &s->task_id, s->attempt, f->ok, false, f->data, f->data_len,
-                    f->data, f->data_len, (int32_t)s->pid, s->started_at, now);
+        failure_t fl = {.code = f->code, .code_len = f->code_len, .permanent = f->permanent,
+                        .retry_delay_ms = f->has_retry_delay ? f->retry_delay_ms : -1,
+                        .rate_limited_ms = f->rate_limited_ms,
+                        .policy = x->has_policy ? &x->policy : NULL};
+        report_done(self, &s->task_id, s->attempt, f->ok, f->data, f->data_len, f->data,
+                    f->data_len, f->ok ? NULL : &fl, (int32_t)s->pid, s->started_at, now);
         if (f->ok)
             s->done++;
         else
@@ -382,6 +490,7 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
                  s->done + s->failed >= self->o.max_tasks_per_child)
             send_stop(self, s, "max tasks per child reached");
         return;
+    }
     default:
         tlog_error("child %d: unexpected frame kind %d: killing it", (int)s->pid, f->kind);
         pool_kill(s, SIGKILL);
@@ -443,13 +552,22 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), hid, hatt);
     }
     if (s->state == POOL_BUSY && s->has_task) {
-        char idbuf[TASKQ_ID_STRLEN + 1], err[160];
+        char idbuf[TASKQ_ID_STRLEN + 1], err[96];
         taskq_id_format(&s->task_id, idbuf);
-        snprintf(err, sizeof err, "child %d %s", (int)pid, how);
+        /* the message of a taskq.crash failure: the child's pid is in DONE */
+        if (WIFSIGNALED(status))
+            snprintf(err, sizeof err, "child killed by signal %d", WTERMSIG(status));
+        else if (WIFEXITED(status))
+            snprintf(err, sizeof err, "child exited with status %d", WEXITSTATUS(status));
+        else
+            snprintf(err, sizeof err, "child ended with wait status 0x%x", (unsigned)status);
         tlog_warn("child %d died (%s) while running task %s (%s) attempt %u", (int)pid, how,
                   idbuf, s->task_name, s->attempt);
         forward_progress(self, s, now);
-        report_done(self, &s->task_id, s->attempt, false, true, NULL, 0, err, strlen(err),
+        static const char code[] = "taskq.crash";
+        failure_t fl = {.code = code, .code_len = sizeof code - 1, .retry = true,
+                        .retry_delay_ms = -1, .policy = x->has_policy ? &x->policy : NULL};
+        report_done(self, &s->task_id, s->attempt, false, NULL, 0, err, strlen(err), &fl,
                     (int32_t)pid, s->started_at, now);
         x->respawn_at = now;
     } else if (s->state == POOL_STARTING) {
@@ -467,6 +585,7 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
     chan_destroy(&x->ch);
     x->eof = false;
     x->prog_pending = false;
+    x->has_policy = false;
 }
 
 static void spawn_slot(supervisor_t *self, pool_slot_t *s, int64_t now)
@@ -518,6 +637,7 @@ static void assign(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id, uin
     s->deadline_mono = limit > 0 ? now + limit : 0;
     self->x[s->index].prog_pending = false;
     self->x[s->index].prog_sent_mono = 0;
+    self->x[s->index].has_policy = false; /* the child sends the task's, if any */
     if (tlog_level() <= TLOG_INFO) {
         char idbuf[TASKQ_ID_STRLEN + 1];
         taskq_id_format(id, idbuf);
@@ -596,9 +716,12 @@ static void on_task(supervisor_t *self, const proto_msg_t *m, int64_t now)
     else
         tlog_error("TASK %s: no free slot and the queue is full: handing it back (credit "
                    "accounting bug?)", idbuf);
-    static const char err[] = "no free slot";
-    report_done(self, &m->u.task.id, m->u.task.attempt, false, true, NULL, 0, err,
-                sizeof err - 1, 0, tclock_wall_ms(), now);
+    /* the node gives the lease up unrun, as a dead node would: taskq.lost */
+    static const char err[] = "no free slot", code[] = "taskq.lost";
+    failure_t fl = {.code = code, .code_len = sizeof code - 1, .retry = true,
+                    .retry_delay_ms = -1};
+    report_done(self, &m->u.task.id, m->u.task.attempt, false, NULL, 0, err, sizeof err - 1,
+                &fl, 0, tclock_wall_ms(), now);
 }
 
 static void on_welcome(supervisor_t *self, const proto_msg_t *m, int64_t now)
@@ -798,7 +921,11 @@ static int64_t run_timers(supervisor_t *self, int64_t now)
             thist_event("time_limit %s %u %d", idbuf, s->attempt, (int)s->pid);
             pool_kill(s, SIGKILL);
             forward_progress(self, s, now);
-            report_done(self, &s->task_id, s->attempt, false, false, NULL, 0, err, strlen(err),
+            /* retry false: whether a timeout is retried is the policy's call */
+            static const char code[] = "taskq.timeout";
+            failure_t fl = {.code = code, .code_len = sizeof code - 1, .retry_delay_ms = -1,
+                            .policy = x->has_policy ? &x->policy : NULL};
+            report_done(self, &s->task_id, s->attempt, false, NULL, 0, err, strlen(err), &fl,
                         (int32_t)s->pid, s->started_at, now);
             s->failed++;
             pool_on(s, POOL_EV_KILL);
@@ -1022,7 +1149,8 @@ supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
         opts->prefetch > TQ_LEASES_MAX - opts->nchildren || !opts->broker ||
         !opts->node_id ||
         !proto_name_is_valid(opts->node_id, strlen(opts->node_id), TQ_NODE_MAX) ||
-        opts->heartbeat_ms <= 0 || opts->liveness == 0) {
+        opts->heartbeat_ms <= 0 || opts->liveness == 0 ||
+        (opts->queues && opts->queues->n > TQ_QUEUES_MAX)) {
         if (err)
             *err = TASKQ_EINVAL;
         return NULL;
@@ -1037,6 +1165,9 @@ supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
     self->o.broker = self->broker;
     self->o.node_id = self->node_id;
     self->o.modules = (const char *const *)self->modules;
+    if (opts->queues)
+        self->queues = *opts->queues;
+    self->o.queues = &self->queues;
     self->peer_hb_ms = opts->heartbeat_ms;
     self->peer_liveness = opts->liveness;
     self->sfd = -1;
@@ -1076,8 +1207,16 @@ supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
         e = TASKQ_EINVAL;
         goto fail;
     }
-    tlog_info("node %s: %zu children, prefetch %zu, broker %s", self->node_id, opts->nchildren,
-              opts->prefetch, self->broker);
+    char qs[256] = "every queue";
+    if (self->queues.n) {
+        size_t off = 0;
+        for (size_t i = 0; i < self->queues.n && off < sizeof qs; i++)
+            off += (size_t)snprintf(qs + off, sizeof qs - off, "%s%s=%u", i ? "," : "",
+                                    self->queues.names[i], self->queues.weights[i]);
+    }
+    tlog_info("node %s: %zu children, prefetch %zu, queues %s%s, broker %s", self->node_id,
+              opts->nchildren, opts->prefetch, qs, opts->strict ? " (strict)" : "",
+              self->broker);
     return self;
 fail:
     if (err)
@@ -1103,10 +1242,8 @@ void supervisor_destroy(supervisor_t **self_p)
         zmq_ctx_term(self->zctx);
     if (self->sfd >= 0)
         close(self->sfd);
-    for (size_t i = 0; i < self->nout; i++) {
-        free(self->out[i].result);
-        free(self->out[i].error);
-    }
+    for (size_t i = 0; i < self->nout; i++)
+        outbox_entry_free(&self->out[i]);
     free(self->out);
     for (size_t i = 0; i < self->o.nmodules; i++)
         free(self->modules[i]);

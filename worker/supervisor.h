@@ -6,7 +6,10 @@
  * `prefetch` tasks held in a local FIFO (taskfifo), sends
  * heartbeats, reconnects when the broker falls silent, enforces time limits
  * and shuts down warm (first SIGTERM/SIGINT) or cold (grace over, or a
- * second signal). It runs no task code and never touches SQLite.
+ * second signal). It runs no task code and never touches SQLite. A failed
+ * DONE carries a code (the task's, or taskq.crash / taskq.timeout /
+ * taskq.lost set here) and the task's registration retry policy, which the
+ * child sends before running it; the broker decides whether to retry.
  */
 #ifndef TASKQ_SUPERVISOR_H
 #define TASKQ_SUPERVISOR_H
@@ -14,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qspec.h"
 #include "taskq.h"
 
 typedef struct {
@@ -30,6 +34,9 @@ typedef struct {
     int64_t heartbeat_ms;
     uint32_t liveness;
     const char *exe;               /* what children exec: "/proc/self/exe" */
+    const qspec_t *queues;         /* -Q, sent in HELLO (copied); NULL or empty =
+                                      every queue, weight 1 each */
+    bool strict;                   /* --strict: first non-empty queue in -Q order */
 } supervisor_opts_t;
 
 typedef struct supervisor supervisor_t;

@@ -29,6 +29,10 @@ struct taskq_ctx {
     msgpack_packer packer;
     bool failed;
     char error[TQ_ERROR_MAX + 1];
+    char code[TQ_CODE_MAX + 1];
+    bool permanent;
+    int64_t retry_delay_ms;  /* -1: none */
+    int64_t rate_limited_ms; /* 0: none */
     taskapi_progress_fn progress_fn;
     void *progress_arg;
     int64_t progress_sent_mono;
@@ -47,6 +51,7 @@ taskq_ctx_t *taskapi_ctx_new(const taskq_id_t *id, uint32_t attempt, const void 
     self->args = args;
     self->args_len = args_len;
     self->nil.type = MSGPACK_OBJECT_NIL;
+    self->retry_delay_ms = -1;
     msgpack_unpacked_init(&self->args_obj);
     msgpack_sbuffer_init(&self->result);
     msgpack_packer_init(&self->packer, &self->result, msgpack_sbuffer_write);
@@ -88,21 +93,25 @@ static void progress_emit(taskq_ctx_t *self)
 
 bool taskapi_run(taskq_ctx_t *self, taskq_task_fn fn)
 {
+    /* Failures found here are the task's own doing and would recur on every
+     * attempt (the same args, the same code): permanent, so they do not
+     * spend the retry budget on backoff. A task that returns
+     * TASKQ_TASK_FAILED without saying why is an ordinary, retried error. */
     if (!self->args_ok) {
-        taskq_fail(self, "malformed args: not one valid msgpack value");
+        taskq_fail_permanent(self, "taskq.error", "malformed args: not one valid msgpack value");
     } else {
         int rc = fn(self);
         if (rc != TASKQ_TASK_OK && !self->failed)
-            taskq_fail(self, "task failed (returned %d)", rc);
+            taskq_fail(self, "taskq.error", "task failed (returned %d)", rc);
     }
     if (!self->failed && self->result.size > 0) {
         /* the broker stores these bytes as the result: they must be exactly
          * one value, or every reader downstream would trip over them */
         if (self->result.size > TQ_RESULT_MAX)
-            taskq_fail(self, "result too big (%zu bytes, limit %u)", self->result.size,
-                       TQ_RESULT_MAX);
+            taskq_fail_permanent(self, "taskq.error", "result too big (%zu bytes, limit %u)",
+                                 self->result.size, TQ_RESULT_MAX);
         else if (proto_precheck(self->result.data, self->result.size, TQ_MAX_DEPTH) != TASKQ_OK)
-            taskq_fail(self, "result is not one valid msgpack value");
+            taskq_fail_permanent(self, "taskq.error", "result is not one valid msgpack value");
     }
     if (self->progress_held)
         progress_emit(self);
@@ -117,11 +126,25 @@ const void *taskapi_result(taskq_ctx_t *self, size_t *len)
 
 const char *taskapi_error(taskq_ctx_t *self) { return self->failed ? self->error : ""; }
 
+void taskapi_failure(taskq_ctx_t *self, taskapi_failure_t *out)
+{
+    out->code = self->failed ? self->code : "";
+    out->permanent = self->failed && self->permanent;
+    out->retry_delay_ms = self->failed ? self->retry_delay_ms : -1;
+    out->rate_limited_ms = self->failed ? self->rate_limited_ms : 0;
+}
+
 /* ---- include/taskq_task.h -------------------------------------------- */
 
 int taskq_register(taskq_registry_t *reg, const char *name, taskq_task_fn fn)
 {
     return reg && taskfn_add(reg, name, fn) == TASKQ_OK ? 0 : -1;
+}
+
+int taskq_register_opts(taskq_registry_t *reg, const char *name, taskq_task_fn fn,
+                        const taskq_task_opts_t *opts)
+{
+    return reg && taskfn_add_opts(reg, name, fn, opts) == TASKQ_OK ? 0 : -1;
 }
 
 const msgpack_object *taskq_args(taskq_ctx_t *ctx)
@@ -180,17 +203,77 @@ void taskq_progress(taskq_ctx_t *ctx, uint64_t current, uint64_t total, const ch
         progress_emit(ctx);
 }
 
-int taskq_fail(taskq_ctx_t *ctx, const char *fmt, ...)
+static int64_t clamp_ms(int64_t v, int64_t lo)
+{
+    return v < lo ? lo : v > TQ_BACKOFF_MS_MAX ? TQ_BACKOFF_MS_MAX : v;
+}
+
+/* Records the attempt's failure; every taskq_fail* call replaces the last. */
+static int set_failure(taskq_ctx_t *ctx, const char *code, bool permanent, int64_t retry_delay_ms,
+                       int64_t rate_limited_ms, const char *fmt, va_list ap)
 {
     /* one byte more than the limit, so truncation can back off to a
      * character boundary */
     char buf[TQ_ERROR_MAX + 8];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
+    vsnprintf(buf, sizeof buf, fmt ? fmt : "", ap);
     utf8_truncate(buf, TQ_ERROR_MAX);
     memcpy(ctx->error, buf, strlen(buf) + 1);
+    if (!code || !proto_code_is_valid(code, strlen(code)))
+        code = "taskq.error";
+    memcpy(ctx->code, code, strlen(code) + 1);
+    ctx->permanent = permanent;
+    ctx->retry_delay_ms = retry_delay_ms;
+    ctx->rate_limited_ms = rate_limited_ms;
     ctx->failed = true;
     return TASKQ_TASK_FAILED;
+}
+
+int taskq_fail(taskq_ctx_t *ctx, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = set_failure(ctx, code, false, -1, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int taskq_fail_permanent(taskq_ctx_t *ctx, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = set_failure(ctx, code, true, -1, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int taskq_retry(taskq_ctx_t *ctx, int64_t delay_ms, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = set_failure(ctx, "taskq.retry", false, clamp_ms(delay_ms, 0), 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* vsnprintf needs a va_list: this wrapper builds one for a fixed message. */
+static int set_failure_f(taskq_ctx_t *ctx, const char *code, bool permanent,
+                         int64_t retry_delay_ms, int64_t rate_limited_ms, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static int set_failure_f(taskq_ctx_t *ctx, const char *code, bool permanent,
+                         int64_t retry_delay_ms, int64_t rate_limited_ms, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = set_failure(ctx, code, permanent, retry_delay_ms, rate_limited_ms, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int taskq_rate_limited(taskq_ctx_t *ctx, int64_t retry_after_ms)
+{
+    /* on the wire "rate_limited_ms" > 0 is what marks a put-back, so "at
+     * once" is the smallest delay that says so: 1 ms */
+    int64_t ms = clamp_ms(retry_after_ms, 1);
+    return set_failure_f(ctx, "taskq.rate_limited", false, -1, ms,
+                         "rate limited: retry after %lld ms", (long long)ms);
 }

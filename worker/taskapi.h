@@ -1,7 +1,10 @@
 /*
  * taskapi.h - the worker side of include/taskq_task.h: the task context a
  * child builds for each task. The ctx owns its decoded arguments (a zone),
- * its result buffer and its error message; the caller owns the ctx.
+ * its result buffer and its failure (code, message, permanent, explicit
+ * retry delay, rate-limit delay); the caller owns the ctx. The last
+ * taskq_fail / taskq_fail_permanent / taskq_retry / taskq_rate_limited
+ * call of a run decides its failure.
  * Progress goes to a callback, coalesced here: at most one call per
  * TASKAPI_PROGRESS_MS per task, and taskapi_finish() delivers the last value
  * if it was held back.
@@ -35,5 +38,15 @@ bool taskapi_run(taskq_ctx_t *self, taskq_task_fn fn);
 /* After taskapi_run: the result bytes (borrowed; len 0 = nil) or the error. */
 const void *taskapi_result(taskq_ctx_t *self, size_t *len);
 const char *taskapi_error(taskq_ctx_t *self);
+
+/* After a failed taskapi_run: how it failed (strings borrowed from the ctx). */
+typedef struct {
+    const char *code;        /* [A-Za-z0-9_.]{1,TQ_CODE_MAX}, e.g. "taskq.error" */
+    bool permanent;          /* taskq_fail_permanent: never retried */
+    int64_t retry_delay_ms;  /* taskq_retry: 0..TQ_BACKOFF_MS_MAX; -1 = backoff */
+    int64_t rate_limited_ms; /* taskq_rate_limited: 1..TQ_BACKOFF_MS_MAX; 0 = no */
+} taskapi_failure_t;
+/* Fills *out; all "none" (code "") when the run succeeded. */
+void taskapi_failure(taskq_ctx_t *self, taskapi_failure_t *out);
 
 #endif

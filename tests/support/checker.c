@@ -695,7 +695,12 @@ static void check_task(checker_t *c, task_t *t, size_t *dup_ok)
               t->db_state != term->tstate))
         violation(c, K_MULTI_TERMINAL, t->id,
                   "database says state %d attempts %u, history says %s at attempt %u",
-                  t->db_state, t->db_attempts, taskq_state_name(term->tstate), term->attempt);
+                  t->db_state, t->db_attempts,
+                  term->tstate == 2   ? "succeeded"
+                  : term->tstate == 3 ? "failed"
+                  : term->tstate == 6 ? "revoked"
+                                      : "expired",
+                  term->attempt);
     /* 6 duplicates: every execution followed by another one */
     const ev_t *prev = NULL;
     for (size_t k = 0; k < t->nev; k++) {

@@ -96,6 +96,87 @@ static void test_chan_round_trips_every_kind(void **state)
     chan_destroy(&child); /* twice is harmless */
 }
 
+static void test_chan_done_failure_fields_and_policy(void **state)
+{
+    (void)state;
+    int sv[2];
+    pair(sv);
+    chan_t *parent = chan_new(sv[0], false), *child = chan_new(sv[1], true);
+    taskq_id_t id = some_id(11);
+    chan_frame_t pol = {.kind = CHAN_POLICY, .id = id, .attempt = 2,
+                        .policy = {.max_attempts = 4, .backoff_base_ms = 100,
+                                   .backoff_factor = 1.5, .backoff_max_ms = 900,
+                                   .jitter = PROTO_JITTER_NONE,
+                                   .retry_on = {"http.5*", 7}, .no_retry_on = {"", 0}}};
+    chan_frame_t d1 = {.kind = CHAN_DONE, .id = id, .attempt = 2, .ok = false,
+                       .data = "nope", .data_len = 4, .code = "http.503", .code_len = 8,
+                       .permanent = true, .has_retry_delay = true, .retry_delay_ms = 0};
+    chan_frame_t d2 = {.kind = CHAN_DONE, .id = id, .attempt = 2, .ok = false,
+                       .data = "429", .data_len = 3, .code = "taskq.rate_limited",
+                       .code_len = 18, .rate_limited_ms = 2500};
+    chan_frame_t nopol = {.kind = CHAN_POLICY, .id = id, .attempt = 3,
+                          .policy = {.jitter = -1}};
+    assert_int_equal(chan_send(child, &pol), TASKQ_OK);
+    assert_int_equal(chan_send(child, &d1), TASKQ_OK);
+    assert_int_equal(chan_send(child, &d2), TASKQ_OK);
+    assert_int_equal(chan_send(child, &nopol), TASKQ_OK);
+    chan_frame_t f;
+    assert_int_equal(next_frame(parent, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_POLICY);
+    assert_memory_equal(f.id.b, id.b, 16);
+    assert_int_equal(f.attempt, 2);
+    assert_int_equal(f.policy.max_attempts, 4);
+    assert_int_equal(f.policy.backoff_base_ms, 100);
+    assert_true(f.policy.backoff_factor == 1.5);
+    assert_int_equal(f.policy.backoff_max_ms, 900);
+    assert_int_equal(f.policy.jitter, PROTO_JITTER_NONE);
+    assert_int_equal(f.policy.retry_on.len, 7);
+    assert_memory_equal(f.policy.retry_on.ptr, "http.5*", 7);
+    assert_int_equal(f.policy.no_retry_on.len, 0);
+    assert_int_equal(next_frame(parent, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_DONE);
+    assert_false(f.ok);
+    assert_memory_equal(f.data, "nope", 4);
+    assert_int_equal(f.code_len, 8);
+    assert_memory_equal(f.code, "http.503", 8);
+    assert_true(f.permanent);
+    assert_true(f.has_retry_delay);
+    assert_int_equal(f.retry_delay_ms, 0);
+    assert_int_equal(f.rate_limited_ms, 0);
+    assert_int_equal(next_frame(parent, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_DONE);
+    assert_false(f.permanent);
+    assert_false(f.has_retry_delay);
+    assert_int_equal(f.rate_limited_ms, 2500);
+    assert_memory_equal(f.code, "taskq.rate_limited", 18);
+    assert_int_equal(next_frame(parent, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_POLICY);
+    assert_int_equal(f.attempt, 3);
+    assert_int_equal(f.policy.jitter, -1);
+
+    /* out-of-range fields are refused before they are sent */
+    chan_frame_t bad = d1;
+    bad.retry_delay_ms = -1;
+    assert_int_equal(chan_send(child, &bad), TASKQ_EINVAL);
+    bad = d1;
+    bad.rate_limited_ms = TQ_BACKOFF_MS_MAX + 1;
+    assert_int_equal(chan_send(child, &bad), TASKQ_EINVAL);
+    bad = d1;
+    bad.code_len = TQ_CODE_MAX + 1;
+    assert_int_equal(chan_send(child, &bad), TASKQ_EINVAL);
+    chan_frame_t badp = pol;
+    badp.policy.backoff_factor = 0.5;
+    assert_int_equal(chan_send(child, &badp), TASKQ_EINVAL);
+    badp = pol;
+    badp.policy.jitter = 3;
+    assert_int_equal(chan_send(child, &badp), TASKQ_EINVAL);
+    badp = pol;
+    badp.policy.max_attempts = TQ_ATTEMPTS_MAX + 1;
+    assert_int_equal(chan_send(child, &badp), TASKQ_EINVAL);
+    chan_destroy(&parent);
+    chan_destroy(&child);
+}
+
 static void test_chan_reassembles_byte_by_byte(void **state)
 {
     (void)state;
@@ -239,6 +320,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chan_round_trips_every_kind),
+        cmocka_unit_test(test_chan_done_failure_fields_and_policy),
         cmocka_unit_test(test_chan_reassembles_byte_by_byte),
         cmocka_unit_test(test_chan_rejects_oversize_length),
         cmocka_unit_test(test_chan_rejects_malformed_bodies),

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,6 +520,150 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(((const vector_t *)a)->name, ((const vector_t *)b)->name);
 }
 
+/* Adds an encoded message to g_vec (named "~NAME" so that it sorts after
+ * the files): the vector tests and the fuzzer then cover the issue-6
+ * fields too. */
+static int add_encoded(const char *name, const proto_msg_t *m)
+{
+    if (g_nvec >= 32)
+        return -1;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    vector_t *v = &g_vec[g_nvec];
+    memset(v, 0, sizeof *v);
+    int rc = -1;
+    if (proto_encode(m, &sb) == TASKQ_OK && sb.size <= sizeof v->data) {
+        snprintf(v->name, sizeof v->name, "~%s", name);
+        v->type = m->type;
+        memcpy(v->data, sb.data, sb.size);
+        v->len = sb.size;
+        g_nvec++;
+        rc = 0;
+    } else {
+        fprintf(stderr, "cannot encode synthetic vector %s\n", name);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int add_synthetic_vectors(void)
+{
+    int rc = 0;
+    proto_msg_t m;
+
+    proto_task_spec_t t;
+    proto_task_spec_init(&t);
+    t.id = ID1;
+    t.name = proto_str("img.resize");
+    t.args = (proto_bin_t){ARGS, sizeof ARGS};
+    t.queue = proto_str("media");
+    t.priority = 7;
+    t.countdown_ms = 1000;
+    t.eta_at = 1732536000000LL;
+    t.expires_in_ms = 5000;
+    t.expires_at = 1732537000000LL;
+    t.policy.backoff_base_ms = 100;
+    t.policy.backoff_factor = 2.5;
+    t.policy.backoff_max_ms = 60000;
+    t.policy.jitter = PROTO_JITTER_FULL;
+    t.policy.retry_on = proto_str("http.5*,x");
+    t.policy.no_retry_on = proto_str("http.4*");
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.req = 3;
+    m.u.submit.ntasks = 1;
+    m.u.submit.tasks = &t;
+    rc |= add_encoded("submit_policy", &m);
+
+    uint32_t codes[2] = {0, 0};
+    proto_str_t queues[2] = {proto_str("media"), proto_str("default")};
+    proto_msg_init(&m, PROTO_SUBMIT_ACK);
+    m.u.submit_ack.req = 3;
+    m.u.submit_ack.ncodes = 2;
+    m.u.submit_ack.codes = codes;
+    m.u.submit_ack.nqueues = 2;
+    m.u.submit_ack.queues = queues;
+    m.u.submit_ack.soft = true;
+    rc |= add_encoded("submit_ack_queues", &m);
+
+    proto_str_t qn[2] = {proto_str("critical"), proto_str("low")};
+    uint32_t qw[2] = {6, 1};
+    proto_msg_init(&m, PROTO_HELLO);
+    m.u.hello.node = proto_str("n1");
+    m.u.hello.host = proto_str("h");
+    m.u.hello.pid = 1;
+    m.u.hello.slots = 2;
+    m.u.hello.nqueues = 2;
+    m.u.hello.queue_names = qn;
+    m.u.hello.queue_weights = qw;
+    m.u.hello.strict = true;
+    rc |= add_encoded("hello_queues", &m);
+
+    proto_msg_init(&m, PROTO_DONE);
+    m.u.done.id = ID1;
+    m.u.done.attempt = 2;
+    m.u.done.error = proto_str("nope");
+    m.u.done.code = proto_str("http.503");
+    m.u.done.permanent = true;
+    m.u.done.retry_delay_ms = 10;
+    m.u.done.rate_limited_ms = 20;
+    m.u.done.policy.max_attempts = 5;
+    m.u.done.policy.backoff_factor = 3;
+    m.u.done.policy.jitter = PROTO_JITTER_NONE;
+    m.u.done.policy.retry_on = proto_str("*");
+    rc |= add_encoded("done_policy", &m);
+
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.req = 4;
+    m.u.status_reply.task = sample_rec();
+    m.u.status_reply.task.state = TASKQ_STATE_RETRYING;
+    m.u.status_reply.task.queue = proto_str("media");
+    m.u.status_reply.task.priority = 2;
+    m.u.status_reply.task.failures = 1;
+    m.u.status_reply.task.code = proto_str("taskq.lost");
+    m.u.status_reply.task.due_at = 99;
+    m.u.status_reply.task.schedule = proto_str("nightly");
+    rc |= add_encoded("status_reply_policy", &m);
+
+    proto_msg_init(&m, PROTO_ERROR);
+    m.u.error.req = 3;
+    m.u.error.code = TASKQ_EBUSY;
+    m.u.error.message = proto_str("queue media is full");
+    m.u.error.queue = proto_str("media");
+    m.u.error.depth = 100;
+    m.u.error.limit = 100;
+    m.u.error.retry_after_ms = 250;
+    rc |= add_encoded("error_busy", &m);
+
+    /* ADMIN {req, op, params: {"name": "s", "args": bin, "list": [1, {"k": nil}]}} */
+    msgpack_sbuffer ps;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&ps);
+    msgpack_packer_init(&pk, &ps, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    proto_pack_key(&pk, "name");
+    proto_pack_str(&pk, proto_str("s"));
+    proto_pack_key(&pk, "args");
+    msgpack_pack_bin(&pk, sizeof ARGS);
+    msgpack_pack_bin_body(&pk, ARGS, sizeof ARGS);
+    proto_pack_key(&pk, "list");
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "k");
+    msgpack_pack_nil(&pk);
+    proto_msg_init(&m, PROTO_ADMIN);
+    m.u.admin.req = 5;
+    m.u.admin.op = proto_str("schedule_add");
+    m.u.admin.params = (proto_bin_t){(const uint8_t *)ps.data, (uint32_t)ps.size};
+    rc |= add_encoded("admin", &m);
+    proto_msg_init(&m, PROTO_ADMIN_REPLY);
+    m.u.admin_reply.req = 5;
+    m.u.admin_reply.data = (proto_bin_t){(const uint8_t *)ps.data, (uint32_t)ps.size};
+    rc |= add_encoded("admin_reply", &m);
+    msgpack_sbuffer_destroy(&ps);
+    return rc;
+}
+
 static int load_vectors(void **state)
 {
     (void)state;
@@ -575,8 +720,10 @@ static int load_vectors(void **state)
         g_nvec++;
     }
     closedir(dp);
+    if (g_nvec < 5 || add_synthetic_vectors() != 0)
+        return -1;
     qsort(g_vec, (size_t)g_nvec, sizeof g_vec[0], cmp_name);
-    return g_nvec >= 5 ? 0 : -1;
+    return 0;
 }
 
 static const vector_t *vec(const char *name)
@@ -951,6 +1098,1220 @@ static void test_decode_rejects_bad_node_fields(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* ---- dispatch policy (issue 6) ----------------------------------------- */
+
+/* One extra key/value for the hand-made bodies below. */
+enum { V_NONE, V_U64, V_I64, V_STR, V_F64, V_F32, V_BOOL, V_NIL, V_RAW };
+typedef struct {
+    const char *key;
+    int t;
+    uint64_t u;
+    int64_t i;
+    double f;
+    const char *s;
+    const uint8_t *raw;
+    size_t rawlen;
+} kv_t;
+
+static kv_t KU(const char *k, uint64_t u) { return (kv_t){.key = k, .t = V_U64, .u = u}; }
+static kv_t KI(const char *k, int64_t i) { return (kv_t){.key = k, .t = V_I64, .i = i}; }
+static kv_t KS(const char *k, const char *s) { return (kv_t){.key = k, .t = V_STR, .s = s}; }
+static kv_t KF(const char *k, double f) { return (kv_t){.key = k, .t = V_F64, .f = f}; }
+static kv_t KF32(const char *k, double f) { return (kv_t){.key = k, .t = V_F32, .f = f}; }
+static kv_t KB(const char *k, bool b) { return (kv_t){.key = k, .t = V_BOOL, .u = b}; }
+static kv_t KN(const char *k) { return (kv_t){.key = k, .t = V_NIL}; }
+static kv_t KR(const char *k, const void *raw, size_t n)
+{
+    return (kv_t){.key = k, .t = V_RAW, .raw = raw, .rawlen = n};
+}
+
+static void pack_kv(msgpack_packer *pk, kv_t v)
+{
+    proto_pack_key(pk, v.key);
+    switch (v.t) {
+    case V_U64: msgpack_pack_uint64(pk, v.u); break;
+    case V_I64: msgpack_pack_int64(pk, v.i); break;
+    case V_STR: proto_pack_str(pk, proto_str(v.s)); break;
+    case V_F64: msgpack_pack_double(pk, v.f); break;
+    case V_F32: msgpack_pack_float(pk, (float)v.f); break;
+    case V_BOOL: v.u ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case V_NIL: msgpack_pack_nil(pk); break;
+    case V_RAW: pk->callback(pk->data, (const char *)v.raw, v.rawlen); break;
+    default: fail_msg("bad kv");
+    }
+}
+
+static void pack_id(msgpack_packer *pk, const taskq_id_t *id)
+{
+    msgpack_pack_bin(pk, 16);
+    msgpack_pack_bin_body(pk, id->b, 16);
+}
+
+/* Decodes a SUBMIT of one task {id, name: "x", extra...}. */
+static taskq_err_t dec_task(const kv_t *extra, size_t n, const char **detail)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_kv(&pk, KU("req", 1));
+    proto_pack_key(&pk, "tasks");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2 + n);
+    proto_pack_key(&pk, "id");
+    pack_id(&pk, &ID1);
+    pack_kv(&pk, KS("name", "x"));
+    for (size_t i = 0; i < n; i++)
+        pack_kv(&pk, extra[i]);
+    taskq_err_t e = dec(PROTO_SUBMIT, sb.data, sb.size, detail);
+    msgpack_sbuffer_destroy(&sb);
+    return e;
+}
+
+static taskq_err_t dec_task1(kv_t v, const char **detail) { return dec_task(&v, 1, detail); }
+
+/* Decodes a failed DONE with one extra key. */
+static taskq_err_t dec_done_fail(kv_t v, const char **detail)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 8);
+    proto_pack_key(&pk, "id");
+    pack_id(&pk, &ID1);
+    pack_kv(&pk, KU("attempt", 1));
+    pack_kv(&pk, KB("ok", false));
+    pack_kv(&pk, KS("error", "e"));
+    pack_kv(&pk, KB("retry", false));
+    pack_kv(&pk, KU("child_pid", 1));
+    pack_kv(&pk, KU("started_at", 0));
+    pack_kv(&pk, v);
+    taskq_err_t e = dec(PROTO_DONE, sb.data, sb.size, detail);
+    msgpack_sbuffer_destroy(&sb);
+    return e;
+}
+
+/* Decodes a HELLO whose "queues" value is raw. */
+static taskq_err_t dec_hello_queues(const void *raw, size_t n, const char **detail)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    pack_kv(&pk, KS("node", "n1"));
+    pack_kv(&pk, KS("host", "h"));
+    pack_kv(&pk, KU("pid", 1));
+    pack_kv(&pk, KU("slots", 1));
+    proto_pack_key(&pk, "leases");
+    msgpack_pack_array(&pk, 0);
+    pack_kv(&pk, KR("queues", raw, n));
+    taskq_err_t e = dec(PROTO_HELLO, sb.data, sb.size, detail);
+    msgpack_sbuffer_destroy(&sb);
+    return e;
+}
+
+static void test_round_trip_submit_policy(void **state)
+{
+    (void)state;
+    proto_task_spec_t t[3];
+    proto_task_spec_init(&t[0]);
+    t[0].id = ID1;
+    t[0].name = proto_str("img.resize");
+    t[0].queue = proto_str("media-1.hi_x");
+    t[0].priority = 9;
+    t[0].countdown_ms = TQ_ETA_MAX_MS;
+    t[0].eta_at = 1732536000000LL;
+    t[0].expires_in_ms = 60000;
+    t[0].expires_at = 1732537000000LL;
+    t[0].policy.backoff_base_ms = 250;
+    t[0].policy.backoff_factor = 1.5;
+    t[0].policy.backoff_max_ms = TQ_BACKOFF_MS_MAX;
+    t[0].policy.jitter = PROTO_JITTER_NONE;
+    t[0].policy.retry_on = proto_str("http.5*,taskq.crash");
+    t[0].policy.no_retry_on = proto_str("*");
+    proto_task_spec_init(&t[1]); /* every default: nothing extra on the wire */
+    t[1].id = ID2;
+    t[1].name = proto_str("x");
+    proto_task_spec_init(&t[2]); /* priority 0 and jitter equal are real values */
+    t[2].id = ID2;
+    t[2].name = proto_str("y");
+    t[2].priority = 0;
+    t[2].policy.jitter = PROTO_JITTER_EQUAL;
+    t[2].policy.backoff_factor = 1000;
+
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.req = 1;
+    m.u.submit.ntasks = 3;
+    m.u.submit.tasks = t;
+    round_trip(&m, &d, &sb);
+    const proto_task_spec_t *a = &d.u.submit.tasks[0];
+    assert_str(a->queue, "media-1.hi_x");
+    assert_int_equal(a->priority, 9);
+    assert_int_equal(a->countdown_ms, TQ_ETA_MAX_MS);
+    assert_int_equal(a->eta_at, 1732536000000LL);
+    assert_int_equal(a->expires_in_ms, 60000);
+    assert_int_equal(a->expires_at, 1732537000000LL);
+    assert_int_equal(a->policy.backoff_base_ms, 250);
+    assert_true(a->policy.backoff_factor == 1.5);
+    assert_int_equal(a->policy.backoff_max_ms, TQ_BACKOFF_MS_MAX);
+    assert_int_equal(a->policy.jitter, PROTO_JITTER_NONE);
+    assert_str(a->policy.retry_on, "http.5*,taskq.crash");
+    assert_str(a->policy.no_retry_on, "*");
+    assert_int_equal(a->policy.max_attempts, 0);
+    const proto_task_spec_t *b = &d.u.submit.tasks[1];
+    assert_int_equal(b->queue.len, 0);
+    assert_int_equal(b->priority, -1);
+    assert_int_equal(b->countdown_ms + b->eta_at + b->expires_in_ms + b->expires_at, 0);
+    assert_int_equal(b->policy.backoff_base_ms + b->policy.backoff_max_ms, 0);
+    assert_true(b->policy.backoff_factor == 0);
+    assert_int_equal(b->policy.jitter, -1);
+    assert_int_equal(b->policy.retry_on.len + b->policy.no_retry_on.len, 0);
+    const proto_task_spec_t *c = &d.u.submit.tasks[2];
+    assert_int_equal(c->priority, 0);
+    assert_int_equal(c->policy.jitter, PROTO_JITTER_EQUAL);
+    assert_true(c->policy.backoff_factor == 1000);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* a default spec encodes exactly like before issue 6 (3 keys) */
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.ntasks = 1;
+    m.u.submit.tasks = &t[1];
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    assert_int_equal((uint8_t)sb.data[13], 0x83); /* after {req: 0, tasks: [ */
+    msgpack_sbuffer_destroy(&sb);
+
+    /* the submit_one vector: every new field at its default */
+    decode_vec("submit_one.hex", &m);
+    assert_int_equal(m.u.submit.tasks[0].priority, -1);
+    assert_int_equal(m.u.submit.tasks[0].policy.jitter, -1);
+    assert_int_equal(m.u.submit.tasks[0].queue.len, 0);
+    proto_msg_clear(&m);
+
+    /* backoff_factor as float32 and as a positive integer */
+    kv_t f32 = KF32("backoff_factor", 2.5);
+    assert_int_equal(dec_task(&f32, 1, NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("backoff_factor", 3), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("backoff_factor", 0), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KF("backoff_factor", -0.0), NULL), TASKQ_OK);
+    /* an empty queue means "route"; an empty retry_on list is every code */
+    assert_int_equal(dec_task1(KS("queue", ""), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KS("retry_on", ""), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KS("retry_on", " http.4* , taskq.lost"), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("priority", 0), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("countdown_ms", TQ_ETA_MAX_MS), NULL), TASKQ_OK);
+}
+
+static void test_decode_rejects_policy_fields(void **state)
+{
+    (void)state;
+    const char *detail;
+    char q65[66];
+    memset(q65, 'q', 65);
+    q65[65] = '\0';
+    char p513[514]; /* "aaa,aaaaaaa,aaaaaaa,...": 513 bytes */
+    for (int i = 0; i < 513; i++)
+        p513[i] = i % 8 == 3 ? ',' : 'a';
+    p513[513] = '\0';
+
+    assert_int_equal(dec_task1(KS("queue", "Media"), &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "SUBMIT tasks[0].queue: invalid character");
+    assert_int_equal(dec_task1(KS("queue", "a:b"), NULL), TASKQ_ENAME);
+    assert_int_equal(dec_task1(KS("queue", "a b"), NULL), TASKQ_ENAME);
+    assert_int_equal(dec_task1(KS("queue", q65), NULL), TASKQ_ETOOBIG);
+    q65[64] = '\0';
+    assert_int_equal(dec_task1(KS("queue", q65), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("queue", 1), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].queue: not a string");
+
+    assert_int_equal(dec_task1(KU("priority", 10), &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT tasks[0].priority: out of range");
+    assert_int_equal(dec_task1(KI("priority", -1), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].priority: negative");
+    assert_int_equal(dec_task1(KS("priority", "5"), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KN("priority"), NULL), TASKQ_EPROTO);
+
+    assert_int_equal(dec_task1(KU("countdown_ms", TQ_ETA_MAX_MS + 1), &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT tasks[0].countdown_ms: out of range");
+    assert_int_equal(dec_task1(KU("expires_in_ms", TQ_ETA_MAX_MS + 1), NULL), TASKQ_ETOOBIG);
+    assert_int_equal(dec_task1(KI("eta_at", -5), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KU("eta_at", UINT64_MAX), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KF("expires_at", 1.0), NULL), TASKQ_EPROTO);
+
+    assert_int_equal(dec_task1(KU("backoff_base_ms", TQ_BACKOFF_MS_MAX + 1), &detail),
+                     TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT tasks[0].backoff_base_ms: out of range");
+    assert_int_equal(dec_task1(KU("backoff_max_ms", TQ_BACKOFF_MS_MAX + 1), NULL), TASKQ_ETOOBIG);
+    assert_int_equal(dec_task1(KF("backoff_factor", 0.5), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].backoff_factor: out of range (0 or 1..1000)");
+    assert_int_equal(dec_task1(KF("backoff_factor", 1000.5), NULL), TASKQ_ETOOBIG);
+    assert_int_equal(dec_task1(KU("backoff_factor", 1001), NULL), TASKQ_ETOOBIG);
+    assert_int_equal(dec_task1(KF("backoff_factor", NAN), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].backoff_factor: not a number");
+    assert_int_equal(dec_task1(KF("backoff_factor", INFINITY), NULL), TASKQ_ETOOBIG);
+    assert_int_equal(dec_task1(KF("backoff_factor", -2.0), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KI("backoff_factor", -2), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KS("backoff_factor", "2"), NULL), TASKQ_EPROTO);
+
+    assert_int_equal(dec_task1(KS("jitter", "random"), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].jitter: unknown jitter (equal, full or none)");
+    assert_int_equal(dec_task1(KS("jitter", "Equal"), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KU("jitter", 0), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KS("jitter", "full"), NULL), TASKQ_OK);
+
+    static const char *const bad_patterns[] = {"a,,b", ",a", "a,", "a b", "http.4*x", "**",
+                                               "a-b", "*x", " ", "é"};
+    for (size_t i = 0; i < sizeof bad_patterns / sizeof bad_patterns[0]; i++) {
+        if (dec_task1(KS("retry_on", bad_patterns[i]), &detail) != TASKQ_ENAME)
+            fail_msg("retry_on \"%s\" accepted", bad_patterns[i]);
+        assert_string_equal(detail, "SUBMIT tasks[0].retry_on: invalid pattern list");
+    }
+    assert_int_equal(dec_task1(KS("no_retry_on", "a,,b"), &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "SUBMIT tasks[0].no_retry_on: invalid pattern list");
+    assert_int_equal(dec_task1(KS("no_retry_on", p513), NULL), TASKQ_ETOOBIG);
+    p513[512] = '\0';
+    assert_int_equal(dec_task1(KS("no_retry_on", p513), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KS("retry_on", "*,http.4*,A_b.9"), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KB("retry_on", true), NULL), TASKQ_EPROTO);
+    /* the second task of a batch is named in the detail */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_kv(&pk, KU("req", 1));
+    proto_pack_key(&pk, "tasks");
+    msgpack_pack_array(&pk, 4);
+    for (int i = 0; i < 4; i++) {
+        msgpack_pack_map(&pk, 3);
+        proto_pack_key(&pk, "id");
+        pack_id(&pk, &ID1);
+        pack_kv(&pk, KS("name", "x"));
+        pack_kv(&pk, KS("queue", i == 3 ? "a/b" : "ok"));
+    }
+    assert_int_equal(dec(PROTO_SUBMIT, sb.data, sb.size, &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "SUBMIT tasks[3].queue: invalid character");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_round_trip_ack_hello_error(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+
+    uint32_t codes[3] = {0, 0, TASKQ_ENOQUEUE};
+    proto_str_t queues[3] = {proto_str("default"), proto_str("media"), proto_str("")};
+    proto_msg_init(&m, PROTO_SUBMIT_ACK);
+    m.u.submit_ack.req = 2;
+    m.u.submit_ack.ncodes = 3;
+    m.u.submit_ack.codes = codes;
+    m.u.submit_ack.nqueues = 3;
+    m.u.submit_ack.queues = queues;
+    m.u.submit_ack.soft = true;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.submit_ack.nqueues, 3);
+    assert_str(d.u.submit_ack.queues[0], "default");
+    assert_str(d.u.submit_ack.queues[1], "media");
+    assert_str(d.u.submit_ack.queues[2], "");
+    assert_int_equal(d.u.submit_ack.codes[2], TASKQ_ENOQUEUE);
+    assert_true(d.u.submit_ack.soft);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* queues must be one per code, or none (an older broker) */
+    m.u.submit_ack.nqueues = 2;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.submit_ack.nqueues = 0;
+    m.u.submit_ack.soft = false;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_SUBMIT_ACK, sb.data, sb.size, &d, NULL), TASKQ_OK);
+    assert_int_equal(d.u.submit_ack.nqueues, 0);
+    assert_false(d.u.submit_ack.soft);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* hand-made: 1 code but 2 queues; a bad queue name */
+    static const uint8_t ack2[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e', 's',
+                                   0x91, 0x00, 0xa6, 'q', 'u', 'e', 'u', 'e', 's', 0x92, 0xa1,
+                                   'a', 0xa1, 'b'};
+    const char *detail;
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, ack2, sizeof ack2, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT_ACK queues: not one per code");
+    static const uint8_t ackbad[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e',
+                                     's', 0x91, 0x00, 0xa6, 'q', 'u', 'e', 'u', 'e', 's', 0x91,
+                                     0xa1, 'A'};
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, ackbad, sizeof ackbad, &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "SUBMIT_ACK queues[0]: invalid character");
+    static const uint8_t acksoft[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e',
+                                      's', 0x90, 0xa4, 's', 'o', 'f', 't', 0x01};
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, acksoft, sizeof acksoft, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT_ACK soft: not a boolean");
+
+    /* HELLO queues and strict */
+    proto_str_t qn[3] = {proto_str("critical"), proto_str("default"), proto_str("low")};
+    uint32_t qw[3] = {6, 3, TQ_WEIGHT_MAX};
+    proto_msg_init(&m, PROTO_HELLO);
+    m.u.hello.node = proto_str("node-a.1");
+    m.u.hello.host = proto_str("node-a");
+    m.u.hello.pid = 1;
+    m.u.hello.slots = 2;
+    m.u.hello.nqueues = 3;
+    m.u.hello.queue_names = qn;
+    m.u.hello.queue_weights = qw;
+    m.u.hello.strict = true;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.hello.nqueues, 3);
+    assert_str(d.u.hello.queue_names[0], "critical");
+    assert_str(d.u.hello.queue_names[2], "low");
+    assert_int_equal(d.u.hello.queue_weights[0], 6);
+    assert_int_equal(d.u.hello.queue_weights[2], TQ_WEIGHT_MAX);
+    assert_true(d.u.hello.strict);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* encoder limits */
+    msgpack_sbuffer_init(&sb);
+    qw[1] = 0;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    qw[1] = TQ_WEIGHT_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    qw[1] = 3;
+    qn[1] = proto_str("low");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL); /* duplicate */
+    qn[1] = proto_str("Default");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    qn[1] = proto_str("default");
+    m.u.hello.nqueues = TQ_QUEUES_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.hello.nqueues = 0;
+    m.u.hello.strict = false;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    assert_int_equal((uint8_t)sb.data[0], 0x85); /* as before issue 6 */
+    msgpack_sbuffer_destroy(&sb);
+    /* decoder: hand-made queue lists */
+    static const uint8_t q_ok[] = {0x92, 0x92, 0xa1, 'a', 0x06, 0x92, 0xa1, 'b', 0x01};
+    assert_int_equal(dec_hello_queues(q_ok, sizeof q_ok, NULL), TASKQ_OK);
+    static const uint8_t q_empty[] = {0x90};
+    assert_int_equal(dec_hello_queues(q_empty, sizeof q_empty, NULL), TASKQ_OK);
+    static const uint8_t q_w0[] = {0x91, 0x92, 0xa1, 'a', 0x00};
+    assert_int_equal(dec_hello_queues(q_w0, sizeof q_w0, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "HELLO queues[0].weight: zero");
+    static const uint8_t q_wbig[] = {0x91, 0x92, 0xa1, 'a', 0xcd, 0x03, 0xe9}; /* 1001 */
+    assert_int_equal(dec_hello_queues(q_wbig, sizeof q_wbig, &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "HELLO queues[0].weight: out of range");
+    static const uint8_t q_wneg[] = {0x91, 0x92, 0xa1, 'a', 0xff};
+    assert_int_equal(dec_hello_queues(q_wneg, sizeof q_wneg, NULL), TASKQ_EPROTO);
+    static const uint8_t q_name[] = {0x91, 0x92, 0xa1, 'A', 0x01};
+    assert_int_equal(dec_hello_queues(q_name, sizeof q_name, &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "HELLO queues[0].name: invalid character");
+    static const uint8_t q_noname[] = {0x91, 0x92, 0xa0, 0x01};
+    assert_int_equal(dec_hello_queues(q_noname, sizeof q_noname, &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "HELLO queues[0].name: empty");
+    static const uint8_t q_dup[] = {0x92, 0x92, 0xa1, 'a', 0x01, 0x92, 0xa1, 'a', 0x02};
+    assert_int_equal(dec_hello_queues(q_dup, sizeof q_dup, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "HELLO queues[1].name: duplicate queue");
+    static const uint8_t q_pair[] = {0x91, 0x93, 0xa1, 'a', 0x01, 0x01};
+    assert_int_equal(dec_hello_queues(q_pair, sizeof q_pair, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "HELLO queues[0]: not a [name, weight] pair");
+    static const uint8_t q_map[] = {0x80};
+    assert_int_equal(dec_hello_queues(q_map, sizeof q_map, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "HELLO queues: not an array");
+    uint8_t q65[3 + 65 * 4];
+    q65[0] = 0xdc, q65[1] = 0, q65[2] = 65;
+    for (int i = 0; i < 65; i++) {
+        q65[3 + 4 * i] = 0x92, q65[4 + 4 * i] = 0xa1;
+        q65[5 + 4 * i] = (uint8_t)('0' + i % 10), q65[6 + 4 * i] = 1;
+    }
+    assert_int_equal(dec_hello_queues(q65, sizeof q65, &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "HELLO queues: too many elements");
+
+    /* ERROR: the BUSY details */
+    proto_msg_init(&m, PROTO_ERROR);
+    m.u.error.req = 5;
+    m.u.error.code = TASKQ_EBUSY;
+    m.u.error.message = proto_str("queue media is full (depth 100, limit 100)");
+    m.u.error.queue = proto_str("media");
+    m.u.error.depth = 100;
+    m.u.error.limit = 100;
+    m.u.error.retry_after_ms = TQ_BUSY_RETRY_AFTER_MS;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.error.code, TASKQ_EBUSY);
+    assert_str(d.u.error.queue, "media");
+    assert_int_equal(d.u.error.depth, 100);
+    assert_int_equal(d.u.error.limit, 100);
+    assert_int_equal(d.u.error.retry_after_ms, TQ_BUSY_RETRY_AFTER_MS);
+    assert_int_equal((uint8_t)sb.data[0], 0x87);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* broker-wide: queue "" */
+    m.u.error.queue = proto_str("");
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.error.queue.len, 0);
+    assert_int_equal(d.u.error.depth, 100);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* only with EBUSY, and only when given */
+    m.u.error.code = TASKQ_EINVAL;
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[0], 0x83);
+    assert_int_equal(d.u.error.depth, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    proto_msg_init(&m, PROTO_ERROR);
+    m.u.error.code = TASKQ_EBUSY;
+    m.u.error.message = proto_str("busy");
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[0], 0x83);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.error.queue = proto_str("Q!");
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.error.queue = proto_str("q");
+    m.u.error.retry_after_ms = -1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    msgpack_sbuffer_destroy(&sb);
+    static const uint8_t errbad[] = {0x84, 0xa3, 'r', 'e', 'q', 0x01, 0xa4, 'c', 'o', 'd', 'e',
+                                     0x09, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e', 0xa0,
+                                     0xa5, 'd', 'e', 'p', 't', 'h', 0xa1, '1'};
+    assert_int_equal(dec(PROTO_ERROR, errbad, sizeof errbad, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "ERROR depth: not an unsigned integer");
+}
+
+static void test_round_trip_done_failure(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+
+    proto_msg_init(&m, PROTO_DONE);
+    assert_int_equal(m.u.done.retry_delay_ms, -1);
+    assert_int_equal(m.u.done.policy.jitter, -1);
+    m.u.done.id = ID1;
+    m.u.done.attempt = 3;
+    m.u.done.ok = false;
+    m.u.done.error = proto_str("HTTP 404 from upstream");
+    m.u.done.code = proto_str("http.404");
+    m.u.done.permanent = true;
+    m.u.done.retry_delay_ms = 0; /* explicit: retry at once */
+    m.u.done.rate_limited_ms = 1500;
+    m.u.done.policy.max_attempts = 2;
+    m.u.done.policy.backoff_base_ms = 100;
+    m.u.done.policy.backoff_factor = 1;
+    m.u.done.policy.backoff_max_ms = 100;
+    m.u.done.policy.jitter = PROTO_JITTER_NONE;
+    m.u.done.policy.retry_on = proto_str("http.5*");
+    m.u.done.policy.no_retry_on = proto_str("http.4*");
+    m.u.done.child_pid = 10;
+    m.u.done.started_at = 5;
+    round_trip(&m, &d, &sb);
+    assert_false(d.u.done.ok);
+    assert_str(d.u.done.code, "http.404");
+    assert_true(d.u.done.permanent);
+    assert_int_equal(d.u.done.retry_delay_ms, 0);
+    assert_int_equal(d.u.done.rate_limited_ms, 1500);
+    assert_int_equal(d.u.done.policy.max_attempts, 2);
+    assert_int_equal(d.u.done.policy.backoff_base_ms, 100);
+    assert_true(d.u.done.policy.backoff_factor == 1);
+    assert_int_equal(d.u.done.policy.backoff_max_ms, 100);
+    assert_int_equal(d.u.done.policy.jitter, PROTO_JITTER_NONE);
+    assert_str(d.u.done.policy.retry_on, "http.5*");
+    assert_str(d.u.done.policy.no_retry_on, "http.4*");
+    assert_int_equal(d.u.done.child_pid, 10);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* nothing given: the pre-issue-6 layout; the decoder fills the default code */
+    proto_msg_init(&m, PROTO_DONE);
+    m.u.done.id = ID1;
+    m.u.done.attempt = 1;
+    m.u.done.error = proto_str("boom");
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[0], 0x87);
+    assert_str(d.u.done.code, "taskq.error");
+    assert_false(d.u.done.permanent);
+    assert_int_equal(d.u.done.retry_delay_ms, -1);
+    assert_int_equal(d.u.done.rate_limited_ms, 0);
+    assert_int_equal(d.u.done.policy.jitter, -1);
+    assert_int_equal(d.u.done.policy.max_attempts, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* the default code is not written: crash with retry */
+    m.u.done.retry = true;
+    m.u.done.code = proto_str("taskq.crash");
+    m.u.done.error = proto_str("child killed by signal 9");
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[0], 0x87);
+    assert_str(d.u.done.code, "taskq.crash");
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.done.retry = false;
+    m.u.done.code = proto_str("taskq.timeout");
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[0], 0x88);
+    assert_str(d.u.done.code, "taskq.timeout");
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    decode_vec("done_error.hex", &d);
+    assert_str(d.u.done.code, "taskq.crash"); /* retry = true */
+    assert_int_equal(d.u.done.retry_delay_ms, -1);
+    proto_msg_clear(&d);
+    decode_vec("done_ok.hex", &d);
+    assert_int_equal(d.u.done.code.len, 0);
+    assert_int_equal(d.u.done.retry_delay_ms, -1);
+    proto_msg_clear(&d);
+
+    /* the failure fields are not written with ok */
+    proto_msg_init(&m, PROTO_DONE);
+    m.u.done.id = ID1;
+    m.u.done.ok = true;
+    m.u.done.code = proto_str("x");
+    m.u.done.permanent = true;
+    m.u.done.rate_limited_ms = 5;
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[0], 0x86);
+    assert_false(d.u.done.permanent);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* encoder limits */
+    proto_msg_init(&m, PROTO_DONE);
+    m.u.done.id = ID1;
+    m.u.done.error = proto_str("e");
+    msgpack_sbuffer_init(&sb);
+    m.u.done.code = proto_str("bad code");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.code = proto_str("a-b");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.code = proto_str("ok.code");
+    m.u.done.retry_delay_ms = TQ_BACKOFF_MS_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.retry_delay_ms = -2;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.retry_delay_ms = -1;
+    m.u.done.rate_limited_ms = -1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.rate_limited_ms = 0;
+    m.u.done.policy.max_attempts = TQ_ATTEMPTS_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.policy.max_attempts = 0;
+    m.u.done.policy.jitter = 3;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.policy.jitter = -1;
+    m.u.done.policy.backoff_factor = 0.5;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.policy.backoff_factor = NAN;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.policy.backoff_factor = 0;
+    m.u.done.policy.retry_on = proto_str("a,,b");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.done.policy.retry_on = proto_str("");
+    assert_int_equal(sb.size, 0);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* decoder: hand-made failure fields */
+    const char *detail;
+    assert_int_equal(dec_done_fail(KS("code", "a b"), &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "DONE code: invalid character");
+    assert_int_equal(dec_done_fail(KS("code", ""), &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "DONE code: empty");
+    char c65[66];
+    memset(c65, 'c', 65);
+    c65[65] = '\0';
+    assert_int_equal(dec_done_fail(KS("code", c65), NULL), TASKQ_ETOOBIG);
+    assert_int_equal(dec_done_fail(KU("code", 1), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_done_fail(KU("permanent", 1), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "DONE permanent: not a boolean");
+    assert_int_equal(dec_done_fail(KI("retry_delay_ms", -1), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_done_fail(KU("retry_delay_ms", TQ_BACKOFF_MS_MAX + 1), NULL),
+                     TASKQ_ETOOBIG);
+    assert_int_equal(dec_done_fail(KU("rate_limited_ms", TQ_BACKOFF_MS_MAX + 1), NULL),
+                     TASKQ_ETOOBIG);
+    assert_int_equal(dec_done_fail(KS("rate_limited_ms", "1"), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_done_fail(KU("policy", 1), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "DONE policy: not a map");
+    static const uint8_t pol_max[] = {0x81, 0xac, 'm', 'a', 'x', '_', 'a', 't', 't', 'e', 'm',
+                                      'p', 't', 's', 0x65}; /* 101 */
+    assert_int_equal(dec_done_fail(KR("policy", pol_max, sizeof pol_max), &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "DONE policy.max_attempts: out of range");
+    static const uint8_t pol_jit[] = {0x81, 0xa6, 'j', 'i', 't', 't', 'e', 'r', 0xa1, 'x'};
+    assert_int_equal(dec_done_fail(KR("policy", pol_jit, sizeof pol_jit), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "DONE policy.jitter: unknown jitter (equal, full or none)");
+    static const uint8_t pol_key[] = {0x81, 0x01, 0x01};
+    assert_int_equal(dec_done_fail(KR("policy", pol_key, sizeof pol_key), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "DONE policy: map key is not a string");
+    static const uint8_t pol_empty[] = {0x80};
+    assert_int_equal(dec_done_fail(KR("policy", pol_empty, 1), NULL), TASKQ_OK);
+}
+
+static void test_round_trip_record_policy(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_task_rec_t r = sample_rec();
+    r.queue = proto_str("media");
+    r.priority = 9;
+    r.failures = 2;
+    r.code = proto_str("taskq.lost");
+    r.due_at = 1732536000000LL;
+    r.expires_at = 1732539600000LL;
+    r.schedule = proto_str("nightly.report");
+    for (int s = 0; s < TASKQ_NSTATES; s++) {
+        r.state = s;
+        r.has_result = s == TASKQ_STATE_SUCCEEDED;
+        proto_msg_init(&m, PROTO_STATUS_REPLY);
+        m.u.status_reply.task = r;
+        round_trip(&m, &d, &sb);
+        const proto_task_rec_t *t = &d.u.status_reply.task;
+        assert_int_equal(t->state, s);
+        assert_str(t->queue, "media");
+        assert_int_equal(t->priority, 9);
+        assert_int_equal(t->failures, 2);
+        assert_str(t->code, "taskq.lost");
+        assert_int_equal(t->due_at, 1732536000000LL);
+        assert_int_equal(t->expires_at, 1732539600000LL);
+        assert_str(t->schedule, "nightly.report");
+        proto_msg_clear(&d);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* encoder limits */
+    msgpack_sbuffer_init(&sb);
+    proto_msg_init(&m, PROTO_RESULT);
+    m.u.result.task = r;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    sb.size = 0;
+    m.u.result.task.state = TASKQ_NSTATES;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.result.task.state = TASKQ_STATE_EXPIRED;
+    m.u.result.task.priority = TQ_PRIORITY_MAX + 1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.result.task.priority = -1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.result.task.priority = 0;
+    m.u.result.task.queue = proto_str("Q");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.result.task.queue = proto_str("");
+    m.u.result.task.code = proto_str("a b");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.result.task.code = proto_str("");
+    m.u.result.task.due_at = -1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.result.task.due_at = 0;
+    m.u.result.task.schedule = proto_str("a b");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.result.task.schedule = proto_str("");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* a record from a broker before issue 6: the new keys are optional */
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_kv(&pk, KU("req", 1));
+    proto_pack_key(&pk, "task");
+    msgpack_pack_map(&pk, 12);
+    proto_pack_key(&pk, "id");
+    pack_id(&pk, &ID1);
+    pack_kv(&pk, KS("name", "x"));
+    pack_kv(&pk, KS("state", "expired"));
+    pack_kv(&pk, KU("attempts", 0));
+    pack_kv(&pk, KU("max_attempts", 3));
+    pack_kv(&pk, KS("worker", ""));
+    pack_kv(&pk, KI("child_pid", 0));
+    pack_kv(&pk, KU("submitted_at", 1));
+    pack_kv(&pk, KU("started_at", 0));
+    pack_kv(&pk, KU("finished_at", 2));
+    proto_pack_key(&pk, "progress");
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint8(&pk, 0);
+    proto_pack_str(&pk, proto_str(""));
+    pack_kv(&pk, KS("error", ""));
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_STATUS_REPLY, sb.data, sb.size, &d, NULL), TASKQ_OK);
+    assert_int_equal(d.u.status_reply.task.state, TASKQ_STATE_EXPIRED);
+    assert_int_equal(d.u.status_reply.task.priority, TQ_DEFAULT_PRIORITY);
+    assert_int_equal(d.u.status_reply.task.queue.len, 0);
+    assert_int_equal(d.u.status_reply.task.failures, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* an unknown state name fails even in a RESULT with only an id */
+    static const char *const bad_state[] = {"Queued", "unknown", "done", ""};
+    for (size_t i = 0; i < 4; i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 3);
+        pack_kv(&pk, KU("req", 1));
+        pack_kv(&pk, KU("code", TASKQ_ENOTFOUND));
+        proto_pack_key(&pk, "task");
+        msgpack_pack_map(&pk, 2);
+        proto_pack_key(&pk, "id");
+        pack_id(&pk, &ID1);
+        pack_kv(&pk, KS("state", bad_state[i]));
+        const char *detail;
+        taskq_err_t e = dec(PROTO_RESULT, sb.data, sb.size, &detail);
+        if (bad_state[i][0]) {
+            assert_int_equal(e, TASKQ_EPROTO);
+            assert_string_equal(detail, "RESULT task.state: unknown state");
+        } else {
+            assert_int_equal(e, TASKQ_OK);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* new record fields with wrong types */
+    static const kv_t bad_rec[] = {
+        {.key = "queue", .t = V_STR, .s = "Q"},   {.key = "priority", .t = V_U64, .u = 10},
+        {.key = "failures", .t = V_I64, .i = -1}, {.key = "code", .t = V_STR, .s = "a b"},
+        {.key = "due_at", .t = V_STR, .s = "1"},  {.key = "expires_at", .t = V_I64, .i = -1},
+        {.key = "schedule", .t = V_STR, .s = "a b"},
+    };
+    for (size_t i = 0; i < sizeof bad_rec / sizeof bad_rec[0]; i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 3);
+        pack_kv(&pk, KU("req", 1));
+        pack_kv(&pk, KU("code", TASKQ_ENOTFOUND));
+        proto_pack_key(&pk, "task");
+        msgpack_pack_map(&pk, 2);
+        proto_pack_key(&pk, "id");
+        pack_id(&pk, &ID1);
+        pack_kv(&pk, bad_rec[i]);
+        const char *detail;
+        if (dec(PROTO_RESULT, sb.data, sb.size, &detail) == TASKQ_OK)
+            fail_msg("record field %s accepted", bad_rec[i].key);
+        assert_non_null(strstr(detail, bad_rec[i].key));
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+static void test_admin(void **state)
+{
+    (void)state;
+    /* params: {"key": "task:img.resize", "rate": 10.5, "burst": 20,
+     *          "nested": {"list": [1, {"deep": true}], "args": bin}} */
+    msgpack_sbuffer params;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&params);
+    msgpack_packer_init(&pk, &params, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    pack_kv(&pk, KS("key", "task:img.resize"));
+    pack_kv(&pk, KF("rate", 10.5));
+    pack_kv(&pk, KU("burst", 20));
+    pack_kv(&pk, KN("gone"));
+    proto_pack_key(&pk, "nested");
+    msgpack_pack_map(&pk, 2);
+    proto_pack_key(&pk, "list");
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    pack_kv(&pk, KB("deep", true));
+    proto_pack_key(&pk, "args");
+    msgpack_pack_bin(&pk, sizeof ARGS);
+    msgpack_pack_bin_body(&pk, ARGS, sizeof ARGS);
+
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_ADMIN);
+    m.u.admin.req = 77;
+    m.u.admin.op = proto_str("limit_set");
+    m.u.admin.params = (proto_bin_t){(const uint8_t *)params.data, (uint32_t)params.size};
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.admin.req, 77);
+    assert_str(d.u.admin.op, "limit_set");
+    /* raw bytes: the same value, pointing into the body */
+    assert_int_equal(d.u.admin.params.len, params.size);
+    assert_memory_equal(d.u.admin.params.ptr, params.data, params.size);
+    assert_true((const char *)d.u.admin.params.ptr > sb.data &&
+                (const char *)d.u.admin.params.ptr < sb.data + sb.size);
+    const msgpack_object *p = d.u.admin.params_obj;
+    assert_non_null(p);
+    assert_int_equal(p->type, MSGPACK_OBJECT_MAP);
+    proto_str_t s;
+    assert_int_equal(proto_obj_str(p, "key", TQ_LIMIT_KEY_MAX, &s), TASKQ_OK);
+    assert_str(s, "task:img.resize");
+    assert_int_equal(proto_obj_str(p, "key", 5, &s), TASKQ_EPROTO);
+    double f = 0;
+    assert_int_equal(proto_obj_f64(p, "rate", &f), TASKQ_OK);
+    assert_true(f == 10.5);
+    assert_int_equal(proto_obj_f64(p, "burst", &f), TASKQ_OK); /* an int reads as float */
+    assert_true(f == 20);
+    uint64_t u = 0;
+    assert_int_equal(proto_obj_u64(p, "burst", &u), TASKQ_OK);
+    assert_int_equal(u, 20);
+    assert_int_equal(proto_obj_u64(p, "rate", &u), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_u64(p, "key", &u), TASKQ_EPROTO);
+    u = 99;
+    assert_int_equal(proto_obj_u64(p, "max_running", &u), TASKQ_ENOTFOUND);
+    assert_int_equal(u, 99); /* untouched */
+    assert_int_equal(proto_obj_u64(p, "gone", &u), TASKQ_ENOTFOUND); /* nil */
+    assert_non_null(proto_obj_get(p, "gone"));
+    const msgpack_object *n = proto_obj_get(p, "nested");
+    assert_non_null(n);
+    const msgpack_object *l = proto_obj_get(n, "list");
+    assert_non_null(l);
+    assert_int_equal(l->type, MSGPACK_OBJECT_ARRAY);
+    bool bv = false;
+    assert_int_equal(proto_obj_bool(&l->via.array.ptr[1], "deep", &bv), TASKQ_OK);
+    assert_true(bv);
+    proto_bin_t bin;
+    assert_int_equal(proto_obj_bin(n, "args", TQ_ARGS_MAX, &bin), TASKQ_OK);
+    assert_int_equal(bin.len, sizeof ARGS);
+    assert_memory_equal(bin.ptr, ARGS, sizeof ARGS);
+    assert_int_equal(proto_obj_bin(n, "args", 2, &bin), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_bin(n, "list", 100, &bin), TASKQ_EPROTO);
+    assert_null(proto_obj_get(l, "x")); /* not a map */
+    assert_null(proto_obj_get(NULL, "x"));
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* empty params = {} */
+    m.u.admin.params = (proto_bin_t){NULL, 0};
+    m.u.admin.op = proto_str("queues");
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.admin.params_obj->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(d.u.admin.params_obj->via.map.size, 0);
+    assert_int_equal(d.u.admin.params.len, 1);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* encoder: op and params checks */
+    msgpack_sbuffer_init(&sb);
+    m.u.admin.op = proto_str("");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.admin.op = proto_str("bad op");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    char op65[66];
+    memset(op65, 'o', 65);
+    op65[65] = '\0';
+    m.u.admin.op = proto_str(op65);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.admin.op = proto_str("queues");
+    static const uint8_t arr[] = {0x91, 0x01};
+    m.u.admin.params = (proto_bin_t){arr, sizeof arr}; /* not a map */
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    static const uint8_t two[] = {0x80, 0x80};
+    m.u.admin.params = (proto_bin_t){two, sizeof two}; /* two values */
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    static const uint8_t trunc[] = {0x81, 0xa1, 'k'};
+    m.u.admin.params = (proto_bin_t){trunc, sizeof trunc};
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    /* {"": [[...[nil]...]]}: a map and 14 arrays nest 15 deep, 16 in the body */
+    uint8_t deep[TQ_MAX_DEPTH + 2];
+    deep[0] = 0x81, deep[1] = 0xa0;
+    memset(deep + 2, 0x91, TQ_MAX_DEPTH - 2);
+    deep[TQ_MAX_DEPTH] = 0xc0;
+    m.u.admin.params = (proto_bin_t){deep, TQ_MAX_DEPTH + 1}; /* depth 15: fits */
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_ADMIN, sb.data, sb.size, &d, NULL), TASKQ_OK);
+    proto_msg_clear(&d);
+    sb.size = 0;
+    memset(deep + 2, 0x91, TQ_MAX_DEPTH - 1);
+    deep[TQ_MAX_DEPTH + 1] = 0xc0;
+    m.u.admin.params = (proto_bin_t){deep, TQ_MAX_DEPTH + 2}; /* 15 arrays: 17 in the body */
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* decoder: hostile and wrong params */
+    const char *detail;
+    static const uint8_t a_ok[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa2, 'o', 'p', 0xa1, 'x',
+                                   0xa6, 'p', 'a', 'r', 'a', 'm', 's', 0x81, 0xa1, 'k', 0x01};
+    assert_int_equal(dec(PROTO_ADMIN, a_ok, sizeof a_ok, NULL), TASKQ_OK);
+    uint8_t b[sizeof a_ok + 8];
+    memcpy(b, a_ok, sizeof a_ok);
+    b[18] = 0x92; /* params ["k", 1]: not a map */
+    assert_int_equal(dec(PROTO_ADMIN, b, sizeof a_ok, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "ADMIN params: not a map");
+    /* a map declaring 2^32-1 pairs: refused by the pre-check, nothing allocated */
+    static const uint8_t a_huge[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa2, 'o', 'p', 0xa1, 'x',
+                                     0xa6, 'p', 'a', 'r', 'a', 'm', 's', 0xdf, 0xff, 0xff, 0xff,
+                                     0xff, 0xa1, 'k', 0x01};
+    assert_int_equal(dec(PROTO_ADMIN, a_huge, sizeof a_huge, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "ADMIN body: not exactly one valid msgpack value");
+    /* a map declaring TQ_MAX_ARRAY + 1 pairs that are all there */
+    size_t np = TQ_MAX_ARRAY + 1;
+    size_t blen = 18 + 5 + np * 2;
+    uint8_t *big = malloc(blen);
+    memcpy(big, a_ok, 18);
+    big[18] = 0xdf, big[19] = (uint8_t)(np >> 24), big[20] = (uint8_t)(np >> 16);
+    big[21] = (uint8_t)(np >> 8), big[22] = (uint8_t)np;
+    memset(big + 23, 0xc0, np * 2); /* nil: nil pairs */
+    assert_int_equal(dec(PROTO_ADMIN, big, blen, NULL), TASKQ_ETOOBIG);
+    free(big);
+    memcpy(b, a_ok, sizeof a_ok);
+    b[10] = '/'; /* op "/" */
+    assert_int_equal(dec(PROTO_ADMIN, b, sizeof a_ok, &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "ADMIN op: invalid character");
+    static const uint8_t a_noop[] = {0x82, 0xa3, 'r', 'e', 'q', 0x01, 0xa6, 'p', 'a', 'r', 'a',
+                                     'm', 's', 0x80};
+    assert_int_equal(dec(PROTO_ADMIN, a_noop, sizeof a_noop, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "ADMIN op: missing");
+    static const uint8_t a_intop[] = {0x82, 0xa3, 'r', 'e', 'q', 0x01, 0xa2, 'o', 'p', 0x05};
+    assert_int_equal(dec(PROTO_ADMIN, a_intop, sizeof a_intop, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "ADMIN op: not a string");
+    /* absent params: an empty map */
+    static const uint8_t a_nop[] = {0x82, 0xa3, 'r', 'e', 'q', 0x01, 0xa2, 'o', 'p', 0xa1, 'x'};
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_ADMIN, a_nop, sizeof a_nop, &d, NULL), TASKQ_OK);
+    assert_non_null(d.u.admin.params_obj);
+    assert_int_equal(d.u.admin.params_obj->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(d.u.admin.params_obj->via.map.size, 0);
+    assert_int_equal(d.u.admin.params.len, 0);
+    assert_null(proto_obj_get(d.u.admin.params_obj, "x"));
+    proto_msg_clear(&d);
+    /* a repeated key: the first wins, for the object and the raw bytes */
+    static const uint8_t a_rep[] = {0x84, 0xa3, 'r', 'e', 'q', 0x01, 0xa2, 'o', 'p', 0xa1, 'x',
+                                    0xa6, 'p', 'a', 'r', 'a', 'm', 's', 0x81, 0xa1, 'k', 0x01,
+                                    0xa6, 'p', 'a', 'r', 'a', 'm', 's', 0x80};
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_ADMIN, a_rep, sizeof a_rep, &d, NULL), TASKQ_OK);
+    assert_int_equal(d.u.admin.params.len, 4);
+    assert_int_equal(d.u.admin.params_obj->via.map.size, 1);
+    proto_msg_clear(&d);
+
+    /* ADMIN_REPLY: any value, nested */
+    msgpack_sbuffer data;
+    msgpack_sbuffer_init(&data);
+    msgpack_packer_init(&pk, &data, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "queues");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    pack_kv(&pk, KS("name", "default"));
+    pack_kv(&pk, KB("paused", false));
+    proto_pack_key(&pk, "counts");
+    msgpack_pack_map(&pk, TASKQ_NSTATES);
+    for (int st = 0; st < TASKQ_NSTATES; st++)
+        pack_kv(&pk, KU(taskq_state_name(st), (uint64_t)st * 10));
+    proto_msg_init(&m, PROTO_ADMIN_REPLY);
+    m.u.admin_reply.req = 78;
+    m.u.admin_reply.data = (proto_bin_t){(const uint8_t *)data.data, (uint32_t)data.size};
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.admin_reply.req, 78);
+    assert_int_equal(d.u.admin_reply.data.len, data.size);
+    const msgpack_object *q = proto_obj_get(d.u.admin_reply.data_obj, "queues");
+    assert_non_null(q);
+    assert_int_equal(q->via.array.size, 1);
+    const msgpack_object *counts = proto_obj_get(&q->via.array.ptr[0], "counts");
+    assert_int_equal(proto_obj_u64(counts, "expired", &u), TASKQ_OK);
+    assert_int_equal(u, 70);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* empty data = nil; data may be any value */
+    m.u.admin_reply.data = (proto_bin_t){NULL, 0};
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.admin_reply.data_obj->type, MSGPACK_OBJECT_NIL);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.admin_reply.data = (proto_bin_t){arr, sizeof arr};
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.admin_reply.data_obj->type, MSGPACK_OBJECT_ARRAY);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.admin_reply.data = (proto_bin_t){two, sizeof two};
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    msgpack_sbuffer_destroy(&sb);
+    static const uint8_t r_nodata[] = {0x81, 0xa3, 'r', 'e', 'q', 0x01};
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_ADMIN_REPLY, r_nodata, sizeof r_nodata, &d, NULL),
+                     TASKQ_OK);
+    assert_int_equal(d.u.admin_reply.data_obj->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(d.u.admin_reply.data.len, 0);
+    proto_msg_clear(&d);
+
+    msgpack_sbuffer_destroy(&data);
+    msgpack_sbuffer_destroy(&params);
+}
+
+static void test_obj_readers(void **state)
+{
+    (void)state;
+    /* {"s": "abc", "u": 2^64-1, "i": -5, "big": 2^63, "f32": 1.5f, "nan": NaN,
+     *  "inf": inf, "b": true, "bin": bin 3, 7: "int key", "s": "second"} */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 11);
+    pack_kv(&pk, KS("s", "abc"));
+    pack_kv(&pk, KU("u", UINT64_MAX));
+    pack_kv(&pk, KI("i", -5));
+    pack_kv(&pk, KU("big", (uint64_t)INT64_MAX + 1));
+    pack_kv(&pk, KF32("f32", 1.5));
+    pack_kv(&pk, KF("nan", NAN));
+    pack_kv(&pk, KF("inf", -INFINITY));
+    pack_kv(&pk, KB("b", true));
+    proto_pack_key(&pk, "bin");
+    msgpack_pack_bin(&pk, 3);
+    msgpack_pack_bin_body(&pk, "xyz", 3);
+    msgpack_pack_uint8(&pk, 7);
+    proto_pack_str(&pk, proto_str("int key"));
+    pack_kv(&pk, KS("s", "second"));
+    msgpack_zone *z = msgpack_zone_new(1024);
+    msgpack_object o;
+    size_t off = 0;
+    assert_int_equal(proto_precheck(sb.data, sb.size, TQ_MAX_DEPTH), TASKQ_OK);
+    assert_int_equal(msgpack_unpack(sb.data, sb.size, &off, z, &o), MSGPACK_UNPACK_SUCCESS);
+
+    proto_str_t s;
+    assert_int_equal(proto_obj_str(&o, "s", 3, &s), TASKQ_OK);
+    assert_str(s, "abc"); /* the first of a repeated key */
+    assert_int_equal(proto_obj_str(&o, "s", 2, &s), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_str(&o, "u", 100, &s), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_str(&o, "7", 100, &s), TASKQ_ENOTFOUND); /* int keys skipped */
+    uint64_t u;
+    assert_int_equal(proto_obj_u64(&o, "u", &u), TASKQ_OK);
+    assert_true(u == UINT64_MAX);
+    assert_int_equal(proto_obj_u64(&o, "i", &u), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_u64(&o, "b", &u), TASKQ_EPROTO);
+    int64_t i;
+    assert_int_equal(proto_obj_i64(&o, "i", &i), TASKQ_OK);
+    assert_int_equal(i, -5);
+    assert_int_equal(proto_obj_i64(&o, "big", &i), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_i64(&o, "f32", &i), TASKQ_EPROTO);
+    double f;
+    assert_int_equal(proto_obj_f64(&o, "f32", &f), TASKQ_OK);
+    assert_true(f == 1.5);
+    assert_int_equal(proto_obj_f64(&o, "i", &f), TASKQ_OK);
+    assert_true(f == -5);
+    assert_int_equal(proto_obj_f64(&o, "nan", &f), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_f64(&o, "inf", &f), TASKQ_EPROTO);
+    assert_int_equal(proto_obj_f64(&o, "s", &f), TASKQ_EPROTO);
+    bool b;
+    assert_int_equal(proto_obj_bool(&o, "b", &b), TASKQ_OK);
+    assert_true(b);
+    assert_int_equal(proto_obj_bool(&o, "u", &b), TASKQ_EPROTO);
+    proto_bin_t bin;
+    assert_int_equal(proto_obj_bin(&o, "bin", 3, &bin), TASKQ_OK);
+    assert_memory_equal(bin.ptr, "xyz", 3);
+    assert_int_equal(proto_obj_bin(&o, "s", 3, &bin), TASKQ_EPROTO); /* str is not bin */
+    assert_int_equal(proto_obj_bin(&o, "none", 3, &bin), TASKQ_ENOTFOUND);
+    /* not a map */
+    msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    assert_int_equal(proto_obj_u64(&nil, "u", &u), TASKQ_ENOTFOUND);
+    assert_int_equal(proto_obj_str(NULL, "s", 3, &s), TASKQ_ENOTFOUND);
+    msgpack_zone_free(z);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* proto_pack_str with a NULL pointer packs "" */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_pack_str(&pk, (proto_str_t){NULL, 5});
+    proto_pack_key(&pk, "k");
+    assert_int_equal(sb.size, 3);
+    assert_memory_equal(sb.data, "\xa0\xa1k", 3);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_validators_and_states(void **state)
+{
+    (void)state;
+    assert_true(proto_queue_is_valid("default", 7));
+    assert_true(proto_queue_is_valid("a-z_0.9", 7));
+    assert_false(proto_queue_is_valid("", 0));
+    assert_false(proto_queue_is_valid("A", 1));
+    assert_false(proto_queue_is_valid("a:b", 3));
+    assert_false(proto_queue_is_valid(NULL, 1));
+    char q[TQ_QUEUE_MAX + 1];
+    memset(q, 'q', sizeof q);
+    assert_true(proto_queue_is_valid(q, TQ_QUEUE_MAX));
+    assert_false(proto_queue_is_valid(q, TQ_QUEUE_MAX + 1));
+    assert_true(proto_code_is_valid("taskq.crash", 11));
+    assert_true(proto_code_is_valid("HTTP_404.x", 10));
+    assert_false(proto_code_is_valid("a-b", 3));
+    assert_false(proto_code_is_valid("a:b", 3));
+    assert_false(proto_code_is_valid("a*", 2));
+    assert_false(proto_code_is_valid("", 0));
+    char c[TQ_CODE_MAX + 1];
+    memset(c, 'c', sizeof c);
+    assert_true(proto_code_is_valid(c, TQ_CODE_MAX));
+    assert_false(proto_code_is_valid(c, TQ_CODE_MAX + 1));
+
+    static const char *const names[TASKQ_NSTATES] = {"queued", "running", "succeeded",
+                                                     "failed", "scheduled", "retrying",
+                                                     "revoked", "expired", "pending"};
+    for (int s = 0; s < TASKQ_NSTATES; s++) {
+        assert_string_equal(taskq_state_name(s), names[s]);
+        assert_int_equal(taskq_state_from_name(names[s]), s);
+        bool term = s == TASKQ_STATE_SUCCEEDED || s == TASKQ_STATE_FAILED ||
+                    s == TASKQ_STATE_REVOKED || s == TASKQ_STATE_EXPIRED;
+        assert_int_equal(taskq_state_is_terminal(s) != 0, term);
+    }
+    assert_string_equal(taskq_state_name(TASKQ_NSTATES), "unknown");
+    assert_string_equal(taskq_state_name(-1), "unknown");
+    assert_false(taskq_state_is_terminal(-1));
+    assert_false(taskq_state_is_terminal(TASKQ_NSTATES));
+    assert_int_equal(taskq_state_from_name("unknown"), -1);
+    assert_int_equal(taskq_state_from_name("Queued"), -1);
+    assert_int_equal(taskq_state_from_name(""), -1);
+    assert_int_equal(taskq_state_from_name(NULL), -1);
+
+    assert_string_equal(taskq_err_name(TASKQ_EEXIST), "EEXIST");
+    assert_string_equal(taskq_strerror(TASKQ_EEXIST), "already exists");
+    assert_string_equal(taskq_err_name(TASKQ_ENOQUEUE), "ENOQUEUE");
+    assert_string_equal(taskq_strerror(TASKQ_ENOQUEUE), "unknown queue");
+    assert_string_equal(taskq_err_name(TASKQ_ENOQUEUE + 1), "EUNKNOWNCODE");
+    assert_string_equal(proto_type_name(PROTO_ADMIN), "ADMIN");
+    assert_string_equal(proto_type_name(PROTO_ADMIN_REPLY), "ADMIN_REPLY");
+}
+
+static void test_encode_rejects_policy_fields(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    proto_msg_t m;
+    proto_task_spec_t t;
+    proto_task_spec_init(&t);
+    t.id = ID1;
+    t.name = proto_str("x");
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.ntasks = 1;
+    m.u.submit.tasks = &t;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    sb.size = 0;
+#define BAD(stmt, undo)                                                                          \
+    do {                                                                                         \
+        stmt;                                                                                    \
+        if (proto_encode(&m, &sb) != TASKQ_EINVAL)                                               \
+            fail_msg("encoded with " #stmt);                                                     \
+        assert_int_equal(sb.size, 0);                                                            \
+        undo;                                                                                    \
+    } while (0)
+    BAD(t.queue = proto_str("Media"), t.queue = proto_str(""));
+    BAD(t.queue = proto_str("a/b"), t.queue = proto_str(""));
+    BAD(t.priority = 10, t.priority = -1);
+    BAD(t.priority = -2, t.priority = -1);
+    BAD(t.countdown_ms = TQ_ETA_MAX_MS + 1, t.countdown_ms = 0);
+    BAD(t.countdown_ms = -1, t.countdown_ms = 0);
+    BAD(t.eta_at = -1, t.eta_at = 0);
+    BAD(t.expires_in_ms = TQ_ETA_MAX_MS + 1, t.expires_in_ms = 0);
+    BAD(t.expires_at = -1, t.expires_at = 0);
+    BAD(t.policy.backoff_base_ms = TQ_BACKOFF_MS_MAX + 1, t.policy.backoff_base_ms = 0);
+    BAD(t.policy.backoff_max_ms = -1, t.policy.backoff_max_ms = 0);
+    BAD(t.policy.backoff_factor = 0.99, t.policy.backoff_factor = 0);
+    BAD(t.policy.backoff_factor = 1000.01, t.policy.backoff_factor = 0);
+    BAD(t.policy.backoff_factor = NAN, t.policy.backoff_factor = 0);
+    BAD(t.policy.jitter = 3, t.policy.jitter = -1);
+    BAD(t.policy.jitter = -2, t.policy.jitter = -1);
+    BAD(t.policy.retry_on = proto_str("a,"), t.policy.retry_on = proto_str(""));
+    BAD(t.policy.no_retry_on = proto_str("a b"), t.policy.no_retry_on = proto_str(""));
+#undef BAD
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_signature(void **state)
 {
     (void)state;
@@ -1182,7 +2543,7 @@ static void test_strerror(void **state)
         assert_non_null(taskq_strerror(probe[i]));
         assert_non_null(taskq_err_name(probe[i]));
     }
-    for (int e = TASKQ_OK; e <= TASKQ_EUNKNOWN; e++) {
+    for (int e = TASKQ_OK; e <= TASKQ_ENOQUEUE; e++) {
         assert_string_not_equal(taskq_strerror(e), "unknown error");
     }
     assert_string_equal(taskq_err_name(TASKQ_ESTALE), "ESTALE");
@@ -1205,6 +2566,15 @@ int main(void)
         cmocka_unit_test(test_precheck_limits),
         cmocka_unit_test(test_decode_rejects_bad_fields),
         cmocka_unit_test(test_decode_rejects_bad_node_fields),
+        cmocka_unit_test(test_round_trip_submit_policy),
+        cmocka_unit_test(test_decode_rejects_policy_fields),
+        cmocka_unit_test(test_encode_rejects_policy_fields),
+        cmocka_unit_test(test_round_trip_ack_hello_error),
+        cmocka_unit_test(test_round_trip_done_failure),
+        cmocka_unit_test(test_round_trip_record_policy),
+        cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_obj_readers),
+        cmocka_unit_test(test_validators_and_states),
         cmocka_unit_test(test_signature),
         cmocka_unit_test(test_names_and_strings),
         cmocka_unit_test(test_fuzz_mutations),
