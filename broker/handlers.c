@@ -554,8 +554,6 @@ static void on_status(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
     }
     overlay_progress(b, &r.u.status_reply.task);
     overlay_child(b, &r.u.status_reply.task);
-    if (r.u.status_reply.task.max_attempts == 0)
-        r.u.status_reply.task.max_attempts = b->cfg.max_attempts;
     r.u.status_reply.req = req;
     out_queue(b, from, flen, &r, OUT_REPLY, req);
 }

@@ -1,7 +1,8 @@
 /*
  * client.c - libtaskq: the handle, its DEALER socket, request/reply with
- * resend, and the pipelined submit (client_task.c: records, status, wait;
- * client_info.c: workers, stats).
+ * resend, and the pipelined submit with backpressure (client_task.c:
+ * records, status, wait; client_info.c: workers, stats; client_admin.c and
+ * one file per ADMIN noun: queues, limits, schedules, attempts, test clock).
  *
  * Invariants:
  *  - every request carries a req number unique within the handle (monotonic
@@ -10,6 +11,8 @@
  *    unrelated messages) is dropped;
  *  - an unacknowledged SUBMIT stays in the outbox and is resent with the same
  *    ids and req: the broker stores by id, so a resend never duplicates;
+ *    a SUBMIT refused BUSY is resent the same way after the broker's
+ *    retry-after while the handle's block_ms lasts (taskq_client_set_block);
  *  - the handle belongs to the process that created it: after fork() every
  *    call returns TASKQ_ECLOSED and destroy frees memory without touching
  *    ZeroMQ (its context is not fork-safe).
@@ -36,6 +39,7 @@
 /* a SUBMIT body must stay under TQ_MAX_BODY: leave room for the map keys */
 #define CHUNK_BYTES_MAX (TQ_MAX_BODY - 64 * 1024)
 #define TASK_OVERHEAD 96       /* bytes of keys and fixed fields per task */
+#define POLICY_OVERHEAD 256    /* bytes of the dispatch policy keys and values */
 
 void client_inmsg_clear(inmsg_t *in)
 {
@@ -171,6 +175,7 @@ uint64_t client_reply_req(const proto_msg_t *m)
     case PROTO_RESULT: return m->u.result.req;
     case PROTO_WORKERS_REPLY: return m->u.workers_reply.req;
     case PROTO_STATS_REPLY: return m->u.stats_reply.req;
+    case PROTO_ADMIN_REPLY: return m->u.admin_reply.req;
     case PROTO_ERROR: return m->u.error.req;
     default: return 0;
     }
@@ -179,14 +184,24 @@ uint64_t client_reply_req(const proto_msg_t *m)
 /* An ERROR code from the wire: a known nonzero code, else EPROTO. */
 taskq_err_t client_wire_code(uint32_t code)
 {
-    return code >= 1 && code <= TASKQ_EUNKNOWN ? (taskq_err_t)code : TASKQ_EPROTO;
+    return code >= 1 && code <= TASKQ_ENOQUEUE ? (taskq_err_t)code : TASKQ_EPROTO;
 }
 
-void client_log_error(const proto_msg_t *m)
+taskq_err_t client_on_error(taskq_client_t *self, const proto_msg_t *m)
 {
     tlog_debug("broker answered req %llu with %s: %.*s", (unsigned long long)m->u.error.req,
                taskq_err_name((int)m->u.error.code), (int)m->u.error.message.len,
                m->u.error.message.ptr ? m->u.error.message.ptr : "");
+    taskq_err_t code = client_wire_code(m->u.error.code);
+    proto_str_copy(self->last_error, sizeof self->last_error, m->u.error.message);
+    if (code == TASKQ_EBUSY) {
+        taskq_busy_info_t *b = &self->last_busy;
+        proto_str_copy(b->queue, sizeof b->queue, m->u.error.queue);
+        b->depth = m->u.error.depth;
+        b->limit = m->u.error.limit;
+        b->retry_after_ms = m->u.error.retry_after_ms;
+    }
+    return code;
 }
 
 /* The error for a deadline that passed: a handle that never heard from a
@@ -288,9 +303,94 @@ void taskq_client_set_timeout(taskq_client_t *self, int64_t timeout_ms)
         self->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
+void taskq_client_set_block(taskq_client_t *self, int64_t block_ms)
+{
+    if (self)
+        self->block_ms = block_ms > 0 ? block_ms : 0;
+}
+
+void taskq_client_last_busy(const taskq_client_t *self, taskq_busy_info_t *out)
+{
+    if (!out)
+        return;
+    if (!self) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = self->last_busy;
+}
+
+const char *taskq_client_last_error(const taskq_client_t *self)
+{
+    return self ? self->last_error : "";
+}
+
 /* ---- submit --------------------------------------------------------- */
 
 static const uint8_t EMPTY_ARRAY[1] = {0x90};
+
+/* A retry_on / no_retry_on list: codes separated by commas (spaces around
+ * them allowed), each optionally ending in '*' (a prefix), or just "*". */
+static bool patterns_valid(const char *p)
+{
+    size_t len = strlen(p);
+    if (len > TQ_PATTERNS_MAX)
+        return false;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == 0)
+            return false; /* empty entry */
+        size_t code = p[n - 1] == '*' ? n - 1 : n;
+        if (code > 0 && !proto_code_is_valid(p, code))
+            return false;
+        p += n;
+        while (*p == ' ')
+            p++;
+        if (*p == ',') {
+            p++;
+            if (!*p)
+                return false; /* trailing comma */
+        } else if (*p) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool jitter_valid(const char *j)
+{
+    return !strcmp(j, "equal") || !strcmp(j, "full") || !strcmp(j, "none");
+}
+
+/* The dispatch-policy fields of a spec, with the codec's limits. */
+static taskq_err_t policy_check(const taskq_task_spec_t *s)
+{
+    if (s->queue && s->queue[0]) {
+        size_t ql = strlen(s->queue);
+        if (ql > TQ_QUEUE_MAX)
+            return TASKQ_ETOOBIG;
+        if (!proto_queue_is_valid(s->queue, ql))
+            return TASKQ_ENAME;
+    }
+    if (s->has_priority && (s->priority < 0 || s->priority > TQ_PRIORITY_MAX))
+        return TASKQ_EINVAL;
+    if (s->countdown_ms < 0 || s->countdown_ms > TQ_ETA_MAX_MS || s->eta_ms < 0 ||
+        s->expires_in_ms < 0 || s->expires_in_ms > TQ_ETA_MAX_MS || s->expires_at_ms < 0)
+        return TASKQ_EINVAL;
+    if (s->backoff_base_ms < 0 || s->backoff_base_ms > TQ_BACKOFF_MS_MAX ||
+        s->backoff_max_ms < 0 || s->backoff_max_ms > TQ_BACKOFF_MS_MAX)
+        return TASKQ_EINVAL;
+    if (s->backoff_factor != 0 && !(s->backoff_factor >= 1 && s->backoff_factor <= 1000))
+        return TASKQ_EINVAL; /* also NaN */
+    if (s->jitter && s->jitter[0] && !jitter_valid(s->jitter))
+        return TASKQ_EINVAL;
+    if ((s->retry_on && !patterns_valid(s->retry_on)) ||
+        (s->no_retry_on && !patterns_valid(s->no_retry_on)))
+        return TASKQ_EINVAL;
+    return TASKQ_OK;
+}
 
 static taskq_err_t spec_check(const taskq_task_spec_t *s)
 {
@@ -311,7 +411,34 @@ static taskq_err_t spec_check(const taskq_task_spec_t *s)
         return TASKQ_EINVAL;
     if (s->time_limit_ms < 0 || s->max_attempts > TQ_ATTEMPTS_MAX)
         return TASKQ_EINVAL;
-    return TASKQ_OK;
+    return policy_check(s);
+}
+
+static int32_t jitter_to_wire(const char *j)
+{
+    if (!j || !j[0])
+        return -1;
+    return !strcmp(j, "full") ? PROTO_JITTER_FULL : !strcmp(j, "none") ? PROTO_JITTER_NONE
+                                                                       : PROTO_JITTER_EQUAL;
+}
+
+/* The dispatch policy of a (checked) spec as SUBMIT fields. countdown and
+ * expires_in go as durations so that the broker's clock applies. */
+static void spec_policy_to_wire(const taskq_task_spec_t *s, proto_task_spec_t *t)
+{
+    t->queue = proto_str(s->queue ? s->queue : "");
+    t->priority = s->has_priority ? s->priority : -1;
+    t->countdown_ms = s->countdown_ms;
+    t->eta_at = s->eta_ms;
+    t->expires_in_ms = s->expires_in_ms;
+    t->expires_at = s->expires_at_ms;
+    t->policy.max_attempts = 0; /* the spec's own max_attempts field carries it */
+    t->policy.backoff_base_ms = s->backoff_base_ms;
+    t->policy.backoff_factor = s->backoff_factor;
+    t->policy.backoff_max_ms = s->backoff_max_ms;
+    t->policy.jitter = jitter_to_wire(s->jitter);
+    t->policy.retry_on = proto_str(s->retry_on);
+    t->policy.no_retry_on = proto_str(s->no_retry_on);
 }
 
 /* Encodes specs[first..] into one SUBMIT of at most SUBMIT_CHUNK tasks and
@@ -321,7 +448,9 @@ static taskq_err_t encode_chunk(uint64_t req, const taskq_task_spec_t *specs, si
 {
     size_t k = 0, bytes = 0;
     while (first + k < n && k < SUBMIT_CHUNK) {
-        size_t b = specs[first + k].args_len + strlen(specs[first + k].name) + TASK_OVERHEAD;
+        size_t b = specs[first + k].args_len + strlen(specs[first + k].name) + TASK_OVERHEAD +
+                   POLICY_OVERHEAD + (specs[first + k].retry_on ? strlen(specs[first + k].retry_on) : 0) +
+                   (specs[first + k].no_retry_on ? strlen(specs[first + k].no_retry_on) : 0);
         if (k > 0 && bytes + b > CHUNK_BYTES_MAX)
             break;
         bytes += b;
@@ -340,6 +469,7 @@ static taskq_err_t encode_chunk(uint64_t req, const taskq_task_spec_t *specs, si
             ts[i].args = (proto_bin_t){EMPTY_ARRAY, 1};
         ts[i].time_limit_ms = s->time_limit_ms;
         ts[i].max_attempts = s->max_attempts;
+        spec_policy_to_wire(s, &ts[i]);
     }
     proto_msg_t m;
     proto_msg_init(&m, PROTO_SUBMIT);
@@ -353,26 +483,44 @@ static taskq_err_t encode_chunk(uint64_t req, const taskq_task_spec_t *specs, si
 }
 
 /* Handles one SUBMIT_ACK / ERROR for an outbox entry; false if the message
- * answers none of ours (ignored). */
-static bool submit_on_reply(outbox_t *ob, const proto_msg_t *m, taskq_err_t *codes)
+ * answers none of ours (ignored). A BUSY refusal before block_until (mono
+ * ms, 0 = fail fast) keeps the entry for a resend after the retry-after. */
+static bool submit_on_reply(taskq_client_t *self, outbox_t *ob, const proto_msg_t *m,
+                            taskq_task_spec_t *specs, taskq_err_t *codes, int64_t block_until)
 {
     uint64_t req = client_reply_req(m);
     outbox_entry_t *e = req ? outbox_find(ob, req) : NULL;
     if (!e || (m->type != PROTO_SUBMIT_ACK && m->type != PROTO_ERROR))
         return false;
     if (m->type == PROTO_ERROR) {
-        client_log_error(m);
+        taskq_err_t code = client_on_error(self, m);
+        int64_t now = tclock_mono_ms();
+        if (code == TASKQ_EBUSY && now < block_until) {
+            int64_t after = m->u.error.retry_after_ms > 0 ? m->u.error.retry_after_ms
+                                                          : TQ_BUSY_RETRY_AFTER_MS;
+            int64_t at = now + after < block_until ? now + after : block_until;
+            tlog_debug("SUBMIT req %llu refused busy: again in %lld ms", (unsigned long long)req,
+                       (long long)(at - now));
+            outbox_defer(e, at, RESEND_FIRST_MS);
+            return true;
+        }
         for (size_t i = 0; i < e->count; i++)
-            codes[e->first + i] = client_wire_code(m->u.error.code);
+            codes[e->first + i] = code;
     } else if (m->u.submit_ack.ncodes != e->count) {
         tlog_warn("SUBMIT_ACK for req %llu has %u codes for %zu tasks", (unsigned long long)req,
                   m->u.submit_ack.ncodes, e->count);
         for (size_t i = 0; i < e->count; i++)
             codes[e->first + i] = TASKQ_EPROTO;
     } else {
+        /* queues: one per task from a current broker, none from an old one */
+        bool has_queues = m->u.submit_ack.nqueues == e->count;
         for (size_t i = 0; i < e->count; i++) {
             uint32_t c = m->u.submit_ack.codes[i];
+            taskq_task_spec_t *s = &specs[e->first + i];
             codes[e->first + i] = c == 0 ? TASKQ_OK : client_wire_code(c);
+            if (c == 0 && has_queues)
+                proto_str_copy(s->queue_out, sizeof s->queue_out, m->u.submit_ack.queues[i]);
+            s->soft_limit = m->u.submit_ack.soft ? 1 : 0;
         }
     }
     outbox_ack(ob, req);
@@ -391,6 +539,7 @@ static taskq_err_t submit_loop(taskq_client_t *self, taskq_task_spec_t *specs, s
     taskq_err_t fatal = TASKQ_OK;
     size_t next = 0; /* first spec not yet in the outbox */
     int64_t progress_at = tclock_mono_ms();
+    int64_t block_until = self->block_ms > 0 ? progress_at + self->block_ms : 0;
     for (;;) {
         while (next < n && outbox_count(ob) < SUBMIT_WINDOW) {
             void *body = NULL;
@@ -451,7 +600,7 @@ static taskq_err_t submit_loop(taskq_client_t *self, taskq_task_spec_t *specs, s
         }
         if (re != TASKQ_OK)
             continue;
-        if (submit_on_reply(ob, &in.msg, codes))
+        if (submit_on_reply(self, ob, &in.msg, specs, codes, block_until))
             progress_at = tclock_mono_ms();
         client_inmsg_clear(&in);
     }
@@ -491,6 +640,8 @@ taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, s
     for (size_t i = 0; i < n; i++) {
         if (taskq_id_is_zero(&specs[i].id))
             taskq_id_generate(&specs[i].id); /* written back: the caller keeps it */
+        specs[i].queue_out[0] = '\0';
+        specs[i].soft_limit = 0;
         codes[i] = (taskq_err_t)-1;
     }
     /* history (TASKQ_HISTORY): opened on first use; a no-op when unset */
@@ -540,6 +691,12 @@ taskq_err_t taskq_submit(taskq_client_t *self, taskq_task_spec_t *spec)
 taskq_err_t client_request(taskq_client_t *self, const proto_msg_t *msg, uint64_t req,
                            int reply_type, inmsg_t *in)
 {
+    return client_request_ex(self, msg, req, reply_type, in, true);
+}
+
+taskq_err_t client_request_ex(taskq_client_t *self, const proto_msg_t *msg, uint64_t req,
+                              int reply_type, inmsg_t *in, bool resend)
+{
     void *body = NULL;
     size_t len = 0;
     taskq_err_t e = client_encode(msg, &body, &len);
@@ -562,7 +719,7 @@ taskq_err_t client_request(taskq_client_t *self, const proto_msg_t *msg, uint64_
             if (e == TASKQ_OK) {
                 sends++;
                 sent_at = now;
-                next_send = now + interval;
+                next_send = resend ? now + interval : INT64_MAX;
                 interval = interval * 2 < self->timeout_ms ? interval * 2 : self->timeout_ms;
             } else if (e == TASKQ_EBUSY) {
                 next_send = now + RETRY_SEND_MS;
@@ -581,8 +738,7 @@ taskq_err_t client_request(taskq_client_t *self, const proto_msg_t *msg, uint64_
             break;
         }
         if (client_reply_req(&in->msg) == req && in->msg.type == PROTO_ERROR) {
-            client_log_error(&in->msg);
-            e = client_wire_code(in->msg.u.error.code);
+            e = client_on_error(self, &in->msg);
             client_inmsg_clear(in);
             break;
         }

@@ -1,8 +1,10 @@
 /*
  * client_priv.h - what the libtaskq files (client.c: handle, requests,
  * submit; client_task.c: task records, status, wait; client_info.c:
- * workers, stats) share. Private: never installed, nothing here is
- * exported from libtaskq.
+ * workers, stats; client_admin.c: ADMIN requests, reply readers, test
+ * clock; client_attempt.c, client_queue.c, client_limit.c,
+ * client_schedule.c: one ADMIN noun each) share. Private: never
+ * installed, nothing here is exported from libtaskq.
  */
 #ifndef TASKQ_CLIENT_PRIV_H
 #define TASKQ_CLIENT_PRIV_H
@@ -29,6 +31,9 @@ struct taskq_client {
     int64_t timeout_ms;
     bool heard_ever;    /* any message from a broker on this handle */
     int64_t heard_at;   /* mono ms of the last message received, 0 = never */
+    int64_t block_ms;   /* submit: retry a BUSY refusal this long (0 = fail fast) */
+    taskq_busy_info_t last_busy;          /* the last BUSY answer */
+    char last_error[TQ_MESSAGE_MAX + 1];  /* message of the last ERROR answer */
 };
 
 /* A received message: msg borrows strings from f.body. */
@@ -54,10 +59,68 @@ taskq_err_t client_recv(taskq_client_t *self, int64_t wait_ms, inmsg_t *in);
 uint64_t client_reply_req(const proto_msg_t *m);
 /* An ERROR code from the wire: a known nonzero code, else TASKQ_EPROTO. */
 taskq_err_t client_wire_code(uint32_t code);
-void client_log_error(const proto_msg_t *m);
+/* Logs an ERROR answer (debug) and records its message (and, for EBUSY,
+ * its details) on the handle; returns its code (client_wire_code). */
+taskq_err_t client_on_error(taskq_client_t *self, const proto_msg_t *m);
 /* One idempotent request with resend, within the handle's timeout; on
  * TASKQ_OK *in holds the reply of reply_type matching req. */
 taskq_err_t client_request(taskq_client_t *self, const proto_msg_t *msg, uint64_t req,
                            int reply_type, inmsg_t *in);
+/* Same; resend = false sends the request once (after the connection is
+ * up) and only waits: for requests that must not run twice. */
+taskq_err_t client_request_ex(taskq_client_t *self, const proto_msg_t *msg, uint64_t req,
+                              int reply_type, inmsg_t *in, bool resend);
+
+/* ---- ADMIN (client_admin.c) -------------------------------------------- */
+
+/* Admin ops that change something and must not run twice on a resend
+ * (schedule_add, schedule_rm, schedule_run_now, limit_rm, clock advance)
+ * pass ADMIN_ONCE; reads and idempotent settings pass ADMIN_RESEND. */
+enum { ADMIN_ONCE = 0, ADMIN_RESEND = 1 };
+
+/* Sends ADMIN {op, params} (params: one packed msgpack map, NULL = {}) and
+ * waits for ADMIN_REPLY. On TASKQ_OK *in holds the reply; its data is
+ * in->msg.u.admin_reply.data_obj (may be NULL or nil). */
+taskq_err_t client_admin(taskq_client_t *self, const char *op, const msgpack_sbuffer *params,
+                         int resend, inmsg_t *in);
+
+/* A packer over a fresh sbuffer for ADMIN params (msgpack_sbuffer_destroy
+ * it). */
+void client_params_init(msgpack_sbuffer *sb, msgpack_packer *pk);
+/* Packs "key": value pairs (the caller packs the map header first). */
+void client_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
+void client_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val);
+void client_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
+void client_pack_kv_f64(msgpack_packer *pk, const char *key, double val);
+void client_pack_kv_bin(msgpack_packer *pk, const char *key, const void *p, size_t len);
+
+/* Bounded string storage for a list copied out of a reply: every string
+ * of a reply is in its body, so body_len + one NUL per string is enough. */
+typedef struct {
+    char *base;
+    size_t cap, used;
+} strpool_t;
+taskq_err_t strpool_init(strpool_t *sp, size_t cap);
+/* A NUL-terminated copy in the pool; "" for an empty string; NULL if the
+ * pool is full (the reply lied about its sizes: treat as TASKQ_EPROTO). */
+const char *strpool_put(strpool_t *sp, const void *p, size_t len);
+
+/* The array under key in a reply's data map, each element checked to be
+ * a map; TASKQ_EPROTO if data is not a map, the key is missing or not an
+ * array of maps, or has more than max elements. */
+taskq_err_t client_data_array(const msgpack_object *data, const char *key, size_t max,
+                              const msgpack_object **items, uint32_t *n);
+/* Optional typed readers: absent leaves *out at its default and is OK;
+ * present with the wrong type or range is TASKQ_EPROTO. Strings are
+ * copied into sp (max bytes) and nil is accepted as "". */
+taskq_err_t client_get_str(const msgpack_object *map, const char *key, size_t max, strpool_t *sp,
+                           const char **out);
+taskq_err_t client_get_u64(const msgpack_object *map, const char *key, uint64_t *out);
+taskq_err_t client_get_u32(const msgpack_object *map, const char *key, uint32_t *out);
+taskq_err_t client_get_i64(const msgpack_object *map, const char *key, int64_t *out);
+taskq_err_t client_get_f64(const msgpack_object *map, const char *key, double *out);
+taskq_err_t client_get_bool(const msgpack_object *map, const char *key, int *out);
+/* A 16-byte id (bin 16) or nil / absent (zero id). */
+taskq_err_t client_get_id(const msgpack_object *map, const char *key, taskq_id_t *out);
 
 #endif

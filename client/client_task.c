@@ -17,15 +17,18 @@
 static taskq_err_t task_from_rec(const proto_task_rec_t *r, taskq_task_t **out)
 {
     size_t rlen = r->has_result ? r->result.len : 0;
-    size_t sz = sizeof(taskq_task_t) + r->name.len + r->worker.len + r->progress_message.len +
-                r->error.len + 4 + rlen;
+    enum { NSTR = 7 };
+    const proto_str_t *src[NSTR] = {&r->name,  &r->worker, &r->progress_message, &r->error,
+                                    &r->queue, &r->code,   &r->schedule};
+    size_t sz = sizeof(taskq_task_t) + NSTR + rlen;
+    for (int i = 0; i < NSTR; i++)
+        sz += src[i]->len;
     taskq_task_t *t = malloc(sz);
     if (!t)
         return TASKQ_ENOMEM;
     char *p = (char *)(t + 1);
-    const proto_str_t *src[4] = {&r->name, &r->worker, &r->progress_message, &r->error};
-    const char *dst[4];
-    for (int i = 0; i < 4; i++) {
+    const char *dst[NSTR];
+    for (int i = 0; i < NSTR; i++) {
         if (src[i]->len)
             memcpy(p, src[i]->ptr, src[i]->len);
         p[src[i]->len] = '\0';
@@ -38,7 +41,10 @@ static taskq_err_t task_from_rec(const proto_task_rec_t *r, taskq_task_t **out)
         .submitted_at = r->submitted_at, .started_at = r->started_at,
         .finished_at = r->finished_at, .progress_current = r->progress_current,
         .progress_total = r->progress_total, .progress_message = dst[2],
-        .result = NULL, .result_len = 0, .error = dst[3],
+        .result = NULL, .result_len = 0, .error = dst[3], .queue = dst[4],
+        .priority = r->priority < 0 ? TQ_DEFAULT_PRIORITY : r->priority,
+        .failures = r->failures, .code = dst[5], .due_at = r->due_at,
+        .expires_at = r->expires_at, .schedule = dst[6],
     };
     if (r->has_result) {
         if (rlen)
@@ -207,8 +213,7 @@ static taskq_err_t wait_core(taskq_client_t *self, const taskq_id_t *ids, size_t
         bool ours = req >= w.req_base && req < w.req_base + w.nchunks;
         if (ours && in.msg.type == PROTO_ERROR) {
             /* the broker refused the WAIT itself (e.g. a limit): give up */
-            client_log_error(&in.msg);
-            e = client_wire_code(in.msg.u.error.code);
+            e = client_on_error(self, &in.msg);
             client_inmsg_clear(&in);
             goto out;
         }

@@ -47,7 +47,7 @@ taskq_err_t outbox_add(outbox_t *self, uint64_t req, size_t first, size_t count,
     }
     self->v[self->n++] = (outbox_entry_t){
         .req = req, .first = first, .count = count, .body = body, .len = len,
-        .sent_at = 0, .interval_ms = interval_ms, .sends = 0,
+        .sent_at = 0, .interval_ms = interval_ms, .sends = 0, .hold_until = 0,
     };
     return TASKQ_OK;
 }
@@ -95,18 +95,36 @@ void outbox_mark_sent(outbox_entry_t *e, int64_t now_ms, int64_t max_interval_ms
     e->sent_at = now_ms;
 }
 
+void outbox_defer(outbox_entry_t *e, int64_t until_ms, int64_t interval_ms)
+{
+    e->hold_until = until_ms;
+    e->sends = 0;
+    e->interval_ms = interval_ms;
+}
+
 bool outbox_is_due(const outbox_entry_t *e, int64_t now_ms)
 {
+    if (now_ms < e->hold_until)
+        return false;
     return e->sends == 0 || now_ms >= e->sent_at + e->interval_ms;
+}
+
+/* When e goes out next: its hold, or its resend time if it was sent. */
+static int64_t entry_due_at(const outbox_entry_t *e)
+{
+    if (e->sends == 0)
+        return e->hold_until > 0 ? e->hold_until : INT64_MAX;
+    int64_t t = e->sent_at + e->interval_ms;
+    return t > e->hold_until ? t : e->hold_until;
 }
 
 int64_t outbox_next_due_at(const outbox_t *self)
 {
     int64_t best = INT64_MAX;
     for (size_t i = 0; i < self->n; i++) {
-        const outbox_entry_t *e = &self->v[i];
-        if (e->sends > 0 && e->sent_at + e->interval_ms < best)
-            best = e->sent_at + e->interval_ms;
+        int64_t t = entry_due_at(&self->v[i]);
+        if (t < best)
+            best = t;
     }
     return best;
 }

@@ -26,7 +26,8 @@ typedef struct {
     size_t len;
     int64_t sent_at;       /* mono ms of the last send; 0 = not sent yet */
     int64_t interval_ms;   /* resend when now >= sent_at + interval_ms */
-    uint32_t sends;        /* how many times it went out */
+    uint32_t sends;        /* how many times it went out (since the last defer) */
+    int64_t hold_until;    /* mono ms before which it is not sent; 0 = none */
 } outbox_entry_t;
 
 typedef struct outbox outbox_t;
@@ -51,9 +52,14 @@ outbox_entry_t *outbox_at(outbox_t *self, size_t i);
 /* Records a send of e at now_ms; a resend (not the first send) doubles the
  * interval, capped at max_interval_ms. */
 void outbox_mark_sent(outbox_entry_t *e, int64_t now_ms, int64_t max_interval_ms);
-/* true if e must go (out again) at now_ms: never sent, or its interval passed. */
+/* Backpressure: the broker refused e (BUSY). It goes out again, as a first
+ * send with the resend interval interval_ms, at until_ms and not before. */
+void outbox_defer(outbox_entry_t *e, int64_t until_ms, int64_t interval_ms);
+/* true if e must go (out again) at now_ms: not held, and never sent (since
+ * the last defer) or its interval passed. */
 bool outbox_is_due(const outbox_entry_t *e, int64_t now_ms);
-/* Mono ms of the earliest resend among sent entries; INT64_MAX if none. */
+/* Mono ms of the earliest (re)send among sent or held entries; INT64_MAX if
+ * none. */
 int64_t outbox_next_due_at(const outbox_t *self);
 
 #endif

@@ -1,8 +1,10 @@
 /*
- * main.c - the `taskq` command-line client: one cmd_<verb>() per
- * subcommand, all talking to the broker through libtaskq. Results and
- * records go to stdout (JSON with --json); errors are one line on stderr;
- * the exit code comes from one table (exit_codes below).
+ * main.c - the `taskq` command-line client: the command table and the task
+ * commands (submit, status, result, workers, stats); the queue, limit,
+ * schedule and clock commands have a file each (cli.h). Everything talks to
+ * the broker through libtaskq. Results and records go to stdout (JSON with
+ * --json); errors are one line on stderr; the exit code comes from one
+ * table (util.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,223 +18,15 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "json.h"
+#include "parse.h"
+#include "render.h"
 #include "taskq.h"
 #include "tclock.h"
 
-/* ---- exit codes: the one table (docs/client.md and --help quote it) ---- */
-
-enum {
-    EXIT_OK = 0,       /* success */
-    EXIT_FAILED = 1,   /* the task failed */
-    EXIT_USAGE = 2,    /* bad usage */
-    EXIT_TIMEOUT = 3,  /* timed out */
-    EXIT_UNREACH = 4,  /* cannot reach the broker */
-    EXIT_NOTFOUND = 5, /* no such task */
-    EXIT_OTHER = 6,    /* any other error */
-};
-
-static const struct {
-    int code;
-    const char *meaning;
-} exit_codes[] = {
-    {EXIT_OK, "success"},
-    {EXIT_FAILED, "the task failed (error printed on stderr)"},
-    {EXIT_USAGE, "bad usage"},
-    {EXIT_TIMEOUT, "timed out"},
-    {EXIT_UNREACH, "cannot reach the broker"},
-    {EXIT_NOTFOUND, "task not found"},
-    {EXIT_OTHER, "other error"},
-};
-
-static int exit_for(taskq_err_t e)
-{
-    switch (e) {
-    case TASKQ_OK: return EXIT_OK;
-    case TASKQ_EINVAL:
-    case TASKQ_ENAME:
-    case TASKQ_ETOOBIG: return EXIT_USAGE;
-    case TASKQ_ETIMEDOUT: return EXIT_TIMEOUT;
-    case TASKQ_EUNREACH: return EXIT_UNREACH;
-    case TASKQ_ENOTFOUND: return EXIT_NOTFOUND;
-    default: return EXIT_OTHER;
-    }
-}
-
-/* ---- shared state and helpers ---------------------------------------- */
-
-typedef struct {
-    const char *broker;   /* --broker, else $TASKQ_BROKER, else default */
-    int64_t timeout_ms;   /* libtaskq request timeout */
-} cli_t;
-
-static char g_endpoint[256]; /* first broker endpoint, for messages */
-
-/* cmd is "submit " (with the space) or NULL for the global level. */
-static void usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void usage_error(const char *cmd, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "taskq: %.*s%s%s (see 'taskq %s--help')\n", cmd ? (int)strlen(cmd) - 1 : 0,
-            cmd ? cmd : "", cmd ? ": " : "", msg, cmd ? cmd : "");
-}
-
-/* Prints the one-line error for e and returns the exit code. */
-static int fail(const cli_t *cli, taskq_err_t e, const char *what, const char *id)
-{
-    double s = (double)cli->timeout_ms / 1000.0;
-    switch (e) {
-    case TASKQ_EUNREACH:
-        fprintf(stderr, "taskq: cannot reach the broker at %s (timed out after %.1f s)\n",
-                g_endpoint, s);
-        break;
-    case TASKQ_ETIMEDOUT:
-        fprintf(stderr, "taskq: %s: timed out (broker %s)\n", what, g_endpoint);
-        break;
-    case TASKQ_ENOTFOUND:
-        fprintf(stderr, "taskq: no such task: %s\n", id ? id : "?");
-        break;
-    default:
-        fprintf(stderr, "taskq: %s: %s (%s)\n", what, taskq_strerror(e), taskq_err_name(e));
-    }
-    return exit_for(e);
-}
-
-static int connect_broker(const cli_t *cli, taskq_client_t **out)
-{
-    taskq_err_t e;
-    *out = taskq_client_new(cli->broker, &e);
-    if (!*out)
-        return fail(cli, e, "connect", NULL);
-    taskq_client_set_timeout(*out, cli->timeout_ms);
-    return EXIT_OK;
-}
-
-/* Seconds (float) -> ms; false if not a non-negative number. */
-static bool parse_seconds(const char *s, int64_t *ms)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0) || v > 1e9)
-        return false;
-    *ms = (int64_t)llround(v * 1000.0);
-    return true;
-}
-
-static bool parse_uint(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > 1000000 || s[0] == '-')
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-/* ISO-8601 UTC with ms into buf; "" for 0. */
-static const char *iso_time(int64_t unix_ms, char *buf, size_t sz)
-{
-    if (unix_ms <= 0) {
-        buf[0] = '\0';
-        return buf;
-    }
-    time_t t = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char tmp[32];
-    strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, sz, "%s.%03dZ", tmp, (int)(unix_ms % 1000));
-    return buf;
-}
-
-static json_t *json_time(int64_t unix_ms)
-{
-    char buf[40];
-    return unix_ms > 0 ? json_string(iso_time(unix_ms, buf, sizeof buf)) : json_null();
-}
-
-/* 8 characters that differ between ids of one batch (bytes 8..11 carry
- * the per-process counter of a UUIDv7 taskq id). */
-static void short_id(const taskq_id_t *id, char out[9])
-{
-    char full[TASKQ_ID_STRLEN + 1];
-    taskq_id_format(id, full);
-    memcpy(out, full + 19, 4);
-    memcpy(out + 4, full + 24, 4);
-    out[8] = '\0';
-}
-
-/* The result as JSON (new reference; null if none). Notes lossy parts. */
-static json_t *result_json(const taskq_task_t *t)
-{
-    if (!t->result)
-        return json_null();
-    json_t *j = NULL;
-    int lossy = 0;
-    taskq_err_t e = json_from_msgpack_bytes(t->result, t->result_len, &j, &lossy);
-    if (e != TASKQ_OK) {
-        char *b = json_base64(t->result, t->result_len);
-        fprintf(stderr, "taskq: note: the result is not valid msgpack; shown as base64\n");
-        j = b ? json_string(b) : json_null();
-        free(b);
-    } else if (lossy) {
-        fprintf(stderr, "taskq: note: %d msgpack value(s) without a JSON form shown as null or real\n",
-                lossy);
-    }
-    return j;
-}
-
-/* Results keep full double precision (17 digits); durations in our own
- * records are ms-exact and print better with 15 digits (43.413, not
- * 43.412999999999997). */
-static void print_json_flags(json_t *j, size_t extra)
-{
-    char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | extra);
-    if (s)
-        puts(s);
-    free(s);
-}
-
-static void print_json(json_t *j)
-{
-    char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (s)
-        puts(s);
-    free(s);
-}
-
-static json_t *task_json(const taskq_task_t *t)
-{
-    char id[TASKQ_ID_STRLEN + 1];
-    taskq_id_format(&t->id, id);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "name", json_string(t->name));
-    json_object_set_new(o, "state", json_string(taskq_state_name(t->state)));
-    json_object_set_new(o, "attempts", json_integer(t->attempts));
-    json_object_set_new(o, "max_attempts", json_integer(t->max_attempts));
-    json_t *p = json_object();
-    json_object_set_new(p, "current", json_integer((json_int_t)t->progress_current));
-    json_object_set_new(p, "total", json_integer((json_int_t)t->progress_total));
-    json_object_set_new(p, "message", json_string(t->progress_message));
-    json_object_set_new(o, "progress", p);
-    json_object_set_new(o, "result", t->state == TASKQ_STATE_SUCCEEDED ? result_json(t) : json_null());
-    json_object_set_new(o, "error", t->state == TASKQ_STATE_FAILED ? json_string(t->error) : json_null());
-    json_object_set_new(o, "worker", t->worker[0] ? json_string(t->worker) : json_null());
-    json_object_set_new(o, "child_pid", json_integer(t->child_pid));
-    json_object_set_new(o, "submitted_at", json_time(t->submitted_at));
-    json_object_set_new(o, "started_at", json_time(t->started_at));
-    json_object_set_new(o, "finished_at", json_time(t->finished_at));
-    return o;
-}
-
-/* Prints a terminal task the way `taskq result` does; returns the exit code. */
+/* Prints a terminal task the way `taskq result` does; returns the exit code:
+ * 0 succeeded, 1 anything else (failed, expired, revoked). */
 static int print_outcome(const taskq_task_t *t, bool as_record)
 {
     if (as_record) {
@@ -250,21 +44,12 @@ static int print_outcome(const taskq_task_t *t, bool as_record)
     }
     char id[TASKQ_ID_STRLEN + 1];
     taskq_id_format(&t->id, id);
-    fprintf(stderr, "taskq: task %s failed: %s\n", id, t->error[0] ? t->error : "(no message)");
+    if (t->state == TASKQ_STATE_FAILED)
+        fprintf(stderr, "taskq: task %s failed: %s%s%s%s\n", id, t->error[0] ? t->error : "(no message)",
+                t->code[0] ? " [" : "", t->code, t->code[0] ? "]" : "");
+    else
+        fprintf(stderr, "taskq: task %s ended %s\n", id, taskq_state_name(t->state));
     return EXIT_FAILED;
-}
-
-/* Options common to every subcommand; returns 1 if consumed (and *i moved),
- * 0 if not an option we know, -1 on a usage error. */
-static int common_opt(cli_t *cli, int argc, char **argv, int *i)
-{
-    if (!strcmp(argv[*i], "--broker")) {
-        if (*i + 1 >= argc)
-            return -1;
-        cli->broker = argv[++*i];
-        return 1;
-    }
-    return 0;
 }
 
 /* ---- submit ------------------------------------------------------------ */
@@ -272,19 +57,123 @@ static int common_opt(cli_t *cli, int argc, char **argv, int *i)
 static int wait_and_print(const cli_t *cli, taskq_client_t *c, const taskq_id_t *id,
                           int64_t timeout_ms, bool as_record);
 
+/* The submit options beyond the name and args. */
+typedef struct {
+    bool wait, as_json;
+    int64_t wait_ms, block_ms;
+    taskq_task_spec_t spec; /* without name and args */
+} submit_opts_t;
+
+/* Value of option argv[*i] into the spec; returns -1 if not a spec option,
+ * else the exit code (EXIT_OK to go on). */
+static int submit_spec_opt(submit_opts_t *o, int argc, char **argv, int *i)
+{
+    static const char *const spec_opts[] = {
+        "--time-limit", "--max-attempts", "--queue", "--priority", "--countdown", "--eta",
+        "--expires", "--backoff", "--jitter", "--retry-on", "--no-retry-on", "--block", NULL};
+    const char *a = argv[*i];
+    bool known = false;
+    for (size_t k = 0; spec_opts[k]; k++)
+        known = known || !strcmp(a, spec_opts[k]);
+    if (!known)
+        return -1;
+    if (*i + 1 >= argc)
+        return usage_error("submit ", "missing value for %s", a), EXIT_USAGE;
+    const char *v = argv[++*i], *why = NULL;
+    taskq_task_spec_t *sp = &o->spec;
+    bool ok = true;
+    if (!strcmp(a, "--time-limit")) {
+        ok = parse_seconds(v, &sp->time_limit_ms);
+    } else if (!strcmp(a, "--max-attempts")) {
+        ok = parse_uint(v, &sp->max_attempts) && sp->max_attempts <= 100;
+    } else if (!strcmp(a, "--queue")) {
+        ok = queue_name_ok(v);
+        sp->queue = v;
+        why = "a queue name is [a-z0-9_.-], 1-64 characters";
+    } else if (!strcmp(a, "--priority")) {
+        ok = parse_priority(v, &sp->priority);
+        sp->has_priority = 1;
+    } else if (!strcmp(a, "--countdown")) {
+        ok = parse_seconds(v, &sp->countdown_ms);
+    } else if (!strcmp(a, "--eta")) {
+        ok = parse_time_ms(v, &sp->eta_ms, &why);
+    } else if (!strcmp(a, "--expires")) {
+        ok = parse_expires(v, &sp->expires_in_ms, &sp->expires_at_ms, &why);
+    } else if (!strcmp(a, "--backoff")) {
+        ok = parse_backoff(v, &sp->backoff_base_ms, &sp->backoff_factor, &sp->backoff_max_ms);
+        why = "expected BASE,FACTOR,MAX, e.g. 2s,2,10m (BASE <= MAX, FACTOR 1-1000)";
+    } else if (!strcmp(a, "--jitter")) {
+        ok = !strcmp(v, "equal") || !strcmp(v, "full") || !strcmp(v, "none");
+        sp->jitter = v;
+        why = "expected equal, full or none";
+    } else if (!strcmp(a, "--retry-on")) {
+        sp->retry_on = v;
+    } else if (!strcmp(a, "--no-retry-on")) {
+        sp->no_retry_on = v;
+    } else if (!strcmp(a, "--block")) {
+        ok = parse_seconds(v, &o->block_ms);
+    }
+    if (!ok) {
+        if (why)
+            usage_error("submit ", "%s '%s': %s", a, v, why);
+        else
+            usage_error("submit ", "%s: invalid value '%s'", a, v);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* A spec the library refused before sending: say which option is wrong. */
+static int submit_spec_error(taskq_err_t e, const char *name, const taskq_task_spec_t *sp)
+{
+    if (e == TASKQ_ENAME)
+        fprintf(stderr, "taskq: invalid task name '%s' (allowed: [A-Za-z0-9_.:-], 1-128)\n", name);
+    else if ((sp->retry_on && sp->retry_on[0]) || (sp->no_retry_on && sp->no_retry_on[0]))
+        fprintf(stderr, "taskq: submit: %s (check --retry-on / --no-retry-on: codes "
+                        "[A-Za-z0-9_.], comma separated, '*' only at the end)\n",
+                taskq_strerror(e));
+    else
+        fprintf(stderr, "taskq: submit: %s (%s)\n", taskq_strerror(e), taskq_err_name(e));
+    return EXIT_USAGE;
+}
+
 static int cmd_submit(cli_t *cli, int argc, char **argv)
 {
     static const char *help =
-        "usage: taskq submit NAME [ARGS_JSON] [--wait] [--timeout S] [--time-limit S]\n"
-        "                    [--max-attempts N] [--json] [--broker EP]\n"
+        "usage: taskq submit NAME [ARGS_JSON] [--wait] [--timeout S] [--json]\n"
+        "                    [--queue Q] [--priority P] [--countdown S | --eta TIME]\n"
+        "                    [--expires S|TIME] [--time-limit S] [--max-attempts N]\n"
+        "                    [--backoff BASE,FACTOR,MAX] [--jitter equal|full|none]\n"
+        "                    [--retry-on CODES] [--no-retry-on CODES] [--block S]\n"
+        "                    [--broker EP]\n"
         "Submits one task and prints its id. ARGS_JSON is a JSON array of arguments or\n"
-        "a single JSON value (sent as that value). --wait waits for the task and prints\n"
-        "its result as JSON (with --json: the whole record). --timeout bounds the wait\n"
-        "(default: forever); --time-limit is the task's hard limit on the worker.\n";
+        "a single JSON value (sent as that value).\n"
+        "  --wait            wait for the task and print its result as JSON (with\n"
+        "                    --json: the whole record); --timeout S bounds the wait\n"
+        "                    (default: forever)\n"
+        "  --json            print {\"id\", \"queue\", \"soft_limit\"} (without --wait)\n"
+        "  --queue Q         queue [a-z0-9_.-]{1,64} (default: the broker's routes, else\n"
+        "                    \"default\")\n"
+        "  --priority P      0-9, default 5, 9 runs first (FIFO within a priority)\n"
+        "  --countdown S     run no sooner than S seconds after the broker accepts it\n"
+        "  --eta TIME        run no sooner than TIME: ISO-8601 with an offset\n"
+        "                    (2026-11-25T18:00:00+01:00, ...Z) or unix seconds\n"
+        "  --expires S|TIME  end 'expired' if not started S seconds after acceptance,\n"
+        "                    or by TIME (ISO-8601 with an offset, or @UNIX seconds)\n"
+        "  --time-limit S    the task's hard time limit on the worker\n"
+        "  --max-attempts N  attempts before it fails (0-100; default: the task's\n"
+        "                    registration, else 3)\n"
+        "  --backoff B,F,M   retry delay min(M, B*F^(failures-1)); durations take ms, s,\n"
+        "                    m, h (default 2s,2,10m)\n"
+        "  --jitter J        equal (default: a delay in [d/2,d]), full ([0,d]), none\n"
+        "  --retry-on CODES  retry only these failure codes (comma list, 'http.5*'\n"
+        "                    prefixes); --no-retry-on CODES never retries these\n"
+        "  --block S         if the queue is full, retry for up to S seconds instead of\n"
+        "                    failing at once (exit 7 when still refused)\n";
     const char *name = NULL, *args_text = NULL;
-    bool wait = false, as_json = false;
-    int64_t wait_ms = -1, limit_ms = 0;
-    uint32_t max_attempts = 0;
+    submit_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.wait_ms = -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int c = common_opt(cli, argc, argv, &i);
@@ -292,21 +181,21 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
             return usage_error("submit ", "missing value for %s", a), EXIT_USAGE;
         if (c > 0)
             continue;
+        int rc = submit_spec_opt(&o, argc, argv, &i);
+        if (rc > 0)
+            return rc;
+        if (rc == 0)
+            continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(help, stdout);
             return EXIT_OK;
         } else if (!strcmp(a, "--wait")) {
-            wait = true;
+            o.wait = true;
         } else if (!strcmp(a, "--json")) {
-            as_json = true;
-        } else if (!strcmp(a, "--timeout") || !strcmp(a, "--time-limit")) {
-            int64_t *dst = !strcmp(a, "--timeout") ? &wait_ms : &limit_ms;
-            if (i + 1 >= argc || !parse_seconds(argv[i + 1], dst))
+            o.as_json = true;
+        } else if (!strcmp(a, "--timeout")) {
+            if (i + 1 >= argc || !parse_seconds(argv[i + 1], &o.wait_ms))
                 return usage_error("submit ", "%s needs a number of seconds", a), EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--max-attempts")) {
-            if (i + 1 >= argc || !parse_uint(argv[i + 1], &max_attempts))
-                return usage_error("submit ", "%s needs a count", a), EXIT_USAGE;
             i++;
         } else if (a[0] == '-' && a[1] == '-') {
             return usage_error("submit ", "unknown option %s", a), EXIT_USAGE;
@@ -320,6 +209,8 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
     }
     if (!name)
         return usage_error("submit ", "missing task NAME"), EXIT_USAGE;
+    if (o.spec.countdown_ms > 0 && o.spec.eta_ms > 0)
+        return usage_error("submit ", "--countdown and --eta exclude each other"), EXIT_USAGE;
     void *args = NULL;
     size_t args_len = 0;
     if (args_text) {
@@ -336,25 +227,40 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
         free(args);
         return rc;
     }
-    taskq_task_spec_t spec = {.name = name, .args = args, .args_len = args_len,
-                              .time_limit_ms = limit_ms, .max_attempts = max_attempts};
+    taskq_client_set_block(c, o.block_ms);
+    taskq_task_spec_t spec = o.spec;
+    spec.name = name;
+    spec.args = args;
+    spec.args_len = args_len;
     taskq_err_t e = taskq_submit(c, &spec);
     free(args);
     char id[TASKQ_ID_STRLEN + 1];
     taskq_id_format(&spec.id, id);
-    if (e != TASKQ_OK) {
-        if (e == TASKQ_ENAME)
-            fprintf(stderr, "taskq: invalid task name '%s' (allowed: [A-Za-z0-9_.:-], 1-128)\n", name);
-        rc = e == TASKQ_ENAME ? EXIT_USAGE : fail(cli, e, "submit", id);
-    } else if (wait) {
-        fprintf(stderr, "submitted %s\n", id);
-        rc = wait_and_print(cli, c, &spec.id, wait_ms, as_json);
-    } else if (as_json) {
-        json_t *o = json_pack("{s:s}", "id", id);
-        print_json(o);
-        json_decref(o);
+    if (e == TASKQ_ENAME || (e == TASKQ_EINVAL && !taskq_client_last_error(c)[0]) ||
+        (e == TASKQ_ETOOBIG && !taskq_client_last_error(c)[0])) {
+        rc = submit_spec_error(e, name, &spec);
+    } else if (e == TASKQ_ENOQUEUE) {
+        fprintf(stderr, "taskq: unknown queue '%s' (the broker runs with --strict-queues)\n",
+                spec.queue ? spec.queue : "");
+        rc = exit_for(e);
+    } else if (e != TASKQ_OK) {
+        rc = fail_on(cli, c, e, "submit", "task", id);
     } else {
-        puts(id);
+        if (spec.soft_limit)
+            fprintf(stderr, "taskq: note: queue %s is past %d%% of its max_pending: slow down\n",
+                    spec.queue_out[0] ? spec.queue_out : "?", 80);
+        if (o.wait) {
+            fprintf(stderr, "submitted %s\n", id);
+            rc = wait_and_print(cli, c, &spec.id, o.wait_ms, o.as_json);
+        } else if (o.as_json) {
+            json_t *j = json_pack("{s:s, s:o, s:b}", "id", id, "queue",
+                                  spec.queue_out[0] ? json_string(spec.queue_out) : json_null(),
+                                  "soft_limit", spec.soft_limit);
+            print_json(j);
+            json_decref(j);
+        } else {
+            puts(id);
+        }
     }
     taskq_client_destroy(&c);
     return rc;
@@ -362,57 +268,20 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
 
 /* ---- status ------------------------------------------------------------ */
 
-static bool parse_id_arg(const char *cmd, const char *s, taskq_id_t *id)
-{
-    if (taskq_id_parse(s, id) != TASKQ_OK) {
-        usage_error(cmd, "'%s' is not a task id", s);
-        return false;
-    }
-    return true;
-}
-
-static void print_task_human(const taskq_task_t *t)
-{
-    char id[TASKQ_ID_STRLEN + 1], b1[40];
-    taskq_id_format(&t->id, id);
-    printf("%-13s %s\n", "id:", id);
-    printf("%-13s %s\n", "name:", t->name);
-    printf("%-13s %s\n", "state:", taskq_state_name(t->state));
-    printf("%-13s %u/%u\n", "attempts:", t->attempts, t->max_attempts);
-    if (t->progress_total > 0)
-        printf("%-13s %llu/%llu (%.0f%%) %s\n", "progress:",
-               (unsigned long long)t->progress_current, (unsigned long long)t->progress_total,
-               100.0 * (double)t->progress_current / (double)t->progress_total, t->progress_message);
-    else if (t->progress_current > 0 || t->progress_message[0])
-        printf("%-13s %llu %s\n", "progress:", (unsigned long long)t->progress_current,
-               t->progress_message);
-    else
-        printf("%-13s -\n", "progress:");
-    if (t->state == TASKQ_STATE_SUCCEEDED) {
-        json_t *r = result_json(t);
-        char *s = json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT);
-        printf("%-13s %s\n", "result:", s ? s : "?");
-        free(s);
-        json_decref(r);
-    }
-    if (t->state == TASKQ_STATE_FAILED)
-        printf("%-13s %s\n", "error:", t->error);
-    printf("%-13s %s\n", "worker:", t->worker[0] ? t->worker : "-");
-    printf("%-13s %d\n", "child_pid:", (int)t->child_pid);
-    printf("%-13s %s\n", "submitted_at:", t->submitted_at ? iso_time(t->submitted_at, b1, sizeof b1) : "-");
-    printf("%-13s %s\n", "started_at:", t->started_at ? iso_time(t->started_at, b1, sizeof b1) : "-");
-    printf("%-13s %s\n", "finished_at:", t->finished_at ? iso_time(t->finished_at, b1, sizeof b1) : "-");
-}
-
 static int cmd_status(cli_t *cli, int argc, char **argv)
 {
-    static const char *help = "usage: taskq status ID [--json] [--broker EP]\n"
-                              "Prints a task's record: aligned key: value lines, or one JSON object\n"
-                              "with --json (id, name, state, attempts, max_attempts, progress{current,\n"
-                              "total,message}, result, error, worker, child_pid, submitted_at,\n"
-                              "started_at, finished_at).\n";
+    static const char *help =
+        "usage: taskq status ID [--attempts] [--json] [--broker EP]\n"
+        "Prints a task's record: aligned key: value lines, or one JSON object with\n"
+        "--json (id, name, state, queue, priority, attempts, max_attempts, failures,\n"
+        "code, progress{current,total,message}, result, error, worker, child_pid,\n"
+        "submitted_at, started_at, finished_at, due_at, expires_at, schedule).\n"
+        "--attempts adds every attempt, oldest first: one line each (attempt, worker,\n"
+        "pid, start, duration, state, code, message), or with --json the array\n"
+        "\"attempt_history\" of {attempt, worker, child_pid, started_at, finished_at,\n"
+        "duration_s, state, code, message}.\n";
     const char *ids = NULL;
-    bool as_json = false;
+    bool as_json = false, with_attempts = false;
     for (int i = 0; i < argc; i++) {
         int c = common_opt(cli, argc, argv, &i);
         if (c < 0)
@@ -423,6 +292,8 @@ static int cmd_status(cli_t *cli, int argc, char **argv)
             return fputs(help, stdout), EXIT_OK;
         if (!strcmp(argv[i], "--json"))
             as_json = true;
+        else if (!strcmp(argv[i], "--attempts"))
+            with_attempts = true;
         else if (argv[i][0] == '-' || ids)
             return usage_error("status ", "unexpected argument '%s'", argv[i]), EXIT_USAGE;
         else
@@ -438,16 +309,33 @@ static int cmd_status(cli_t *cli, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     taskq_task_t *t = NULL;
+    taskq_attempts_t *at = NULL;
     taskq_err_t e = taskq_status(c, &id, &t);
+    if (e == TASKQ_OK && with_attempts)
+        e = taskq_attempts(c, &id, &at);
     if (e != TASKQ_OK) {
-        rc = fail(cli, e, "status", ids);
+        rc = fail_on(cli, c, e, "status", "task", ids);
     } else if (as_json) {
         json_t *o = task_json(t);
-        print_json(o);
+        if (with_attempts) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < taskq_attempts_count(at); i++)
+                json_array_append_new(arr, attempt_json(taskq_attempts_get(at, i)));
+            json_object_set_new(o, "attempt_history", arr);
+        }
+        print_json_flags(o, JSON_REAL_PRECISION(15));
         json_decref(o);
     } else {
-        print_task_human(t);
+        print_task_human(stdout, t);
+        if (with_attempts) {
+            int64_t now = tclock_wall_ms();
+            printf("\n");
+            print_attempt_header(stdout);
+            for (size_t i = 0; i < taskq_attempts_count(at); i++)
+                print_attempt_row(stdout, taskq_attempts_get(at, i), now);
+        }
     }
+    taskq_attempts_destroy(&at);
     taskq_task_destroy(&t);
     taskq_client_destroy(&c);
     return rc;
@@ -646,28 +534,6 @@ static void print_workers_human(const taskq_workers_t *w)
     }
 }
 
-/* Parses the options of a command that takes only --json (and the common
- * ones). Returns -1 to go on, else the exit code to return at once. */
-static int parse_json_only(cli_t *cli, int argc, char **argv, const char *what,
-                           const char *help, bool *as_json)
-{
-    *as_json = false;
-    for (int i = 0; i < argc; i++) {
-        int c = common_opt(cli, argc, argv, &i);
-        if (c < 0)
-            return usage_error(what, "missing value for %s", argv[i]), EXIT_USAGE;
-        if (c > 0)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return fputs(help, stdout), EXIT_OK;
-        if (!strcmp(argv[i], "--json"))
-            *as_json = true;
-        else
-            return usage_error(what, "unexpected argument '%s'", argv[i]), EXIT_USAGE;
-    }
-    return -1;
-}
-
 static int cmd_workers(cli_t *cli, int argc, char **argv)
 {
     static const char *help =
@@ -676,7 +542,7 @@ static int cmd_workers(cli_t *cli, int argc, char **argv)
         "{id, host, pid, slots, last_heartbeat, children[{pid, state, task_id,\n"
         "task_name, running_s, done, failed, rss_kb}]}.\n";
     bool as_json;
-    int prc = parse_json_only(cli, argc, argv, "workers ", help, &as_json);
+    int prc = parse_simple(cli, argc, argv, "workers ", help, &as_json, NULL, 0);
     if (prc >= 0)
         return prc;
     taskq_client_t *c = NULL;
@@ -709,7 +575,7 @@ static int cmd_stats(cli_t *cli, int argc, char **argv)
         "queued, running, succeeded, failed, total, submitted, nodes, children,\n"
         "uptime_s, broker.\n";
     bool as_json;
-    int prc = parse_json_only(cli, argc, argv, "stats ", help, &as_json);
+    int prc = parse_simple(cli, argc, argv, "stats ", help, &as_json, NULL, 0);
     if (prc >= 0)
         return prc;
     taskq_client_t *c = NULL;
@@ -757,18 +623,24 @@ static const struct {
     {"result", cmd_result, "wait for a task and print its result"},
     {"workers", cmd_workers, "list worker nodes and their children"},
     {"stats", cmd_stats, "broker statistics"},
+    {"queues", cmd_queues, "list queues: tasks per state, oldest age, slots, paused"},
+    {"queue", cmd_queue, "pause | resume | set a queue (max_pending)"},
+    {"limit", cmd_limit, "set | list | rm rate and concurrency limits"},
+    {"schedule", cmd_schedule, "add | list | pause | resume | rm | run-now periodic schedules"},
+    {"clock", cmd_clock, "advance | set the broker's test clock (--test-clock only)"},
 };
 
 static void print_help(FILE *f)
 {
     fprintf(f, "usage: taskq [--broker EP] COMMAND [ARGS] [--help]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions:\n  --broker EP  broker endpoint list (else $TASKQ_BROKER, else %s)\n"
-               "  --help       this text; 'taskq COMMAND --help' for a command\n\nexit codes:\n",
+               "  --help       this text; 'taskq COMMAND --help' for a command\n\n"
+               "Dispatch policy (queues, priorities, ETAs, retries, limits, schedules):\n"
+               "docs/tasks.md.\n\nexit codes:\n",
             TASKQ_DEFAULT_BROKER);
-    for (size_t i = 0; i < sizeof exit_codes / sizeof exit_codes[0]; i++)
-        fprintf(f, "  %d  %s\n", exit_codes[i].code, exit_codes[i].meaning);
+    print_exit_codes(f);
 }
 
 /* First endpoint of the list that the client will use, for messages. */

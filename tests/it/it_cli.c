@@ -1,7 +1,7 @@
 /* it_cli: the `taskq` CLI end to end: exit codes (0 ok, 1 task failed,
- * 2 usage, 3 timeout, 4 broker unreachable) and the documented JSON of
- * `status --json` and `workers --json`. The broker is passed through
- * $TASKQ_BROKER. */
+ * 2 usage, 3 timeout, 4 broker unreachable, 5 not found, 7 busy) and the
+ * documented JSON of `status --json`, `workers --json`, `queues --json`,
+ * `limit list --json`. The broker is passed through $TASKQ_BROKER. */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -131,7 +131,115 @@ int main(int argc, char **argv)
     need_key(j, "submitted_at", -1, what);
     need_key(j, "started_at", -1, what);
     need_key(j, "finished_at", -1, what);
+    need_key(j, "queue", JSON_STRING, what);
+    H_ASSERT(strcmp(json_string_value(json_object_get(j, "queue")), "default") == 0,
+             "status --json: queue is not 'default'");
+    need_key(j, "priority", JSON_INTEGER, what);
+    H_ASSERT(json_integer_value(json_object_get(j, "priority")) == 5, "default priority is not 5");
+    need_key(j, "failures", JSON_INTEGER, what);
+    need_key(j, "code", -1, what);
+    need_key(j, "due_at", -1, what);
+    need_key(j, "expires_at", -1, what);
+    need_key(j, "schedule", -1, what);
     json_decref(j);
+
+    /* status --attempts --json: the attempt history (the hang runs attempt 1) */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "status", hang_s, "--attempts", "--json");
+    H_ASSERT(rc == 0, "status --attempts --json: exit %d", rc);
+    j = parse_json("status --attempts --json");
+    json_t *hist = json_object_get(j, "attempt_history");
+    H_ASSERT(hist && json_is_array(hist), "status --attempts --json: no attempt_history array");
+    json_decref(j);
+
+    /* submit --json names the queue; a bounded queue refuses with exit 7 */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "queue", "set", "cliq", "--max-pending", "1");
+    H_ASSERT(rc == 0, "queue set cliq --max-pending 1: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "queue", "pause", "cliq");
+    H_ASSERT(rc == 0, "queue pause cliq: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "submit", "test.square", "[2]", "--queue", "cliq",
+                   "--priority", "9", "--json");
+    H_ASSERT(rc == 0, "submit --queue cliq: exit %d", rc);
+    j = parse_json("submit --json");
+    need_key(j, "queue", JSON_STRING, "submit --json");
+    H_ASSERT(strcmp(json_string_value(json_object_get(j, "queue")), "cliq") == 0,
+             "submit --json: queue '%s'", json_string_value(json_object_get(j, "queue")));
+    json_decref(j);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "submit", "test.square", "[2]", "--queue", "cliq");
+    H_ASSERT(rc == 7, "submit to a full queue: exit %d, expected 7 (busy)", rc);
+
+    /* queues --json: one list, the paused bounded queue with its counts */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "queues", "--json");
+    H_ASSERT(rc == 0, "queues --json: exit %d", rc);
+    j = parse_json("queues --json");
+    H_ASSERT(json_is_array(j), "queues --json is not a list");
+    bool qfound = false;
+    size_t qi;
+    json_t *q;
+    json_array_foreach(j, qi, q) {
+        json_t *qn = json_object_get(q, "name");
+        if (!qn || !json_is_string(qn) || strcmp(json_string_value(qn), "cliq"))
+            continue;
+        qfound = true;
+        what = "queues --json queue";
+        need_key(q, "paused", JSON_TRUE, what);
+        need_key(q, "max_pending", JSON_INTEGER, what);
+        need_key(q, "counts", JSON_OBJECT, what);
+        need_key(q, "oldest_queued_s", JSON_REAL, what);
+        need_key(q, "slots", JSON_INTEGER, what);
+        need_key(q, "limit", -1, what);
+        json_t *qc = json_object_get(json_object_get(q, "counts"), "queued");
+        H_ASSERT(qc && json_integer_value(qc) == 1, "queues --json: cliq has not 1 queued task");
+    }
+    H_ASSERT(qfound, "queues --json does not list cliq: '%.300s'", out);
+    json_decref(j);
+
+    /* limits: set, list --json, rm; rm again is "not found" */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "limit", "set", "task:test.square", "--rate", "600/m",
+                   "--max-running", "4");
+    H_ASSERT(rc == 0, "limit set: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "limit", "list", "--json");
+    H_ASSERT(rc == 0, "limit list --json: exit %d", rc);
+    j = parse_json("limit list --json");
+    H_ASSERT(json_is_array(j) && json_array_size(j) == 1, "limit list --json: '%.300s'", out);
+    json_t *lim = json_array_get(j, 0);
+    H_ASSERT(json_real_value(json_object_get(lim, "rate")) == 10.0 &&
+                 json_integer_value(json_object_get(lim, "max_running")) == 4,
+             "limit list --json: '%.300s'", out);
+    json_decref(j);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "limit", "rm", "task:test.square");
+    H_ASSERT(rc == 0, "limit rm: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "limit", "rm", "task:test.square");
+    H_ASSERT(rc == 5, "limit rm of no limit: exit %d, expected 5", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "limit", "set", "nokey", "--rate", "1");
+    H_ASSERT(rc == 2, "limit set with a bad key: exit %d, expected 2", rc);
+
+    /* a bad cron expression is refused with the broker's message: exit 2 */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "schedule", "add", "cli.bad", "--cron", "0 25 * * *",
+                   "--task", "test.square");
+    H_ASSERT(rc == 2, "schedule add with hour 25: exit %d, expected 2", rc);
+    /* a good one is listed, then removed; removing it again is "not found" */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "schedule", "add", "cli.s", "--cron", "@every 1h",
+                   "--task", "test.square", "--args", "[3]", "--priority", "7");
+    H_ASSERT(rc == 0, "schedule add cli.s: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "schedule", "list", "--json");
+    H_ASSERT(rc == 0, "schedule list --json: exit %d", rc);
+    j = parse_json("schedule list --json");
+    H_ASSERT(json_is_array(j) && json_array_size(j) == 1, "schedule list --json: '%.300s'", out);
+    json_t *sc = json_array_get(j, 0);
+    what = "schedule list --json";
+    need_key(sc, "next_at", JSON_STRING, what);
+    H_ASSERT(strcmp(json_string_value(json_object_get(sc, "name")), "cli.s") == 0 &&
+                 json_integer_value(json_object_get(sc, "priority")) == 7 &&
+                 json_is_array(json_object_get(sc, "args")),
+             "schedule list --json: '%.300s'", out);
+    json_decref(j);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "schedule", "rm", "cli.s");
+    H_ASSERT(rc == 0, "schedule rm cli.s: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "schedule", "rm", "cli.s");
+    H_ASSERT(rc == 5, "schedule rm of a removed schedule: exit %d, expected 5", rc);
+    /* no test clock on this broker: refused */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "clock", "advance", "1000");
+    H_ASSERT(rc == 2, "clock advance without --test-clock: exit %d, expected 2", rc);
 
     /* workers --json lists our node and its children */
     rc = h_run_cli(out, OUTSZ, NULL, ep, "workers", "--json");
@@ -181,6 +289,10 @@ int main(int argc, char **argv)
     H_ASSERT(rc == 2, "submit without a name: exit %d, expected 2", rc);
     rc = h_run_cli(out, OUTSZ, NULL, ep, "submit", "test.square", "[not json");
     H_ASSERT(rc == 2, "submit with bad JSON args: exit %d, expected 2", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "submit", "test.square", "--priority", "10");
+    H_ASSERT(rc == 2, "submit --priority 10: exit %d, expected 2", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "submit", "test.square", "--eta", "2026-11-25T18:00:00");
+    H_ASSERT(rc == 2, "submit --eta without an offset: exit %d, expected 2", rc);
 
     /* test.hang still runs there: a warm shutdown would wait out the grace */
     h_worker_signal(w, SIGKILL);

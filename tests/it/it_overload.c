@@ -94,7 +94,7 @@ static void admission(void)
     /* the CLI says so and exits non-zero */
     char out[256];
     int rc = h_run_cli(out, sizeof out, &ms, ep, "submit", "test.square", "[3]");
-    H_ASSERT(rc == 6, "taskq submit over the limit exited %d (expected 6: other error)", rc);
+    H_ASSERT(rc == 7, "taskq submit over the limit exited %d (expected 7: busy)", rc);
     h_log("CLI over the limit: exit %d in %lld ms", rc, (long long)ms);
 
     /* the pending count is loaded at start-up */

@@ -5,3 +5,9 @@ target_include_directories(test_json PRIVATE ${PROJECT_SOURCE_DIR}/client/cli)
 
 taskq_unit_test(test_outbox test_outbox.c ${PROJECT_SOURCE_DIR}/client/outbox.c)
 target_include_directories(test_outbox PRIVATE ${PROJECT_SOURCE_DIR}/client)
+
+# CLI value parsers and renderers (client/cli/parse.c, render.c): no broker.
+taskq_unit_test(test_cliparse test_cliparse.c ${PROJECT_SOURCE_DIR}/client/cli/parse.c
+  ${PROJECT_SOURCE_DIR}/client/cli/render.c ${PROJECT_SOURCE_DIR}/client/cli/json.c
+  LIBS taskq_proto PkgConfig::JANSSON PkgConfig::MSGPACK m)
+target_include_directories(test_cliparse PRIVATE ${PROJECT_SOURCE_DIR}/client/cli)

@@ -70,6 +70,37 @@ static void test_outbox_resend_backoff(void **state)
     outbox_destroy(&ob);
 }
 
+/* A BUSY refusal holds the entry until the retry-after, then it goes out as
+ * a first send again (same req, same body). */
+static void test_outbox_defer_busy(void **state)
+{
+    (void)state;
+    outbox_t *ob = outbox_new();
+    void *b = body("x");
+    assert_int_equal(outbox_add(ob, 3, 0, 20, &b, 2, 1000), TASKQ_OK);
+    outbox_entry_t *e = outbox_find(ob, 3);
+    outbox_mark_sent(e, 100, 5000);
+    outbox_mark_sent(e, 1100, 5000); /* one resend: interval 2000 */
+    outbox_defer(e, 1350, 1000);     /* BUSY at 1100, retry after 250 ms */
+    assert_int_equal(e->sends, 0);
+    assert_int_equal(e->interval_ms, 1000);
+    assert_false(outbox_is_due(e, 1349));
+    assert_true(outbox_is_due(e, 1350));
+    assert_int_equal(outbox_next_due_at(ob), 1350);
+    outbox_mark_sent(e, 1350, 5000); /* a first send: interval stays 1000 */
+    assert_int_equal(e->interval_ms, 1000);
+    assert_false(outbox_is_due(e, 2349));
+    assert_true(outbox_is_due(e, 2350));
+    assert_int_equal(outbox_next_due_at(ob), 2350);
+    /* a hold later than the resend time wins */
+    outbox_defer(e, 9000, 1000);
+    outbox_mark_sent(e, 9000, 5000);
+    e->hold_until = 20000;
+    assert_false(outbox_is_due(e, 10000));
+    assert_int_equal(outbox_next_due_at(ob), 20000);
+    outbox_destroy(&ob);
+}
+
 static void test_outbox_keeps_send_order(void **state)
 {
     (void)state;
@@ -91,6 +122,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outbox_add_find_ack),
         cmocka_unit_test(test_outbox_resend_backoff),
+        cmocka_unit_test(test_outbox_defer_busy),
         cmocka_unit_test(test_outbox_keeps_send_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
