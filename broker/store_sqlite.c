@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,9 +16,19 @@
 #include "tlog.h"
 #include "tmem.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define WAL_AUTOCHECKPOINT_PAGES "8192" /* see store_open */
 #define CACHE_KIB "32768"               /* 32 MiB page cache; see store_open */
+#define SCAN_CHUNK 256                  /* rows per pass of the timer verbs */
+
+/* State sets of the partial indexes, written as comparisons: SQLite
+ * evaluates a constant IN list of more than two values through an
+ * ephemeral b-tree opened by every statement that writes `state` (insert,
+ * dispatch, end of attempt: it cost ~5x on the dispatch path). A query
+ * uses a partial index only if its WHERE repeats the index's expression,
+ * so index and queries share these macros. */
+#define STATE_EXPIRABLE "(state = 0 OR state BETWEEN 4 AND 5)" /* queued, scheduled, retrying */
+#define STATE_TERMINAL "(state BETWEEN 2 AND 3 OR state BETWEEN 6 AND 7)" /* see is_terminal */
 
 static const char *const SCHEMA_V1 =
     "CREATE TABLE IF NOT EXISTS tasks ("
@@ -59,86 +70,325 @@ static const char *const SCHEMA_V2 =
     " COALESCE(SUM(state = 0), 0), COALESCE(SUM(state = 1), 0),"
     " COALESCE(SUM(state = 2), 0), COALESCE(SUM(state = 3), 0) FROM tasks;";
 
+/* v3 (issue 6, dispatch policy): queues, priorities, ETAs, expiry, retry
+ * policy per task, attempts history, limits, schedules, counts per
+ * (queue, state).
+ * - Existing rows go to queue 'default', priority 5. max_attempts keeps
+ *   the value a v2 broker resolved (v3 stores it "as submitted", 0 = not
+ *   given; a resolved value is a valid submitted one). failures: a v2
+ *   broker spent budget on every dispatch (attempts), so a queued task has
+ *   failures = attempts and a running one attempts - 1: the remaining
+ *   budget is unchanged. Terminal rows keep failures 0.
+ * - tasks_queued (FIFO over all tasks) is replaced by tasks_ready (per
+ *   queue, priority desc, FIFO) and tasks_finished by tasks_terminal (the
+ *   four terminal states).
+ * - attempts rows die with their task (trigger), whoever deletes it.
+ * - qcounts is counted once here; start-up reads it, commits keep it. */
+static const char *const SCHEMA_V3 =
+    "ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;"
+    "ALTER TABLE tasks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN code TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN schedule TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN backoff_base_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN backoff_factor REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN backoff_max_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN jitter INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE tasks ADD COLUMN retry_on TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN no_retry_on TEXT NOT NULL DEFAULT '';"
+    "UPDATE tasks SET failures = attempts WHERE state = 0 AND attempts > 0;"
+    "UPDATE tasks SET failures = attempts - 1 WHERE state = 1 AND attempts > 1;"
+    "DROP INDEX IF EXISTS tasks_queued;"
+    "DROP INDEX IF EXISTS tasks_finished;"
+    /* dispatch: a queue's best task (priority desc, FIFO) */
+    "CREATE INDEX tasks_ready ON tasks(queue, priority DESC, seq) WHERE state = 0;"
+    /* dispatch with names excluded (limits): distinct names, then per name */
+    "CREATE INDEX tasks_ready_name ON tasks(queue, name, priority DESC, seq) WHERE state = 0;"
+    /* ETAs and retry backoffs: earliest due first */
+    "CREATE INDEX tasks_due ON tasks(due_at) WHERE state IN (4, 5);"
+    /* expiry of tasks not started yet (state 0, 4, 5: see STATE_EXPIRABLE) */
+    "CREATE INDEX tasks_expiry ON tasks(expires_at)"
+    " WHERE " STATE_EXPIRABLE " AND expires_at > 0;"
+    /* retention: oldest finished first (2, 3, 6, 7) */
+    "CREATE INDEX tasks_terminal ON tasks(finished_at) WHERE " STATE_TERMINAL ";"
+    "CREATE TABLE attempts ("
+    " task_seq INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " worker TEXT NOT NULL DEFAULT '',"
+    " child_pid INTEGER NOT NULL DEFAULT 0,"
+    " started_at INTEGER NOT NULL DEFAULT 0,"
+    " finished_at INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL DEFAULT '',"
+    " code TEXT NOT NULL DEFAULT '',"
+    " message TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (task_seq, attempt)) WITHOUT ROWID;"
+    "CREATE TRIGGER tasks_delete_attempts AFTER DELETE ON tasks"
+    " BEGIN DELETE FROM attempts WHERE task_seq = old.seq; END;"
+    "CREATE TABLE queues ("
+    " name TEXT PRIMARY KEY,"
+    " paused INTEGER NOT NULL DEFAULT 0,"
+    " max_pending INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE qcounts ("
+    " queue TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (queue, state)) WITHOUT ROWID;"
+    "INSERT INTO qcounts (queue, state, n) SELECT queue, state, COUNT(*) FROM tasks"
+    " GROUP BY queue, state;"
+    "INSERT INTO queues (name) VALUES ('default');"
+    "INSERT OR IGNORE INTO queues (name) SELECT DISTINCT queue FROM qcounts;"
+    "DROP TABLE counts;"
+    "CREATE TABLE limits ("
+    " key TEXT PRIMARY KEY,"
+    " rate REAL NOT NULL DEFAULT 0,"
+    " burst INTEGER NOT NULL DEFAULT 0,"
+    " max_running INTEGER NOT NULL DEFAULT 0,"
+    " tokens REAL NOT NULL DEFAULT 0,"
+    " tokens_at INTEGER NOT NULL DEFAULT 0,"
+    " paused_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE schedules ("
+    " name TEXT PRIMARY KEY,"
+    " cron TEXT NOT NULL,"
+    " task TEXT NOT NULL,"
+    " args BLOB,"
+    " queue TEXT NOT NULL DEFAULT '',"
+    " priority INTEGER NOT NULL DEFAULT -1,"
+    " tz TEXT NOT NULL DEFAULT '',"
+    " max_attempts INTEGER NOT NULL DEFAULT 0,"
+    " overlap INTEGER NOT NULL DEFAULT 0,"
+    " catchup INTEGER NOT NULL DEFAULT 1,"
+    " paused INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL DEFAULT 0,"
+    " last_fire_at INTEGER NOT NULL DEFAULT 0,"
+    " last_task_id BLOB,"
+    " fires INTEGER NOT NULL DEFAULT 0,"
+    " skipped INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL DEFAULT 0);";
+
 enum {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
     S_INSERT,
     S_GET,
-    S_EXISTS,
-    S_NEXT_QUEUED,
+    S_POLICY,
+    S_TASK_SEQ,
+    S_FIND,
+    S_STATE,
+    S_READY,
+    S_NAME_NEXT,
+    S_READY_NAME,
+    S_READY_SEQ,
     S_MARK_RUNNING,
-    S_FINISH,
-    S_REQUEUE,
+    S_ATTEMPT_START,
+    S_END,
+    S_ATTEMPT_END,
+    S_EXPIRE,
     S_PROGRESS,
     S_LOAD_RUNNING,
-    S_COUNTS,
-    S_SAVE_COUNTS,
+    S_DUE_SCAN,
+    S_PROMOTE,
+    S_NEXT_DUE,
+    S_EXPIRY_SCAN,
+    S_EXPIRE_SEQ,
+    S_NEXT_EXPIRY,
+    S_ATTEMPTS,
+    S_OLDEST,
     S_PURGE,
+    S_LOAD_QCOUNTS,
+    S_SAVE_QCOUNT,
+    S_QUEUE_NAMES,
+    S_QUEUE_ENSURE,
+    S_QUEUE_SET,
+    S_QUEUE_LIST,
+    S_LIMIT_PUT,
+    S_LIMIT_RM,
+    S_LIMIT_LIST,
+    S_LIMIT_BUCKET,
+    S_SCHED_INSERT,
+    S_SCHED_REPLACE,
+    S_SCHED_RM,
+    S_SCHED_PAUSE,
+    S_SCHED_LIST,
+    S_SCHED_ADVANCE,
     S_COUNT
 };
+
+#define SCHED_COLS                                                                                 \
+    "name, cron, task, args, queue, priority, tz, max_attempts, overlap, catchup, paused,"         \
+    " next_at, last_fire_at, last_task_id, fires, skipped, created_at"
+#define SCHED_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17"
+#define READY_COLS "id, name, args, time_limit_ms, attempts, priority, expires_at"
 
 static const char *const SQL[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_INSERT] = "INSERT INTO tasks (id, name, args, state, max_attempts, time_limit_ms,"
-                 " submitted_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)"
-                 " ON CONFLICT(id) DO NOTHING",
+                 " submitted_at, queue, priority, due_at, expires_at, backoff_base_ms,"
+                 " backoff_factor, backoff_max_ms, jitter, retry_on, no_retry_on, schedule)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                 " ?16, ?17, ?18) ON CONFLICT(id) DO NOTHING",
     [S_GET] = "SELECT name, state, attempts, max_attempts, worker, child_pid, submitted_at,"
               " started_at, finished_at, progress_current, progress_total, progress_message,"
-              " result, error FROM tasks WHERE id = ?1",
-    [S_EXISTS] = "SELECT 1 FROM tasks WHERE id = ?1",
-    [S_NEXT_QUEUED] = "SELECT id, name, args, time_limit_ms, attempts FROM tasks"
-                      " WHERE state = 0 ORDER BY seq LIMIT ?1",
+              " result, error, queue, priority, failures, code, due_at, expires_at, schedule"
+              " FROM tasks WHERE id = ?1",
+    [S_POLICY] = "SELECT name, queue, state, attempts, failures, max_attempts, backoff_base_ms,"
+                 " backoff_factor, backoff_max_ms, jitter, retry_on, no_retry_on"
+                 " FROM tasks WHERE id = ?1",
+    [S_TASK_SEQ] = "SELECT seq FROM tasks WHERE id = ?1",
+    /* the CAS verbs look the row up, then update it by seq: an UPDATE ...
+     * RETURNING materialises its rows in an ephemeral table (~2x slower) */
+    [S_FIND] = "SELECT seq, queue, state, attempts, worker, started_at FROM tasks WHERE id = ?1",
+    [S_STATE] = "SELECT state FROM tasks WHERE id = ?1",
+    [S_READY] = "SELECT " READY_COLS " FROM tasks WHERE state = 0 AND queue = ?1"
+                " ORDER BY priority DESC, seq LIMIT ?2",
+    [S_NAME_NEXT] = "SELECT name FROM tasks WHERE state = 0 AND queue = ?1 AND name > ?2"
+                    " ORDER BY name LIMIT 1",
+    [S_READY_NAME] = "SELECT priority, seq FROM tasks WHERE state = 0 AND queue = ?1"
+                     " AND name = ?2 ORDER BY priority DESC, seq LIMIT ?3",
+    [S_READY_SEQ] = "SELECT " READY_COLS " FROM tasks WHERE seq = ?1 AND state = 0",
     [S_MARK_RUNNING] = "UPDATE tasks SET state = 1, attempts = attempts + 1, worker = ?3,"
                        " started_at = ?4, lease_deadline = ?5, child_pid = 0"
-                       " WHERE id = ?1 AND state = 0 AND attempts = ?2 - 1",
-    [S_FINISH] = "UPDATE tasks SET state = ?3, result = ?4, error = ?5, child_pid = ?6,"
-                 " finished_at = ?7, lease_deadline = 0"
-                 " WHERE id = ?1 AND state = 1 AND attempts = ?2",
-    [S_REQUEUE] = "UPDATE tasks SET"
-                  " state = CASE WHEN attempts >= max_attempts THEN 3 ELSE 0 END,"
-                  " error = CASE WHEN attempts >= max_attempts"
-                  "   THEN printf('attempt limit (%d) reached: %s', max_attempts, ?3)"
-                  "   ELSE error END,"
-                  " finished_at = CASE WHEN attempts >= max_attempts THEN ?4 ELSE 0 END,"
-                  " lease_deadline = 0"
-                  " WHERE id = ?1 AND state = 1 AND attempts = ?2 RETURNING state",
+                       " WHERE seq = ?1 AND state = 0 AND attempts = ?2 - 1",
+    [S_ATTEMPT_START] = "INSERT OR REPLACE INTO attempts (task_seq, attempt, worker, child_pid,"
+                        " started_at, finished_at, state, code, message)"
+                        " VALUES (?1, ?2, ?3, 0, ?4, 0, 'running', '', '')",
+    [S_END] = "UPDATE tasks SET state = ?3, failures = failures + ?4,"
+              " code = CASE WHEN ?5 <> '' THEN ?5 ELSE code END,"
+              " result = CASE WHEN ?3 = 2 THEN ?6 ELSE result END,"
+              " error = CASE WHEN ?3 = 3 THEN ?7 ELSE error END,"
+              " child_pid = ?8,"
+              " finished_at = CASE WHEN ?3 = 2 OR ?3 = 3 OR ?3 = 6 THEN ?9 ELSE 0 END,"
+              " due_at = CASE WHEN ?3 = 5 THEN ?10 ELSE 0 END,"
+              " lease_deadline = 0"
+              " WHERE seq = ?1 AND state = 1 AND attempts = ?2",
+    [S_ATTEMPT_END] = "INSERT INTO attempts (task_seq, attempt, worker, child_pid, started_at,"
+                      " finished_at, state, code, message)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                      " ON CONFLICT(task_seq, attempt) DO UPDATE SET"
+                      " child_pid = excluded.child_pid, finished_at = excluded.finished_at,"
+                      " state = excluded.state, code = excluded.code,"
+                      " message = excluded.message",
+    [S_EXPIRE] = "UPDATE tasks SET state = 7, finished_at = ?2, due_at = 0, lease_deadline = 0"
+                 " WHERE seq = ?1 AND state = 0",
     [S_PROGRESS] = "UPDATE tasks SET progress_current = ?3, progress_total = ?4,"
                    " progress_message = ?5 WHERE id = ?1 AND state = 1 AND attempts = ?2",
-    [S_LOAD_RUNNING] = "SELECT id, attempts, worker FROM tasks WHERE state = 1",
-    [S_COUNTS] = "SELECT queued, running, succeeded, failed FROM counts WHERE k = 0",
-    [S_SAVE_COUNTS] = "UPDATE counts SET queued = ?1, running = ?2, succeeded = ?3, failed = ?4"
-                      " WHERE k = 0",
+    [S_LOAD_RUNNING] = "SELECT id, attempts, worker, name, queue FROM tasks WHERE state = 1",
+    [S_DUE_SCAN] = "SELECT seq, id, state, queue FROM tasks"
+                   " WHERE state IN (4, 5) AND due_at <= ?1 ORDER BY due_at, seq LIMIT ?2",
+    [S_PROMOTE] = "UPDATE tasks SET state = 0, due_at = 0 WHERE seq = ?1 AND state = ?2",
+    [S_NEXT_DUE] = "SELECT due_at FROM tasks WHERE state IN (4, 5) ORDER BY due_at LIMIT 1",
+    [S_EXPIRY_SCAN] = "SELECT seq, id, state, queue FROM tasks"
+                      " WHERE " STATE_EXPIRABLE " AND expires_at > 0 AND expires_at <= ?1"
+                      " ORDER BY expires_at, seq LIMIT ?2",
+    [S_EXPIRE_SEQ] = "UPDATE tasks SET state = 7, finished_at = ?3, due_at = 0"
+                     " WHERE seq = ?1 AND state = ?2",
+    [S_NEXT_EXPIRY] = "SELECT expires_at FROM tasks WHERE " STATE_EXPIRABLE
+                      " AND expires_at > 0 ORDER BY expires_at LIMIT 1",
+    [S_ATTEMPTS] = "SELECT attempt, worker, child_pid, started_at, finished_at, state, code,"
+                   " message FROM attempts WHERE task_seq = ?1 ORDER BY attempt",
+    [S_OLDEST] = "SELECT seq, submitted_at FROM tasks WHERE state = 0 AND queue = ?1"
+                 " AND priority = ?2 ORDER BY seq LIMIT 1",
     [S_PURGE] = "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks"
-                " WHERE state IN (2, 3) AND finished_at < ?1 ORDER BY finished_at LIMIT ?2)"
-                " RETURNING state",
+                " WHERE " STATE_TERMINAL " AND finished_at < ?1 ORDER BY finished_at"
+                " LIMIT ?2) RETURNING state, queue",
+    [S_LOAD_QCOUNTS] = "SELECT queue, state, n FROM qcounts",
+    [S_SAVE_QCOUNT] = "INSERT INTO qcounts (queue, state, n) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT(queue, state) DO UPDATE SET n = excluded.n",
+    [S_QUEUE_NAMES] = "SELECT name FROM queues",
+    [S_QUEUE_ENSURE] = "INSERT INTO queues (name) VALUES (?1) ON CONFLICT(name) DO NOTHING",
+    [S_QUEUE_SET] = "INSERT INTO queues (name, paused, max_pending) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT(name) DO UPDATE SET paused = excluded.paused,"
+                    " max_pending = excluded.max_pending",
+    [S_QUEUE_LIST] = "SELECT name, paused, max_pending FROM queues ORDER BY name",
+    [S_LIMIT_PUT] = "INSERT INTO limits (key, rate, burst, max_running, tokens, tokens_at,"
+                    " paused_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    " ON CONFLICT(key) DO UPDATE SET rate = excluded.rate,"
+                    " burst = excluded.burst, max_running = excluded.max_running,"
+                    " tokens = excluded.tokens, tokens_at = excluded.tokens_at,"
+                    " paused_until = excluded.paused_until",
+    [S_LIMIT_RM] = "DELETE FROM limits WHERE key = ?1",
+    [S_LIMIT_LIST] = "SELECT key, rate, burst, max_running, tokens, tokens_at, paused_until"
+                     " FROM limits ORDER BY key",
+    [S_LIMIT_BUCKET] = "UPDATE limits SET tokens = ?2, tokens_at = ?3, paused_until = ?4"
+                       " WHERE key = ?1",
+    [S_SCHED_INSERT] = "INSERT INTO schedules (" SCHED_COLS ") VALUES (" SCHED_VALUES ")"
+                       " ON CONFLICT(name) DO NOTHING",
+    [S_SCHED_REPLACE] =
+        "INSERT OR REPLACE INTO schedules (" SCHED_COLS ") VALUES (" SCHED_VALUES ")",
+    [S_SCHED_RM] = "DELETE FROM schedules WHERE name = ?1",
+    [S_SCHED_PAUSE] = "UPDATE schedules SET paused = ?2 WHERE name = ?1",
+    [S_SCHED_LIST] = "SELECT " SCHED_COLS " FROM schedules ORDER BY name",
+    [S_SCHED_ADVANCE] = "UPDATE schedules SET next_at = ?2,"
+                        " last_fire_at = CASE WHEN ?3 > 0 THEN ?3 ELSE last_fire_at END,"
+                        " last_task_id = CASE WHEN ?4 IS NOT NULL THEN ?4 ELSE last_task_id END,"
+                        " fires = fires + ?5, skipped = skipped + ?6 WHERE name = ?1",
 };
+
+/* A queue as the store keeps it in memory: its task counts by state
+ * (O(1) STATS / queue listings) and whether its queues row exists. */
+typedef struct {
+    char *name;
+    size_t len;
+    uint64_t n[TASKQ_NSTATES];
+    /* As committed, valid while dirty (copied at the first change of the
+     * transaction): store_rollback restores them, store_commit writes the
+     * cells that differ. */
+    uint64_t base[TASKQ_NSTATES];
+    bool has_row, base_has_row;
+    bool dirty;
+} qent_t;
+
+/* (priority, seq) of a ready task: the exclusion path merges by these. */
+typedef struct {
+    int32_t priority;
+    int64_t seq;
+} rkey_t;
+
+/* A row a timer verb changes (collected, then updated). */
+typedef struct {
+    int64_t seq;
+    taskq_id_t id;
+    int state;
+    size_t q;
+} trow_t;
 
 struct store {
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
     bool in_tx;
-    /* Tasks per state, kept by every verb that changes a state (O(1)
-     * STATS); counts_at_begin restores them when the transaction rolls
-     * back; saved to the counts row by store_commit when changed. */
-    uint64_t counts[4], counts_at_begin[4];
+    /* counts over all queues, and as of store_begin */
+    uint64_t all[TASKQ_NSTATES], all_base[TASKQ_NSTATES];
+    /* queues: entries, open-addressing index (entry + 1, 0 = empty) */
+    qent_t *q;
+    size_t nq, qcap;
+    uint32_t *qidx;
+    size_t qidx_cap; /* power of two */
+    /* queues changed in this transaction */
+    size_t *dirty;
+    size_t ndirty, dirty_cap;
+    /* reusable buffers (no malloc per row) */
+    rkey_t *keys;
+    size_t keys_cap;
+    trow_t *trows;
+    char *namebuf;
+    size_t namebuf_cap;
+    char worker[TQ_NODE_MAX + 1];
 };
-
-/* One task moved from state `from` (-1: new) to `to` (-1: deleted). */
-static void count_move(store_t *self, int from, int to)
-{
-    if (from >= 0 && from < 4 && self->counts[from] > 0)
-        self->counts[from]--;
-    if (to >= 0 && to < 4)
-        self->counts[to]++;
-}
 
 static taskq_err_t fail(store_t *self, const char *what)
 {
     tlog_error("store: %s: %s", what, sqlite3_errmsg(self->db));
     return TASKQ_ESTORE;
+}
+
+static void finish_stmt(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
 }
 
 /* Runs a statement that returns no rows; resets it. */
@@ -147,8 +397,7 @@ static taskq_err_t run(store_t *self, int which)
     sqlite3_stmt *st = self->st[which];
     int rc = sqlite3_step(st);
     taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, SQL[which]);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    finish_stmt(st);
     return err;
 }
 
@@ -162,6 +411,135 @@ static taskq_err_t exec(store_t *self, const char *sql)
     }
     return TASKQ_OK;
 }
+
+static bool is_terminal(int state)
+{
+    return state == TASKQ_STATE_SUCCEEDED || state == TASKQ_STATE_FAILED ||
+           state == TASKQ_STATE_REVOKED || state == TASKQ_STATE_EXPIRED;
+}
+
+/* ---- queues in memory ---------------------------------------------------- */
+
+static uint32_t hash_name(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static void qidx_rebuild(store_t *self, size_t cap)
+{
+    free(self->qidx);
+    self->qidx = xcalloc(cap, sizeof *self->qidx);
+    self->qidx_cap = cap;
+    for (size_t i = 0; i < self->nq; i++) {
+        size_t h = hash_name(self->q[i].name, self->q[i].len) & (cap - 1);
+        while (self->qidx[h])
+            h = (h + 1) & (cap - 1);
+        self->qidx[h] = (uint32_t)(i + 1);
+    }
+}
+
+/* The entry of queue name[0..len), or SIZE_MAX if unknown and !create. */
+static size_t queue_find(store_t *self, const char *name, size_t len, bool create)
+{
+    if (self->qidx_cap) {
+        size_t h = hash_name(name, len) & (self->qidx_cap - 1);
+        uint32_t e;
+        while ((e = self->qidx[h]) != 0) {
+            const qent_t *q = &self->q[e - 1];
+            if (q->len == len && memcmp(q->name, name, len) == 0)
+                return e - 1;
+            h = (h + 1) & (self->qidx_cap - 1);
+        }
+    }
+    if (!create)
+        return SIZE_MAX;
+    if (self->nq == self->qcap) {
+        self->qcap = self->qcap ? self->qcap * 2 : 8;
+        self->q = xrealloc(self->q, self->qcap * sizeof *self->q);
+    }
+    qent_t *q = &self->q[self->nq];
+    memset(q, 0, sizeof *q);
+    q->name = xstrndup(name, len);
+    q->len = len;
+    self->nq++;
+    if (self->nq * 2 > self->qidx_cap)
+        qidx_rebuild(self, self->qidx_cap ? self->qidx_cap * 2 : 16);
+    else {
+        size_t h = hash_name(name, len) & (self->qidx_cap - 1);
+        while (self->qidx[h])
+            h = (h + 1) & (self->qidx_cap - 1);
+        self->qidx[h] = (uint32_t)self->nq;
+    }
+    return self->nq - 1;
+}
+
+/* The entry of the queue in column col of st. */
+static size_t queue_of_col(store_t *self, sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    if (!s) {
+        s = TQ_DEFAULT_QUEUE;
+        len = strlen(s);
+    }
+    return queue_find(self, s, len, true);
+}
+
+/* Called before the first change of a queue entry in a transaction. */
+static void queue_touch(store_t *self, size_t qi)
+{
+    qent_t *q = &self->q[qi];
+    if (q->dirty)
+        return;
+    memcpy(q->base, q->n, sizeof q->n);
+    q->base_has_row = q->has_row;
+    q->dirty = true;
+    if (self->ndirty == self->dirty_cap) {
+        self->dirty_cap = self->dirty_cap ? self->dirty_cap * 2 : 16;
+        self->dirty = xrealloc(self->dirty, self->dirty_cap * sizeof *self->dirty);
+    }
+    self->dirty[self->ndirty++] = qi;
+}
+
+/* One task of queue qi moved from state `from` (-1: new) to `to` (-1:
+ * deleted). */
+static void count_move(store_t *self, size_t qi, int from, int to)
+{
+    queue_touch(self, qi);
+    qent_t *q = &self->q[qi];
+    if (from >= 0 && from < TASKQ_NSTATES) {
+        if (q->n[from] > 0)
+            q->n[from]--;
+        if (self->all[from] > 0)
+            self->all[from]--;
+    }
+    if (to >= 0 && to < TASKQ_NSTATES) {
+        q->n[to]++;
+        self->all[to]++;
+    }
+}
+
+static void set_has_row(store_t *self, size_t qi)
+{
+    if (self->q[qi].has_row)
+        return;
+    queue_touch(self, qi);
+    self->q[qi].has_row = true;
+}
+
+static void dirty_clear(store_t *self)
+{
+    for (size_t i = 0; i < self->ndirty; i++)
+        self->q[self->dirty[i]].dirty = false;
+    self->ndirty = 0;
+}
+
+/* ---- open / close / transactions ------------------------------------------ */
 
 static taskq_err_t migrate(store_t *self)
 {
@@ -185,31 +563,44 @@ static taskq_err_t migrate(store_t *self)
         goto bad;
     if (version < 2 && exec(self, SCHEMA_V2) != TASKQ_OK)
         goto bad;
-    if (exec(self, "PRAGMA user_version = 2") != TASKQ_OK || exec(self, "COMMIT") != TASKQ_OK)
+    if (version < 3 && exec(self, SCHEMA_V3) != TASKQ_OK)
         goto bad;
+    if (exec(self, "PRAGMA user_version = 3") != TASKQ_OK || exec(self, "COMMIT") != TASKQ_OK)
+        goto bad;
+    if (version > 0)
+        tlog_info("store: schema migrated from version %d to %d", version, SCHEMA_VERSION);
     return TASKQ_OK;
 bad:
     exec(self, "ROLLBACK");
     return TASKQ_ESTORE;
 }
 
-/* Start-up: the counts row (one row, not a scan of the tasks). */
+/* Start-up: the qcounts rows and the queue names (not a scan of the tasks). */
 static taskq_err_t load_counts(store_t *self)
 {
-    sqlite3_stmt *st = self->st[S_COUNTS];
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        for (int i = 0; i < 4; i++) {
-            sqlite3_int64 n = sqlite3_column_int64(st, i);
-            self->counts[i] = n > 0 ? (uint64_t)n : 0;
-        }
+    sqlite3_stmt *st = self->st[S_LOAD_QCOUNTS];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t qi = queue_of_col(self, st, 0);
+        int state = sqlite3_column_int(st, 1);
+        sqlite3_int64 n = sqlite3_column_int64(st, 2);
+        if (state < 0 || state >= TASKQ_NSTATES || n <= 0)
+            continue;
+        self->q[qi].n[state] += (uint64_t)n;
+        self->all[state] += (uint64_t)n;
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW) {
-        tlog_error("store: the counts row is missing or unreadable");
-        return TASKQ_ESTORE;
+    if (rc != SQLITE_DONE)
+        return fail(self, "load qcounts");
+    st = self->st[S_QUEUE_NAMES];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t qi = queue_of_col(self, st, 0); /* may grow self->q */
+        self->q[qi].has_row = true;
     }
-    memcpy(self->counts_at_begin, self->counts, sizeof self->counts);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return fail(self, "load queues");
+    memcpy(self->all_base, self->all, sizeof self->all);
     return TASKQ_OK;
 }
 
@@ -221,8 +612,7 @@ store_t *store_open(const char *url, store_durability_t durability, taskq_err_t 
     /* NULL (the default VFS) unless a test set TASKQ_FAULT_VFS (faultvfs.h) */
     const char *vfs = faultvfs_install();
     int rc = sqlite3_open_v2(url, &self->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             vfs);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
         tlog_error("store: cannot open %s: %s", url,
                    self->db ? sqlite3_errmsg(self->db) : sqlite3_errstr(rc));
@@ -255,6 +645,7 @@ store_t *store_open(const char *url, store_durability_t durability, taskq_err_t 
             goto bad;
         }
     }
+    self->trows = xmalloc(SCAN_CHUNK * sizeof *self->trows);
     if (load_counts(self) != TASKQ_OK)
         goto bad;
     if (err)
@@ -282,6 +673,14 @@ void store_close(store_t **self_p)
         if (sqlite3_close(self->db) != SQLITE_OK)
             tlog_error("store: close: %s", sqlite3_errmsg(self->db));
     }
+    for (size_t i = 0; i < self->nq; i++)
+        free(self->q[i].name);
+    free(self->q);
+    free(self->qidx);
+    free(self->dirty);
+    free(self->keys);
+    free(self->trows);
+    free(self->namebuf);
     free(self);
     *self_p = NULL;
 }
@@ -290,37 +689,61 @@ void store_close(store_t **self_p)
 static void reset_reads(store_t *self)
 {
     sqlite3_reset(self->st[S_GET]);
-    sqlite3_reset(self->st[S_NEXT_QUEUED]);
+    sqlite3_reset(self->st[S_POLICY]);
 }
 
 taskq_err_t store_begin(store_t *self)
 {
-    memcpy(self->counts_at_begin, self->counts, sizeof self->counts);
+    reset_reads(self);
+    memcpy(self->all_base, self->all, sizeof self->all);
     taskq_err_t err = run(self, S_BEGIN);
     self->in_tx = err == TASKQ_OK;
     return err;
 }
 
+/* Writes the count cells changed in this transaction. */
+static taskq_err_t save_counts(store_t *self)
+{
+    sqlite3_stmt *st = self->st[S_SAVE_QCOUNT];
+    for (size_t i = 0; i < self->ndirty; i++) {
+        const qent_t *q = &self->q[self->dirty[i]];
+        for (int s = 0; s < TASKQ_NSTATES; s++) {
+            if (q->n[s] == q->base[s])
+                continue;
+            sqlite3_bind_text(st, 1, q->name, (int)q->len, SQLITE_STATIC);
+            sqlite3_bind_int(st, 2, s);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)q->n[s]);
+            if (run(self, S_SAVE_QCOUNT) != TASKQ_OK)
+                return TASKQ_ESTORE;
+        }
+    }
+    return TASKQ_OK;
+}
+
 taskq_err_t store_commit(store_t *self)
 {
     reset_reads(self);
-    if (memcmp(self->counts, self->counts_at_begin, sizeof self->counts) != 0) {
-        sqlite3_stmt *st = self->st[S_SAVE_COUNTS];
-        for (int i = 0; i < 4; i++)
-            sqlite3_bind_int64(st, i + 1, (sqlite3_int64)self->counts[i]);
-        if (run(self, S_SAVE_COUNTS) != TASKQ_OK)
-            return TASKQ_ESTORE; /* the caller rolls back */
-    }
+    if (save_counts(self) != TASKQ_OK)
+        return TASKQ_ESTORE; /* the caller rolls back */
     taskq_err_t err = run(self, S_COMMIT);
-    if (err == TASKQ_OK)
+    if (err == TASKQ_OK) {
         self->in_tx = false;
+        dirty_clear(self);
+        memcpy(self->all_base, self->all, sizeof self->all);
+    }
     return err;
 }
 
 void store_rollback(store_t *self)
 {
     reset_reads(self);
-    memcpy(self->counts, self->counts_at_begin, sizeof self->counts);
+    for (size_t i = 0; i < self->ndirty; i++) {
+        qent_t *q = &self->q[self->dirty[i]];
+        memcpy(q->n, q->base, sizeof q->n);
+        q->has_row = q->base_has_row;
+    }
+    dirty_clear(self);
+    memcpy(self->all, self->all_base, sizeof self->all);
     if (sqlite3_get_autocommit(self->db)) { /* SQLite already rolled back */
         self->in_tx = false;
         return;
@@ -328,6 +751,8 @@ void store_rollback(store_t *self)
     if (run(self, S_ROLLBACK) == TASKQ_OK)
         self->in_tx = false;
 }
+
+/* ---- helpers ------------------------------------------------------------- */
 
 static void bind_id(sqlite3_stmt *st, int col, const taskq_id_t *id)
 {
@@ -339,39 +764,9 @@ static void bind_str(sqlite3_stmt *st, int col, proto_str_t s)
     sqlite3_bind_text(st, col, s.ptr ? s.ptr : "", (int)s.len, SQLITE_STATIC);
 }
 
-/* After a CAS that changed nothing: ESTALE if the task exists, else ENOTFOUND. */
-static taskq_err_t stale_or_missing(store_t *self, const taskq_id_t *id)
+static void bind_cstr(sqlite3_stmt *st, int col, const char *s)
 {
-    sqlite3_stmt *st = self->st[S_EXISTS];
-    bind_id(st, 1, id);
-    int rc = sqlite3_step(st);
-    taskq_err_t err = rc == SQLITE_ROW    ? TASKQ_ESTALE
-                      : rc == SQLITE_DONE ? TASKQ_ENOTFOUND
-                                          : fail(self, "exists");
-    sqlite3_reset(st);
-    return err;
-}
-
-taskq_err_t store_insert_task(store_t *self, const proto_task_spec_t *spec,
-                              uint32_t max_attempts, int64_t submitted_at, bool *inserted)
-{
-    sqlite3_stmt *st = self->st[S_INSERT];
-    bind_id(st, 1, &spec->id);
-    bind_str(st, 2, spec->name);
-    if (spec->args.len)
-        sqlite3_bind_blob(st, 3, spec->args.ptr, (int)spec->args.len, SQLITE_STATIC);
-    else
-        sqlite3_bind_blob(st, 3, "\x90", 1, SQLITE_STATIC); /* empty = [] */
-    sqlite3_bind_int64(st, 4, max_attempts);
-    sqlite3_bind_int64(st, 5, spec->time_limit_ms);
-    sqlite3_bind_int64(st, 6, submitted_at);
-    taskq_err_t err = run(self, S_INSERT);
-    bool added = err == TASKQ_OK && sqlite3_changes(self->db) > 0;
-    if (added)
-        count_move(self, -1, TASKQ_STATE_QUEUED);
-    if (inserted)
-        *inserted = added;
-    return err;
+    sqlite3_bind_text(st, col, s ? s : "", -1, SQLITE_STATIC);
 }
 
 static proto_str_t col_str(sqlite3_stmt *st, int col)
@@ -386,12 +781,93 @@ static proto_str_t col_str(sqlite3_stmt *st, int col)
     return s;
 }
 
+static const char *col_cstr(sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    return s ? s : "";
+}
+
 static proto_bin_t col_bin(sqlite3_stmt *st, int col)
 {
     proto_bin_t b;
     b.ptr = sqlite3_column_blob(st, col);
     b.len = (uint32_t)sqlite3_column_bytes(st, col);
     return b;
+}
+
+static bool col_id(sqlite3_stmt *st, int col, taskq_id_t *id)
+{
+    const void *b = sqlite3_column_blob(st, col);
+    if (!b || sqlite3_column_bytes(st, col) != (int)sizeof id->b) {
+        memset(id->b, 0, sizeof id->b);
+        return false;
+    }
+    memcpy(id->b, b, sizeof id->b);
+    return true;
+}
+
+/* After a CAS that changed nothing: ESTALE if the task exists, else ENOTFOUND. */
+static taskq_err_t stale_or_missing(store_t *self, const taskq_id_t *id)
+{
+    sqlite3_stmt *st = self->st[S_TASK_SEQ];
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    taskq_err_t err = rc == SQLITE_ROW    ? TASKQ_ESTALE
+                      : rc == SQLITE_DONE ? TASKQ_ENOTFOUND
+                                          : fail(self, "exists");
+    finish_stmt(st);
+    return err;
+}
+
+/* ---- tasks ---------------------------------------------------------------- */
+
+taskq_err_t store_insert_task(store_t *self, const store_new_task_t *t, bool *inserted)
+{
+    if (inserted)
+        *inserted = false;
+    if ((t->state != TASKQ_STATE_QUEUED && t->state != TASKQ_STATE_SCHEDULED) || t->priority < 0 ||
+        t->priority > TQ_PRIORITY_MAX) {
+        tlog_error("store: insert: bad state %d or priority %d", t->state, (int)t->priority);
+        return TASKQ_EINVAL;
+    }
+    proto_str_t queue = t->queue.len ? t->queue : proto_str(TQ_DEFAULT_QUEUE);
+    sqlite3_stmt *st = self->st[S_INSERT];
+    bind_id(st, 1, &t->id);
+    bind_str(st, 2, t->name);
+    if (t->args.len)
+        sqlite3_bind_blob(st, 3, t->args.ptr, (int)t->args.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_blob(st, 3, "\x90", 1, SQLITE_STATIC); /* empty = [] */
+    sqlite3_bind_int(st, 4, t->state);
+    sqlite3_bind_int64(st, 5, t->max_attempts);
+    sqlite3_bind_int64(st, 6, t->time_limit_ms);
+    sqlite3_bind_int64(st, 7, t->submitted_at);
+    bind_str(st, 8, queue);
+    sqlite3_bind_int(st, 9, t->priority);
+    sqlite3_bind_int64(st, 10, t->state == TASKQ_STATE_SCHEDULED ? t->due_at : 0);
+    sqlite3_bind_int64(st, 11, t->expires_at > 0 ? t->expires_at : 0);
+    sqlite3_bind_int64(st, 12, t->policy.backoff_base_ms);
+    sqlite3_bind_double(st, 13, t->policy.backoff_factor);
+    sqlite3_bind_int64(st, 14, t->policy.backoff_max_ms);
+    sqlite3_bind_int(st, 15, t->policy.jitter);
+    bind_str(st, 16, t->policy.retry_on);
+    bind_str(st, 17, t->policy.no_retry_on);
+    bind_str(st, 18, t->schedule);
+    taskq_err_t err = run(self, S_INSERT);
+    if (err != TASKQ_OK || sqlite3_changes(self->db) == 0)
+        return err;
+    size_t qi = queue_find(self, queue.ptr, queue.len, true);
+    if (!self->q[qi].has_row) {
+        sqlite3_stmt *qs = self->st[S_QUEUE_ENSURE];
+        bind_str(qs, 1, queue);
+        if ((err = run(self, S_QUEUE_ENSURE)) != TASKQ_OK)
+            return err;
+        set_has_row(self, qi);
+    }
+    count_move(self, qi, -1, t->state);
+    if (inserted)
+        *inserted = true;
+    return TASKQ_OK;
 }
 
 taskq_err_t store_get_task(store_t *self, const taskq_id_t *id, proto_task_rec_t *rec)
@@ -425,105 +901,340 @@ taskq_err_t store_get_task(store_t *self, const taskq_id_t *id, proto_task_rec_t
     rec->has_result = rec->state == TASKQ_STATE_SUCCEEDED;
     rec->result = col_bin(st, 12);
     rec->error = col_str(st, 13);
+    rec->queue = col_str(st, 14);
+    rec->priority = sqlite3_column_int(st, 15);
+    rec->failures = (uint32_t)sqlite3_column_int64(st, 16);
+    rec->code = col_str(st, 17);
+    rec->due_at = sqlite3_column_int64(st, 18);
+    rec->expires_at = sqlite3_column_int64(st, 19);
+    rec->schedule = col_str(st, 20);
     return TASKQ_OK;
 }
 
-taskq_err_t store_next_queued(store_t *self, size_t limit, store_queued_fn fn, void *arg)
+taskq_err_t store_get_policy(store_t *self, const taskq_id_t *id, store_policy_t *out)
 {
-    sqlite3_stmt *st = self->st[S_NEXT_QUEUED];
+    sqlite3_stmt *st = self->st[S_POLICY];
     sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return TASKQ_ENOTFOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return fail(self, "get policy");
+    }
+    memset(out, 0, sizeof *out);
+    out->name = col_str(st, 0);
+    out->queue = col_str(st, 1);
+    out->state = sqlite3_column_int(st, 2);
+    out->attempts = (uint32_t)sqlite3_column_int64(st, 3);
+    out->failures = (uint32_t)sqlite3_column_int64(st, 4);
+    out->max_attempts = (uint32_t)sqlite3_column_int64(st, 5);
+    out->policy.max_attempts = out->max_attempts;
+    out->policy.backoff_base_ms = sqlite3_column_int64(st, 6);
+    out->policy.backoff_factor = sqlite3_column_double(st, 7);
+    out->policy.backoff_max_ms = sqlite3_column_int64(st, 8);
+    out->policy.jitter = sqlite3_column_int(st, 9);
+    out->policy.retry_on = col_str(st, 10);
+    out->policy.no_retry_on = col_str(st, 11);
+    return TASKQ_OK;
+}
+
+/* Fills a ready row from READY_COLS of st. */
+static bool ready_row(sqlite3_stmt *st, const char *queue, store_queued_t *row)
+{
+    if (!col_id(st, 0, &row->id))
+        return false; /* cannot happen: ids are validated on insert */
+    row->name = col_str(st, 1);
+    row->args = col_bin(st, 2);
+    row->time_limit_ms = sqlite3_column_int64(st, 3);
+    row->attempts = (uint32_t)sqlite3_column_int64(st, 4);
+    row->priority = sqlite3_column_int(st, 5);
+    row->expires_at = sqlite3_column_int64(st, 6);
+    row->queue = proto_str(queue);
+    return true;
+}
+
+static bool name_excluded(const char *name, size_t len, const char *const *exclude, size_t nexclude)
+{
+    for (size_t i = 0; i < nexclude; i++)
+        if (exclude[i] && strlen(exclude[i]) == len && memcmp(exclude[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+/* a ranks before b: priority desc, then seq asc */
+static bool rkey_before(rkey_t a, rkey_t b)
+{
+    return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
+}
+
+/* Inserts k into the sorted keys[0..*n) of capacity cap, dropping the
+ * worst when full; false if k ranks after all of a full array. */
+static bool rkey_insert(rkey_t *keys, size_t *n, size_t cap, rkey_t k)
+{
+    if (*n == cap && !rkey_before(k, keys[cap - 1]))
+        return false;
+    size_t i = *n < cap ? (*n)++ : cap - 1;
+    while (i > 0 && rkey_before(k, keys[i - 1])) {
+        keys[i] = keys[i - 1];
+        i--;
+    }
+    keys[i] = k;
+    return true;
+}
+
+/* The exclusion path: distinct queued names of the queue (skip scan over
+ * tasks_ready_name), for each allowed name its best rows, merged in C by
+ * (priority desc, seq); then each chosen row by seq. */
+static taskq_err_t next_ready_excluding(store_t *self, const char *queue,
+                                        const char *const *exclude, size_t nexclude, size_t limit,
+                                        store_queued_fn fn, void *arg)
+{
+    if (limit > self->keys_cap) {
+        self->keys = xrealloc(self->keys, limit * sizeof *self->keys);
+        self->keys_cap = limit;
+    }
+    size_t nkeys = 0;
+    sqlite3_stmt *names = self->st[S_NAME_NEXT], *rows = self->st[S_READY_NAME];
+    size_t curlen = 0;
+    if (!self->namebuf) {
+        self->namebuf_cap = TQ_NAME_MAX + 1;
+        self->namebuf = xmalloc(self->namebuf_cap);
+    }
+    int rc;
+    for (;;) {
+        bind_cstr(names, 1, queue);
+        sqlite3_bind_text(names, 2, self->namebuf, (int)curlen, SQLITE_STATIC);
+        rc = sqlite3_step(names);
+        if (rc != SQLITE_ROW)
+            break;
+        const char *name = (const char *)sqlite3_column_text(names, 0);
+        size_t len = (size_t)sqlite3_column_bytes(names, 0);
+        if (!name)
+            break;
+        if (len + 1 > self->namebuf_cap) {
+            self->namebuf_cap = len + 1;
+            self->namebuf = xrealloc(self->namebuf, self->namebuf_cap);
+        }
+        memcpy(self->namebuf, name, len);
+        self->namebuf[len] = '\0';
+        curlen = len;
+        sqlite3_reset(names);
+        if (name_excluded(self->namebuf, curlen, exclude, nexclude))
+            continue;
+        bind_cstr(rows, 1, queue);
+        sqlite3_bind_text(rows, 2, self->namebuf, (int)curlen, SQLITE_STATIC);
+        sqlite3_bind_int64(rows, 3, (sqlite3_int64)limit);
+        while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
+            rkey_t k = {sqlite3_column_int(rows, 0), sqlite3_column_int64(rows, 1)};
+            if (!rkey_insert(self->keys, &nkeys, limit, k))
+                break; /* this name's later rows rank lower still */
+        }
+        finish_stmt(rows);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return fail(self, "next ready by name");
+    }
+    finish_stmt(names);
+    if (rc != SQLITE_DONE)
+        return fail(self, "next queued name");
+    sqlite3_stmt *one = self->st[S_READY_SEQ];
+    for (size_t i = 0; i < nkeys; i++) {
+        sqlite3_bind_int64(one, 1, self->keys[i].seq);
+        rc = sqlite3_step(one);
+        if (rc == SQLITE_DONE) {
+            sqlite3_reset(one);
+            continue; /* no longer queued (the callback changed it) */
+        }
+        if (rc != SQLITE_ROW) {
+            finish_stmt(one);
+            return fail(self, "next ready row");
+        }
+        store_queued_t row;
+        bool go = !ready_row(one, queue, &row) || fn(&row, arg);
+        sqlite3_reset(one);
+        if (!go)
+            break;
+    }
+    finish_stmt(one);
+    return TASKQ_OK;
+}
+
+taskq_err_t store_next_ready(store_t *self, const char *queue, const char *const *exclude,
+                             size_t nexclude, size_t limit, store_queued_fn fn, void *arg)
+{
+    if (limit == 0)
+        return TASKQ_OK;
+    if (nexclude > 0)
+        return next_ready_excluding(self, queue, exclude, nexclude, limit, fn, arg);
+    sqlite3_stmt *st = self->st[S_READY];
+    bind_cstr(st, 1, queue);
+    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_queued_t row;
-        const void *idb = sqlite3_column_blob(st, 0);
-        if (sqlite3_column_bytes(st, 0) != (int)sizeof row.id.b || !idb)
-            continue; /* cannot happen: ids are validated on insert */
-        memcpy(row.id.b, idb, sizeof row.id.b);
-        row.name = col_str(st, 1);
-        row.args = col_bin(st, 2);
-        row.time_limit_ms = sqlite3_column_int64(st, 3);
-        row.attempts = (uint32_t)sqlite3_column_int64(st, 4);
+        if (!ready_row(st, queue, &row))
+            continue;
         if (!fn(&row, arg)) {
             rc = SQLITE_DONE;
             break;
         }
     }
-    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "next queued");
-    sqlite3_reset(st);
+    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "next ready");
+    finish_stmt(st);
+    return err;
+}
+
+/* A task row as the CAS verbs see it. */
+typedef struct {
+    sqlite3_int64 seq;
+    size_t q;
+    int state;
+    uint32_t attempts;
+    sqlite3_int64 started_at;
+} found_t;
+
+/* Looks a task up by id: TASKQ_OK, ENOTFOUND or ESTORE. Copies the worker
+ * into self->worker when want_worker. */
+static taskq_err_t find_task(store_t *self, const taskq_id_t *id, found_t *f, bool want_worker)
+{
+    sqlite3_stmt *st = self->st[S_FIND];
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    taskq_err_t err = TASKQ_OK;
+    if (rc == SQLITE_ROW) {
+        f->seq = sqlite3_column_int64(st, 0);
+        f->q = queue_of_col(self, st, 1);
+        f->state = sqlite3_column_int(st, 2);
+        f->attempts = (uint32_t)sqlite3_column_int64(st, 3);
+        if (want_worker)
+            proto_str_copy(self->worker, sizeof self->worker, col_str(st, 4));
+        f->started_at = sqlite3_column_int64(st, 5);
+    } else if (rc == SQLITE_DONE) {
+        err = TASKQ_ENOTFOUND;
+    } else {
+        err = fail(self, "find task");
+    }
+    finish_stmt(st);
+    return err;
+}
+
+/* Runs a CAS update by seq; ESTALE if it changed nothing. */
+static taskq_err_t run_cas(store_t *self, int which)
+{
+    taskq_err_t err = run(self, which);
+    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
+        err = TASKQ_ESTALE; /* cannot happen: the row was just read */
     return err;
 }
 
 taskq_err_t store_mark_running(store_t *self, const taskq_id_t *id, uint32_t attempt,
                                const char *worker, int64_t started_at, int64_t lease_deadline_at)
 {
+    found_t f;
+    taskq_err_t err = find_task(self, id, &f, false);
+    if (err != TASKQ_OK)
+        return err;
+    if (f.state != TASKQ_STATE_QUEUED || f.attempts + 1 != attempt)
+        return TASKQ_ESTALE;
     sqlite3_stmt *st = self->st[S_MARK_RUNNING];
-    bind_id(st, 1, id);
+    sqlite3_bind_int64(st, 1, f.seq);
     sqlite3_bind_int64(st, 2, attempt);
-    sqlite3_bind_text(st, 3, worker, -1, SQLITE_STATIC);
+    bind_cstr(st, 3, worker);
     sqlite3_bind_int64(st, 4, started_at);
     sqlite3_bind_int64(st, 5, lease_deadline_at);
-    taskq_err_t err = run(self, S_MARK_RUNNING);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = stale_or_missing(self, id);
-    else if (err == TASKQ_OK)
-        count_move(self, TASKQ_STATE_QUEUED, TASKQ_STATE_RUNNING);
-    return err;
+    if ((err = run_cas(self, S_MARK_RUNNING)) != TASKQ_OK)
+        return err;
+    count_move(self, f.q, TASKQ_STATE_QUEUED, TASKQ_STATE_RUNNING);
+    sqlite3_stmt *a = self->st[S_ATTEMPT_START];
+    sqlite3_bind_int64(a, 1, f.seq);
+    sqlite3_bind_int64(a, 2, attempt);
+    bind_cstr(a, 3, worker);
+    sqlite3_bind_int64(a, 4, started_at);
+    return run(self, S_ATTEMPT_START);
 }
 
-taskq_err_t store_finish(store_t *self, const taskq_id_t *id, uint32_t attempt, bool ok,
-                         proto_bin_t result, proto_str_t error, int32_t child_pid,
-                         int64_t finished_at)
+static const char *default_label(int state)
 {
-    sqlite3_stmt *st = self->st[S_FINISH];
-    bind_id(st, 1, id);
-    sqlite3_bind_int64(st, 2, attempt);
-    sqlite3_bind_int(st, 3, ok ? TASKQ_STATE_SUCCEEDED : TASKQ_STATE_FAILED);
-    if (ok && result.len)
-        sqlite3_bind_blob(st, 4, result.ptr, (int)result.len, SQLITE_STATIC);
-    else if (ok)
-        sqlite3_bind_blob(st, 4, "\xc0", 1, SQLITE_STATIC); /* no result = nil */
-    else
-        sqlite3_bind_null(st, 4);
-    bind_str(st, 5, ok ? proto_str("") : error);
-    sqlite3_bind_int(st, 6, child_pid);
-    sqlite3_bind_int64(st, 7, finished_at);
-    taskq_err_t err = run(self, S_FINISH);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = stale_or_missing(self, id);
-    else if (err == TASKQ_OK)
-        count_move(self, TASKQ_STATE_RUNNING,
-                   ok ? TASKQ_STATE_SUCCEEDED : TASKQ_STATE_FAILED);
-    return err;
-}
-
-taskq_err_t store_requeue(store_t *self, const taskq_id_t *id, uint32_t attempt,
-                          const char *reason, int64_t now_at, int *state_out)
-{
-    sqlite3_stmt *st = self->st[S_REQUEUE];
-    bind_id(st, 1, id);
-    sqlite3_bind_int64(st, 2, attempt);
-    sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now_at);
-    int rc = sqlite3_step(st);
-    taskq_err_t err;
-    if (rc == SQLITE_ROW) {
-        int state = sqlite3_column_int(st, 0);
-        if (state_out)
-            *state_out = state;
-        count_move(self, TASKQ_STATE_RUNNING, state);
-        rc = sqlite3_step(st);
-        err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "requeue");
-    } else if (rc == SQLITE_DONE) {
-        err = TASKQ_ESTALE; /* resolved below */
-    } else {
-        err = fail(self, "requeue");
+    switch (state) {
+    case TASKQ_STATE_SUCCEEDED:
+        return "succeeded";
+    case TASKQ_STATE_FAILED:
+        return "failed";
+    case TASKQ_STATE_RETRYING:
+        return "retrying";
+    case TASKQ_STATE_QUEUED:
+        return "requeued";
+    case TASKQ_STATE_REVOKED:
+        return "revoked";
+    default:
+        return "";
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (err == TASKQ_ESTALE)
-        err = stale_or_missing(self, id);
-    return err;
+}
+
+taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t attempt,
+                              const store_outcome_t *o)
+{
+    int to = o->to_state;
+    if (to != TASKQ_STATE_SUCCEEDED && to != TASKQ_STATE_FAILED && to != TASKQ_STATE_QUEUED &&
+        to != TASKQ_STATE_RETRYING && to != TASKQ_STATE_REVOKED) {
+        tlog_error("store: end attempt: bad target state %d", to);
+        return TASKQ_EINVAL;
+    }
+    found_t f;
+    taskq_err_t err = find_task(self, id, &f, true);
+    if (err != TASKQ_OK)
+        return err;
+    if (f.state != TASKQ_STATE_RUNNING || f.attempts != attempt)
+        return TASKQ_ESTALE;
+    sqlite3_stmt *st = self->st[S_END];
+    sqlite3_bind_int64(st, 1, f.seq);
+    sqlite3_bind_int64(st, 2, attempt);
+    sqlite3_bind_int(st, 3, to);
+    sqlite3_bind_int(st, 4, o->failure ? 1 : 0);
+    bind_str(st, 5, o->code);
+    if (to == TASKQ_STATE_SUCCEEDED && o->result.len)
+        sqlite3_bind_blob(st, 6, o->result.ptr, (int)o->result.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_blob(st, 6, "\xc0", 1, SQLITE_STATIC); /* no result = nil */
+    /* the task's error: the message, else the code */
+    bind_str(st, 7, o->message.len ? o->message : o->code);
+    sqlite3_bind_int(st, 8, o->child_pid);
+    sqlite3_bind_int64(st, 9, o->now);
+    sqlite3_bind_int64(st, 10, o->due_at);
+    if ((err = run_cas(self, S_END)) != TASKQ_OK)
+        return err;
+    count_move(self, f.q, TASKQ_STATE_RUNNING, to);
+    sqlite3_stmt *a = self->st[S_ATTEMPT_END];
+    sqlite3_bind_int64(a, 1, f.seq);
+    sqlite3_bind_int64(a, 2, attempt);
+    bind_cstr(a, 3, self->worker); /* used only for an attempt started before v3 */
+    sqlite3_bind_int(a, 4, o->child_pid);
+    sqlite3_bind_int64(a, 5, f.started_at);
+    sqlite3_bind_int64(a, 6, o->now);
+    bind_cstr(a, 7, o->label ? o->label : default_label(to));
+    bind_str(a, 8, o->code);
+    bind_str(a, 9, o->message);
+    return run(self, S_ATTEMPT_END);
+}
+
+taskq_err_t store_expire_task(store_t *self, const taskq_id_t *id, int64_t now)
+{
+    found_t f;
+    taskq_err_t err = find_task(self, id, &f, false);
+    if (err != TASKQ_OK)
+        return err;
+    if (f.state != TASKQ_STATE_QUEUED)
+        return TASKQ_ESTALE;
+    sqlite3_stmt *st = self->st[S_EXPIRE];
+    sqlite3_bind_int64(st, 1, f.seq);
+    sqlite3_bind_int64(st, 2, now);
+    if ((err = run_cas(self, S_EXPIRE)) != TASKQ_OK)
+        return err;
+    count_move(self, f.q, TASKQ_STATE_QUEUED, TASKQ_STATE_EXPIRED);
+    return TASKQ_OK;
 }
 
 taskq_err_t store_set_progress(store_t *self, const taskq_id_t *id, uint32_t attempt,
@@ -547,24 +1258,196 @@ taskq_err_t store_load_running(store_t *self, store_running_fn fn, void *arg)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         taskq_id_t id;
-        const void *idb = sqlite3_column_blob(st, 0);
-        if (sqlite3_column_bytes(st, 0) != (int)sizeof id.b || !idb)
+        if (!col_id(st, 0, &id))
             continue;
-        memcpy(id.b, idb, sizeof id.b);
-        const char *worker = (const char *)sqlite3_column_text(st, 2);
-        fn(&id, (uint32_t)sqlite3_column_int64(st, 1), worker ? worker : "", arg);
+        fn(&id, (uint32_t)sqlite3_column_int64(st, 1), col_cstr(st, 2), col_cstr(st, 3),
+           col_cstr(st, 4), arg);
     }
     taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "load running");
     sqlite3_reset(st);
     return err;
 }
 
-taskq_err_t store_counts(store_t *self, uint64_t counts[4], uint64_t *total)
+/* Collects up to n rows (seq, id, state, queue) of a scan statement whose
+ * ?1 is now and ?2 the limit; *got = rows. */
+static taskq_err_t scan_rows(store_t *self, int which, int64_t now, size_t n, size_t *got)
+{
+    sqlite3_stmt *st = self->st[which];
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)n);
+    size_t k = 0;
+    int rc = SQLITE_DONE;
+    while (k < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        trow_t *r = &self->trows[k];
+        r->seq = sqlite3_column_int64(st, 0);
+        col_id(st, 1, &r->id);
+        r->state = sqlite3_column_int(st, 2);
+        r->q = queue_of_col(self, st, 3);
+        k++;
+    }
+    if (k < n && rc != SQLITE_DONE) {
+        finish_stmt(st);
+        return fail(self, SQL[which]);
+    }
+    finish_stmt(st);
+    *got = k;
+    return TASKQ_OK;
+}
+
+/* The first value of a one-column statement, INT64_MAX if no row. */
+static taskq_err_t first_time(store_t *self, int which, int64_t *out)
+{
+    sqlite3_stmt *st = self->st[which];
+    int rc = sqlite3_step(st);
+    taskq_err_t err = TASKQ_OK;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        *out = INT64_MAX;
+    else
+        err = fail(self, SQL[which]);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* promote_due / expire_due: move rows found by scan to to_state, in
+ * chunks of SCAN_CHUNK (the scan is done before the updates). */
+static taskq_err_t move_due(store_t *self, int scan, int update, int to_state, int next,
+                            int64_t now, size_t limit, store_task_fn fn, void *arg, size_t *moved,
+                            int64_t *next_at)
+{
+    size_t total = 0;
+    taskq_err_t err = TASKQ_OK;
+    while (total < limit) {
+        size_t want = limit - total < SCAN_CHUNK ? limit - total : SCAN_CHUNK, got = 0;
+        if ((err = scan_rows(self, scan, now, want, &got)) != TASKQ_OK)
+            break;
+        for (size_t i = 0; i < got && err == TASKQ_OK; i++) {
+            const trow_t *r = &self->trows[i];
+            sqlite3_stmt *st = self->st[update];
+            sqlite3_bind_int64(st, 1, r->seq);
+            sqlite3_bind_int(st, 2, r->state);
+            if (update == S_EXPIRE_SEQ)
+                sqlite3_bind_int64(st, 3, now);
+            if ((err = run(self, update)) != TASKQ_OK)
+                break;
+            if (sqlite3_changes(self->db) == 0)
+                continue; /* changed since the scan (by fn) */
+            count_move(self, r->q, r->state, to_state);
+            total++;
+            if (fn)
+                fn(&r->id, arg);
+        }
+        if (err != TASKQ_OK || got < want)
+            break;
+    }
+    if (moved)
+        *moved = total;
+    if (err == TASKQ_OK && next_at)
+        err = first_time(self, next, next_at);
+    return err;
+}
+
+taskq_err_t store_promote_due(store_t *self, int64_t now, size_t limit, store_task_fn fn, void *arg,
+                              size_t *promoted, int64_t *next_due)
+{
+    return move_due(self, S_DUE_SCAN, S_PROMOTE, TASKQ_STATE_QUEUED, S_NEXT_DUE, now, limit, fn,
+                    arg, promoted, next_due);
+}
+
+taskq_err_t store_expire_due(store_t *self, int64_t now, size_t limit, store_task_fn fn, void *arg,
+                             size_t *expired, int64_t *next_expiry)
+{
+    return move_due(self, S_EXPIRY_SCAN, S_EXPIRE_SEQ, TASKQ_STATE_EXPIRED, S_NEXT_EXPIRY, now,
+                    limit, fn, arg, expired, next_expiry);
+}
+
+taskq_err_t store_attempts(store_t *self, const taskq_id_t *id, store_attempt_fn fn, void *arg)
+{
+    sqlite3_stmt *st = self->st[S_TASK_SEQ];
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_int64 seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    finish_stmt(st);
+    if (rc == SQLITE_DONE)
+        return TASKQ_ENOTFOUND;
+    if (rc != SQLITE_ROW)
+        return fail(self, "attempts");
+    st = self->st[S_ATTEMPTS];
+    sqlite3_bind_int64(st, 1, seq);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_attempt_t a;
+        a.attempt = (uint32_t)sqlite3_column_int64(st, 0);
+        a.worker = col_cstr(st, 1);
+        a.child_pid = sqlite3_column_int(st, 2);
+        a.started_at = sqlite3_column_int64(st, 3);
+        a.finished_at = sqlite3_column_int64(st, 4);
+        a.state = col_cstr(st, 5);
+        a.code = col_cstr(st, 6);
+        a.message = col_cstr(st, 7);
+        fn(&a, arg);
+    }
+    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "attempts");
+    finish_stmt(st);
+    return err;
+}
+
+taskq_err_t store_is_terminal(store_t *self, const taskq_id_t *id, bool *terminal)
+{
+    *terminal = false;
+    sqlite3_stmt *st = self->st[S_STATE];
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    taskq_err_t err = TASKQ_OK;
+    if (rc == SQLITE_ROW)
+        *terminal = is_terminal(sqlite3_column_int(st, 0));
+    else if (rc == SQLITE_DONE)
+        err = TASKQ_ENOTFOUND;
+    else
+        err = fail(self, "is terminal");
+    finish_stmt(st);
+    return err;
+}
+
+taskq_err_t store_counts(store_t *self, uint64_t counts[TASKQ_NSTATES], uint64_t *total)
 {
     *total = 0;
-    for (int i = 0; i < 4; i++) {
-        counts[i] = self->counts[i];
+    for (int i = 0; i < TASKQ_NSTATES; i++) {
+        counts[i] = self->all[i];
         *total += counts[i];
+    }
+    return TASKQ_OK;
+}
+
+void store_queue_counts(store_t *self, const char *queue, uint64_t counts[TASKQ_NSTATES])
+{
+    size_t qi = queue ? queue_find(self, queue, strlen(queue), false) : SIZE_MAX;
+    if (qi == SIZE_MAX)
+        memset(counts, 0, TASKQ_NSTATES * sizeof counts[0]);
+    else
+        memcpy(counts, self->q[qi].n, TASKQ_NSTATES * sizeof counts[0]);
+}
+
+taskq_err_t store_queue_oldest(store_t *self, const char *queue, int64_t *submitted_at)
+{
+    *submitted_at = 0;
+    size_t qi = queue ? queue_find(self, queue, strlen(queue), false) : SIZE_MAX;
+    if (qi == SIZE_MAX || self->q[qi].n[TASKQ_STATE_QUEUED] == 0)
+        return TASKQ_OK;
+    /* the lowest seq among each priority's head: 10 index seeks */
+    sqlite3_stmt *st = self->st[S_OLDEST];
+    sqlite3_int64 best = INT64_MAX;
+    for (int p = 0; p <= TQ_PRIORITY_MAX; p++) {
+        bind_cstr(st, 1, queue);
+        sqlite3_bind_int(st, 2, p);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) < best) {
+            best = sqlite3_column_int64(st, 0);
+            *submitted_at = sqlite3_column_int64(st, 1);
+        }
+        finish_stmt(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return fail(self, "queue oldest");
     }
     return TASKQ_OK;
 }
@@ -573,17 +1456,238 @@ taskq_err_t store_purge_finished(store_t *self, int64_t before_at, size_t limit,
 {
     sqlite3_stmt *st = self->st[S_PURGE];
     sqlite3_bind_int64(st, 1, before_at);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
     size_t n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        count_move(self, sqlite3_column_int(st, 0), -1);
+        count_move(self, queue_of_col(self, st, 1), sqlite3_column_int(st, 0), -1);
         n++;
     }
     taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "purge");
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    finish_stmt(st);
     if (purged)
         *purged = err == TASKQ_OK ? n : 0;
+    return err;
+}
+
+/* ---- queues --------------------------------------------------------------- */
+
+taskq_err_t store_queue_ensure(store_t *self, const char *name, bool *created)
+{
+    if (created)
+        *created = false;
+    size_t qi = queue_find(self, name, strlen(name), true);
+    if (self->q[qi].has_row)
+        return TASKQ_OK;
+    sqlite3_stmt *st = self->st[S_QUEUE_ENSURE];
+    bind_cstr(st, 1, name);
+    taskq_err_t err = run(self, S_QUEUE_ENSURE);
+    if (err != TASKQ_OK)
+        return err;
+    if (created)
+        *created = sqlite3_changes(self->db) > 0;
+    set_has_row(self, qi);
+    return TASKQ_OK;
+}
+
+taskq_err_t store_queue_set(store_t *self, const store_queue_t *q)
+{
+    sqlite3_stmt *st = self->st[S_QUEUE_SET];
+    bind_cstr(st, 1, q->name);
+    sqlite3_bind_int(st, 2, q->paused ? 1 : 0);
+    sqlite3_bind_int64(st, 3,
+                       q->max_pending > INT64_MAX ? INT64_MAX : (sqlite3_int64)q->max_pending);
+    taskq_err_t err = run(self, S_QUEUE_SET);
+    if (err == TASKQ_OK)
+        set_has_row(self, queue_find(self, q->name, strlen(q->name), true));
+    return err;
+}
+
+taskq_err_t store_queue_list(store_t *self, store_queue_fn fn, void *arg)
+{
+    sqlite3_stmt *st = self->st[S_QUEUE_LIST];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_queue_t q;
+        q.name = col_cstr(st, 0);
+        q.paused = sqlite3_column_int(st, 1) != 0;
+        sqlite3_int64 mp = sqlite3_column_int64(st, 2);
+        q.max_pending = mp > 0 ? (uint64_t)mp : 0;
+        fn(&q, arg);
+    }
+    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "queue list");
+    sqlite3_reset(st);
+    return err;
+}
+
+/* ---- limits ---------------------------------------------------------------- */
+
+taskq_err_t store_limit_put(store_t *self, const store_limit_t *l)
+{
+    sqlite3_stmt *st = self->st[S_LIMIT_PUT];
+    bind_cstr(st, 1, l->key);
+    sqlite3_bind_double(st, 2, l->rate);
+    sqlite3_bind_int64(st, 3, l->burst);
+    sqlite3_bind_int64(st, 4, l->max_running);
+    sqlite3_bind_double(st, 5, l->tokens);
+    sqlite3_bind_int64(st, 6, l->tokens_at);
+    sqlite3_bind_int64(st, 7, l->paused_until);
+    return run(self, S_LIMIT_PUT);
+}
+
+taskq_err_t store_limit_rm(store_t *self, const char *key)
+{
+    bind_cstr(self->st[S_LIMIT_RM], 1, key);
+    taskq_err_t err = run(self, S_LIMIT_RM);
+    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
+        err = TASKQ_ENOTFOUND;
+    return err;
+}
+
+taskq_err_t store_limit_list(store_t *self, store_limit_fn fn, void *arg)
+{
+    sqlite3_stmt *st = self->st[S_LIMIT_LIST];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_limit_t l;
+        l.key = col_cstr(st, 0);
+        l.rate = sqlite3_column_double(st, 1);
+        l.burst = (uint32_t)sqlite3_column_int64(st, 2);
+        l.max_running = (uint32_t)sqlite3_column_int64(st, 3);
+        l.tokens = sqlite3_column_double(st, 4);
+        l.tokens_at = sqlite3_column_int64(st, 5);
+        l.paused_until = sqlite3_column_int64(st, 6);
+        fn(&l, arg);
+    }
+    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "limit list");
+    sqlite3_reset(st);
+    return err;
+}
+
+taskq_err_t store_limit_save_bucket(store_t *self, const char *key, double tokens,
+                                    int64_t tokens_at, int64_t paused_until)
+{
+    sqlite3_stmt *st = self->st[S_LIMIT_BUCKET];
+    bind_cstr(st, 1, key);
+    sqlite3_bind_double(st, 2, tokens);
+    sqlite3_bind_int64(st, 3, tokens_at);
+    sqlite3_bind_int64(st, 4, paused_until);
+    taskq_err_t err = run(self, S_LIMIT_BUCKET);
+    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
+        err = TASKQ_ENOTFOUND;
+    return err;
+}
+
+/* ---- schedules ------------------------------------------------------------ */
+
+static bool id_is_zero(const taskq_id_t *id)
+{
+    for (size_t i = 0; i < sizeof id->b; i++)
+        if (id->b[i])
+            return false;
+    return true;
+}
+
+taskq_err_t store_schedule_put(store_t *self, const store_schedule_t *s, bool replace)
+{
+    int which = replace ? S_SCHED_REPLACE : S_SCHED_INSERT;
+    sqlite3_stmt *st = self->st[which];
+    bind_cstr(st, 1, s->name);
+    bind_cstr(st, 2, s->cron);
+    bind_cstr(st, 3, s->task);
+    if (s->args.len)
+        sqlite3_bind_blob(st, 4, s->args.ptr, (int)s->args.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_blob(st, 4, "\x90", 1, SQLITE_STATIC); /* empty = [] */
+    bind_cstr(st, 5, s->queue);
+    sqlite3_bind_int(st, 6, s->priority);
+    bind_cstr(st, 7, s->tz);
+    sqlite3_bind_int64(st, 8, s->max_attempts);
+    sqlite3_bind_int(st, 9, s->overlap);
+    sqlite3_bind_int(st, 10, s->catchup);
+    sqlite3_bind_int(st, 11, s->paused ? 1 : 0);
+    sqlite3_bind_int64(st, 12, s->next_at);
+    sqlite3_bind_int64(st, 13, s->last_fire_at);
+    if (id_is_zero(&s->last_task_id))
+        sqlite3_bind_null(st, 14);
+    else
+        bind_id(st, 14, &s->last_task_id);
+    sqlite3_bind_int64(st, 15, (sqlite3_int64)s->fires);
+    sqlite3_bind_int64(st, 16, (sqlite3_int64)s->skipped);
+    sqlite3_bind_int64(st, 17, s->created_at);
+    taskq_err_t err = run(self, which);
+    if (err == TASKQ_OK && !replace && sqlite3_changes(self->db) == 0)
+        err = TASKQ_EEXIST;
+    return err;
+}
+
+taskq_err_t store_schedule_rm(store_t *self, const char *name)
+{
+    bind_cstr(self->st[S_SCHED_RM], 1, name);
+    taskq_err_t err = run(self, S_SCHED_RM);
+    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
+        err = TASKQ_ENOTFOUND;
+    return err;
+}
+
+taskq_err_t store_schedule_set_paused(store_t *self, const char *name, bool paused)
+{
+    sqlite3_stmt *st = self->st[S_SCHED_PAUSE];
+    bind_cstr(st, 1, name);
+    sqlite3_bind_int(st, 2, paused ? 1 : 0);
+    taskq_err_t err = run(self, S_SCHED_PAUSE);
+    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
+        err = TASKQ_ENOTFOUND;
+    return err;
+}
+
+taskq_err_t store_schedule_list(store_t *self, store_schedule_fn fn, void *arg)
+{
+    sqlite3_stmt *st = self->st[S_SCHED_LIST];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_schedule_t s;
+        memset(&s, 0, sizeof s);
+        s.name = col_cstr(st, 0);
+        s.cron = col_cstr(st, 1);
+        s.task = col_cstr(st, 2);
+        s.args = col_bin(st, 3);
+        s.queue = col_cstr(st, 4);
+        s.priority = sqlite3_column_int(st, 5);
+        s.tz = col_cstr(st, 6);
+        s.max_attempts = (uint32_t)sqlite3_column_int64(st, 7);
+        s.overlap = sqlite3_column_int(st, 8);
+        s.catchup = sqlite3_column_int(st, 9);
+        s.paused = sqlite3_column_int(st, 10) != 0;
+        s.next_at = sqlite3_column_int64(st, 11);
+        s.last_fire_at = sqlite3_column_int64(st, 12);
+        col_id(st, 13, &s.last_task_id);
+        s.fires = (uint64_t)sqlite3_column_int64(st, 14);
+        s.skipped = (uint64_t)sqlite3_column_int64(st, 15);
+        s.created_at = sqlite3_column_int64(st, 16);
+        fn(&s, arg);
+    }
+    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "schedule list");
+    sqlite3_reset(st);
+    return err;
+}
+
+taskq_err_t store_schedule_advance(store_t *self, const char *name, int64_t next_at,
+                                   int64_t last_fire_at, const taskq_id_t *last_task_id,
+                                   uint64_t add_fires, uint64_t add_skipped)
+{
+    sqlite3_stmt *st = self->st[S_SCHED_ADVANCE];
+    bind_cstr(st, 1, name);
+    sqlite3_bind_int64(st, 2, next_at);
+    sqlite3_bind_int64(st, 3, last_fire_at);
+    if (last_task_id && !id_is_zero(last_task_id))
+        bind_id(st, 4, last_task_id);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)add_fires);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)add_skipped);
+    taskq_err_t err = run(self, S_SCHED_ADVANCE);
+    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
+        err = TASKQ_ENOTFOUND;
     return err;
 }

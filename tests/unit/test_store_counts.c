@@ -1,7 +1,8 @@
-/* test_store_counts.c - the store's per-state counts (O(1) STATS): kept by
- * every verb, restored by a rollback, persisted by the commit and read back
- * at open without counting; a version-1 database is migrated with its
- * counts computed once. */
+/* test_store_counts.c - the store's counts per (queue, state) (O(1) STATS
+ * and queue listings): kept by every verb, restored by a rollback,
+ * persisted by the commit and read back at open without counting; version
+ * 1 and 2 databases are migrated with their counts computed once; a newer
+ * database is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,26 +58,69 @@ static taskq_id_t tid(uint8_t n)
     return id;
 }
 
-static void insert(store_t *s, uint8_t n, bool want_inserted)
+static void insert_q(store_t *s, uint8_t n, const char *queue, int state, bool want_inserted)
 {
-    proto_task_spec_t t;
+    store_new_task_t t;
     memset(&t, 0, sizeof t);
     t.id = tid(n);
     t.name = proto_str("t");
+    t.max_attempts = 1;
+    t.queue = proto_str(queue);
+    t.priority = 5;
+    t.state = state;
+    t.due_at = state == TASKQ_STATE_SCHEDULED ? 500 : 0;
+    t.policy.jitter = -1;
     bool inserted = !want_inserted;
-    assert_int_equal(store_insert_task(s, &t, 1, 0, &inserted), TASKQ_OK);
+    assert_int_equal(store_insert_task(s, &t, &inserted), TASKQ_OK);
     assert_int_equal(inserted, want_inserted);
 }
 
+static void insert(store_t *s, uint8_t n, bool want_inserted)
+{
+    insert_q(s, n, "default", TASKQ_STATE_QUEUED, want_inserted);
+}
+
+/* want: "q r s f sch rt rv ex" as 8 numbers (pending is always 0) */
+typedef struct {
+    uint64_t q, r, ok, failed, sched, retry, revoked, expired;
+} want_t;
+
+static void check(const uint64_t *c, want_t w)
+{
+    assert_int_equal(c[TASKQ_STATE_QUEUED], w.q);
+    assert_int_equal(c[TASKQ_STATE_RUNNING], w.r);
+    assert_int_equal(c[TASKQ_STATE_SUCCEEDED], w.ok);
+    assert_int_equal(c[TASKQ_STATE_FAILED], w.failed);
+    assert_int_equal(c[TASKQ_STATE_SCHEDULED], w.sched);
+    assert_int_equal(c[TASKQ_STATE_RETRYING], w.retry);
+    assert_int_equal(c[TASKQ_STATE_REVOKED], w.revoked);
+    assert_int_equal(c[TASKQ_STATE_EXPIRED], w.expired);
+    assert_int_equal(c[TASKQ_STATE_PENDING], 0);
+}
+
+static void expect_all(store_t *s, want_t w)
+{
+    uint64_t c[TASKQ_NSTATES], total;
+    assert_int_equal(store_counts(s, c, &total), TASKQ_OK);
+    check(c, w);
+    assert_int_equal(total,
+                     w.q + w.r + w.ok + w.failed + w.sched + w.retry + w.revoked + w.expired);
+}
+
+static void expect_queue(store_t *s, const char *queue, want_t w)
+{
+    uint64_t c[TASKQ_NSTATES];
+    memset(c, 0xff, sizeof c);
+    store_queue_counts(s, queue, c);
+    check(c, w);
+}
+
+/* the old 4-state expectation on the default queue and overall */
 static void expect(store_t *s, uint64_t q, uint64_t r, uint64_t ok, uint64_t failed)
 {
-    uint64_t c[4], total;
-    assert_int_equal(store_counts(s, c, &total), TASKQ_OK);
-    assert_int_equal(c[TASKQ_STATE_QUEUED], q);
-    assert_int_equal(c[TASKQ_STATE_RUNNING], r);
-    assert_int_equal(c[TASKQ_STATE_SUCCEEDED], ok);
-    assert_int_equal(c[TASKQ_STATE_FAILED], failed);
-    assert_int_equal(total, q + r + ok + failed);
+    want_t w = {q, r, ok, failed, 0, 0, 0, 0};
+    expect_all(s, w);
+    expect_queue(s, "default", w);
 }
 
 static void reopen(fx_t *fx)
@@ -86,6 +130,19 @@ static void reopen(fx_t *fx)
     fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
     assert_non_null(fx->s);
     assert_int_equal(err, TASKQ_OK);
+}
+
+static store_outcome_t outcome(int to, bool failure, int64_t now)
+{
+    store_outcome_t o;
+    memset(&o, 0, sizeof o);
+    o.to_state = to;
+    o.failure = failure;
+    o.code = proto_str(failure ? "e" : "");
+    o.message = proto_str(failure ? "m" : "");
+    o.now = now;
+    o.due_at = to == TASKQ_STATE_RETRYING ? 50 : 0;
+    return o;
 }
 
 static void test_counts_follow_every_verb_and_survive_reopen(void **state)
@@ -105,16 +162,16 @@ static void test_counts_follow_every_verb_and_survive_reopen(void **state)
     assert_int_equal(store_mark_running(fx->s, &b, 1, "n", 1, 2), TASKQ_OK);
     assert_int_equal(store_mark_running(fx->s, &c, 1, "n", 1, 2), TASKQ_OK);
     expect(fx->s, 1, 3, 0, 0);
-    assert_int_equal(store_finish(fx->s, &a, 1, true, (proto_bin_t){0}, proto_str(""), 7, 10),
-                     TASKQ_OK);
-    assert_int_equal(store_finish(fx->s, &a, 1, true, (proto_bin_t){0}, proto_str(""), 7, 10),
-                     TASKQ_ESTALE);
-    assert_int_equal(store_finish(fx->s, &b, 1, false, (proto_bin_t){0}, proto_str("x"), 7, 10),
-                     TASKQ_OK);
-    int st = -1;
-    /* max_attempts 1: the requeue fails it at the limit */
-    assert_int_equal(store_requeue(fx->s, &c, 1, "lost", 10, &st), TASKQ_OK);
-    assert_int_equal(st, TASKQ_STATE_FAILED);
+    store_outcome_t ok = outcome(TASKQ_STATE_SUCCEEDED, false, 10);
+    assert_int_equal(store_end_attempt(fx->s, &a, 1, &ok), TASKQ_OK);
+    assert_int_equal(store_end_attempt(fx->s, &a, 1, &ok), TASKQ_ESTALE);
+    store_outcome_t f = outcome(TASKQ_STATE_FAILED, true, 10);
+    assert_int_equal(store_end_attempt(fx->s, &b, 1, &f), TASKQ_OK);
+    store_outcome_t rq = outcome(TASKQ_STATE_QUEUED, true, 10);
+    assert_int_equal(store_end_attempt(fx->s, &c, 1, &rq), TASKQ_OK);
+    expect(fx->s, 2, 0, 1, 1);
+    assert_int_equal(store_mark_running(fx->s, &c, 2, "n", 1, 2), TASKQ_OK);
+    assert_int_equal(store_end_attempt(fx->s, &c, 2, &f), TASKQ_OK);
     expect(fx->s, 1, 0, 1, 2);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
 
@@ -139,33 +196,145 @@ static void test_counts_follow_every_verb_and_survive_reopen(void **state)
     expect(fx->s, 1, 0, 0, 0);
 }
 
+/* Every state, several queues; a rollback restores each queue's cells and
+ * forgets queues it created. */
+static void test_counts_per_queue_and_state(void **state)
+{
+    fx_t *fx = *state;
+    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, NULL);
+    assert_non_null(fx->s);
+    taskq_id_t t1 = tid(1), t2 = tid(2), t3 = tid(3), t5 = tid(5);
+    size_t n;
+    int64_t next;
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    insert_q(fx->s, 1, "a", TASKQ_STATE_QUEUED, true);
+    insert_q(fx->s, 2, "a", TASKQ_STATE_QUEUED, true);
+    insert_q(fx->s, 3, "a", TASKQ_STATE_QUEUED, true);
+    insert_q(fx->s, 4, "b", TASKQ_STATE_SCHEDULED, true);
+    insert_q(fx->s, 5, "b", TASKQ_STATE_QUEUED, true);
+    assert_int_equal(store_mark_running(fx->s, &t1, 1, "n", 1, 2), TASKQ_OK);
+    store_outcome_t rt = outcome(TASKQ_STATE_RETRYING, true, 10);
+    assert_int_equal(store_end_attempt(fx->s, &t1, 1, &rt), TASKQ_OK);
+    assert_int_equal(store_mark_running(fx->s, &t2, 1, "n", 1, 2), TASKQ_OK);
+    store_outcome_t rv = outcome(TASKQ_STATE_REVOKED, false, 10);
+    assert_int_equal(store_end_attempt(fx->s, &t2, 1, &rv), TASKQ_OK);
+    assert_int_equal(store_expire_task(fx->s, &t3, 10), TASKQ_OK);
+    assert_int_equal(store_mark_running(fx->s, &t5, 1, "n", 1, 2), TASKQ_OK);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    want_t wa = {.retry = 1, .revoked = 1, .expired = 1};
+    want_t wb = {.sched = 1, .r = 1};
+    want_t wall = {.retry = 1, .revoked = 1, .expired = 1, .sched = 1, .r = 1};
+    want_t zero = {0};
+    expect_queue(fx->s, "a", wa);
+    expect_queue(fx->s, "b", wb);
+    expect_queue(fx->s, "default", zero);
+    expect_queue(fx->s, "unknown", zero);
+    expect_all(fx->s, wall);
+
+    /* promotion moves the counts of the task's own queue */
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    assert_int_equal(store_promote_due(fx->s, 1000, 10, NULL, NULL, &n, &next), TASKQ_OK);
+    assert_int_equal(n, 2);
+    want_t wa2 = {.q = 1, .revoked = 1, .expired = 1};
+    want_t wb2 = {.q = 1, .r = 1};
+    expect_queue(fx->s, "a", wa2);
+    expect_queue(fx->s, "b", wb2);
+    /* a new queue in a turn that rolls back */
+    insert_q(fx->s, 6, "c", TASKQ_STATE_QUEUED, true);
+    want_t wc = {.q = 1};
+    expect_queue(fx->s, "c", wc);
+    store_rollback(fx->s);
+    expect_queue(fx->s, "a", wa);
+    expect_queue(fx->s, "b", wb);
+    expect_queue(fx->s, "c", zero);
+    expect_all(fx->s, wall);
+    bool created = false;
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    assert_int_equal(store_queue_ensure(fx->s, "c", &created), TASKQ_OK);
+    assert_true(created); /* the rolled-back turn's queue row is gone */
+    assert_int_equal(store_expire_due(fx->s, 1000, 10, NULL, NULL, &n, &next), TASKQ_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+
+    reopen(fx);
+    expect_queue(fx->s, "a", wa);
+    expect_queue(fx->s, "b", wb);
+    expect_all(fx->s, wall);
+}
+
+/* Start-up reads the qcounts rows; it never counts the tasks. */
+static void test_counts_are_read_not_counted_at_open(void **state)
+{
+    fx_t *fx = *state;
+    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, NULL);
+    assert_non_null(fx->s);
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    insert_q(fx->s, 1, "a", TASKQ_STATE_QUEUED, true);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    store_close(&fx->s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE qcounts SET n = 41 WHERE queue = 'a' AND state = 0",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    reopen(fx);
+    want_t w = {.q = 41};
+    expect_queue(fx->s, "a", w);
+    expect_all(fx->s, w);
+}
+
+static const char *const V1_SQL =
+    "CREATE TABLE tasks (seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
+    " name TEXT NOT NULL, args BLOB, state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,"
+    " time_limit_ms INTEGER NOT NULL DEFAULT 0, worker TEXT NOT NULL DEFAULT '',"
+    " child_pid INTEGER NOT NULL DEFAULT 0, submitted_at INTEGER NOT NULL,"
+    " started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"
+    " progress_current INTEGER NOT NULL DEFAULT 0, progress_total INTEGER NOT NULL DEFAULT 0,"
+    " progress_message TEXT NOT NULL DEFAULT '', result BLOB,"
+    " error TEXT NOT NULL DEFAULT '', lease_deadline INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX tasks_queued ON tasks(seq) WHERE state = 0;"
+    "CREATE INDEX tasks_finished ON tasks(finished_at) WHERE state IN (2, 3);"
+    "CREATE INDEX tasks_running ON tasks(worker) WHERE state = 1;";
+
+static void write_db(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "write_db: %s\n", msg ? msg : "?");
+    sqlite3_free(msg);
+    assert_int_equal(rc, SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static int64_t query_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 /* A database written by a schema-1 broker: the migration counts once. */
 static void test_version_1_database_is_counted_once(void **state)
 {
     fx_t *fx = *state;
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-    const char *v1 =
-        "CREATE TABLE tasks (seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
-        " name TEXT NOT NULL, args BLOB, state INTEGER NOT NULL,"
-        " attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,"
-        " time_limit_ms INTEGER NOT NULL DEFAULT 0, worker TEXT NOT NULL DEFAULT '',"
-        " child_pid INTEGER NOT NULL DEFAULT 0, submitted_at INTEGER NOT NULL,"
-        " started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"
-        " progress_current INTEGER NOT NULL DEFAULT 0, progress_total INTEGER NOT NULL DEFAULT 0,"
-        " progress_message TEXT NOT NULL DEFAULT '', result BLOB,"
-        " error TEXT NOT NULL DEFAULT '', lease_deadline INTEGER NOT NULL DEFAULT 0);"
-        "CREATE INDEX tasks_queued ON tasks(seq) WHERE state = 0;"
-        "CREATE INDEX tasks_finished ON tasks(finished_at) WHERE state IN (2, 3);"
-        "CREATE INDEX tasks_running ON tasks(worker) WHERE state = 1;"
-        "INSERT INTO tasks (id, name, state, max_attempts, submitted_at) VALUES"
-        " (x'01000000000000000000000000000001', 't', 0, 1, 0),"
-        " (x'01000000000000000000000000000002', 't', 0, 1, 0),"
-        " (x'01000000000000000000000000000003', 't', 1, 1, 0),"
-        " (x'01000000000000000000000000000004', 't', 3, 1, 0);"
-        "PRAGMA user_version = 1;";
-    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    write_db(fx->path, V1_SQL);
+    write_db(fx->path, "INSERT INTO tasks (id, name, state, max_attempts, submitted_at) VALUES"
+                       " (x'01000000000000000000000000000001', 't', 0, 1, 0),"
+                       " (x'01000000000000000000000000000002', 't', 0, 1, 0),"
+                       " (x'01000000000000000000000000000003', 't', 1, 1, 0),"
+                       " (x'01000000000000000000000000000004', 't', 3, 1, 0);"
+                       "PRAGMA user_version = 1;");
     reopen(fx);
     expect(fx->s, 2, 1, 0, 1);
     taskq_id_t a = tid(1);
@@ -176,12 +345,134 @@ static void test_version_1_database_is_counted_once(void **state)
     expect(fx->s, 1, 2, 0, 1);
 }
 
+typedef struct {
+    int n;
+    char state[4][16], worker[4][16];
+    int64_t started[4];
+} hist_t;
+
+static void on_attempt(const store_attempt_t *a, void *arg)
+{
+    hist_t *h = arg;
+    snprintf(h->state[h->n], sizeof h->state[0], "%s", a->state);
+    snprintf(h->worker[h->n], sizeof h->worker[0], "%s", a->worker);
+    h->started[h->n] = a->started_at;
+    h->n++;
+}
+
+static bool first_ready(const store_queued_t *row, void *arg)
+{
+    *(uint8_t *)arg = row->id.b[15];
+    return false;
+}
+
+/* A database written by a schema-2 broker (issue 5): tasks move to the
+ * default queue with their budget kept, qcounts is counted once, the old
+ * indexes and the counts row go, and every verb works on the old rows. */
+static void test_version_2_database_is_migrated(void **state)
+{
+    fx_t *fx = *state;
+    write_db(fx->path, V1_SQL);
+    write_db(fx->path,
+             "CREATE TABLE counts (k INTEGER PRIMARY KEY CHECK (k = 0),"
+             " queued INTEGER NOT NULL, running INTEGER NOT NULL,"
+             " succeeded INTEGER NOT NULL, failed INTEGER NOT NULL);"
+             "INSERT INTO tasks (id, name, state, attempts, max_attempts, submitted_at, worker,"
+             " started_at, finished_at, result, error) VALUES"
+             " (x'01000000000000000000000000000001', 'a', 0, 0, 3, 1, '', 0, 0, NULL, ''),"
+             " (x'01000000000000000000000000000002', 'b', 0, 1, 3, 2, 'old', 5, 0, NULL, ''),"
+             " (x'01000000000000000000000000000003', 'c', 1, 2, 3, 3, 'w7', 6, 0, NULL, ''),"
+             " (x'01000000000000000000000000000004', 'd', 2, 1, 3, 4, 'w7', 7, 8, x'2a', ''),"
+             " (x'01000000000000000000000000000005', 'e', 3, 3, 3, 5, 'w7', 7, 9, NULL, 'x');"
+             "INSERT INTO counts VALUES (0, 2, 1, 1, 1);"
+             "PRAGMA user_version = 2;");
+    reopen(fx);
+    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 3);
+    expect(fx->s, 2, 1, 1, 1);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
+                                         " ('counts', 'tasks_queued', 'tasks_finished')"),
+                     0);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM queues WHERE name = 'default'"), 1);
+    /* the history checker's read-only query still works */
+    assert_int_equal(query_int(fx->path,
+                               "SELECT COUNT(*) FROM (SELECT id, name, args, state, attempts,"
+                               " result FROM tasks)"),
+                     5);
+
+    proto_task_rec_t rec;
+    taskq_id_t b = tid(2), c = tid(3), d = tid(4);
+    assert_int_equal(store_get_task(fx->s, &b, &rec), TASKQ_OK);
+    assert_int_equal(rec.queue.len, 7);
+    assert_memory_equal(rec.queue.ptr, "default", 7);
+    assert_int_equal(rec.priority, 5);
+    assert_int_equal(rec.failures, 1); /* a v2 dispatch spent budget */
+    assert_int_equal(rec.max_attempts, 3);
+    assert_int_equal(rec.due_at, 0);
+    assert_int_equal(rec.expires_at, 0);
+    assert_int_equal(rec.schedule.len, 0);
+    assert_int_equal(rec.code.len, 0);
+    assert_int_equal(store_get_task(fx->s, &c, &rec), TASKQ_OK);
+    assert_int_equal(rec.failures, 1); /* attempt 2 still running */
+    store_policy_t pol;
+    assert_int_equal(store_get_policy(fx->s, &c, &pol), TASKQ_OK);
+    assert_int_equal(pol.policy.jitter, -1);
+    assert_true(pol.policy.backoff_factor == 0);
+    assert_int_equal(store_get_task(fx->s, &d, &rec), TASKQ_OK);
+    assert_true(rec.has_result);
+
+    /* dispatch order over the old rows: FIFO at the default priority */
+    uint8_t first = 0;
+    assert_int_equal(store_next_ready(fx->s, "default", NULL, 0, 1, first_ready, &first), TASKQ_OK);
+    assert_int_equal(first, 1);
+
+    /* the running attempt started before v3 has no row: ending it adds one */
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    store_outcome_t o = outcome(TASKQ_STATE_SUCCEEDED, false, 20);
+    o.child_pid = 4242;
+    assert_int_equal(store_end_attempt(fx->s, &c, 2, &o), TASKQ_OK);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    hist_t h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(store_attempts(fx->s, &c, on_attempt, &h), TASKQ_OK);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.state[0], "succeeded");
+    assert_string_equal(h.worker[0], "w7");
+    assert_int_equal(h.started[0], 6);
+    expect(fx->s, 2, 0, 2, 1);
+
+    /* purge works over the old terminal rows */
+    size_t purged = 0;
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    assert_int_equal(store_purge_finished(fx->s, 100, 10, &purged), TASKQ_OK);
+    assert_int_equal(purged, 3);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    expect(fx->s, 2, 0, 0, 0);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM attempts"), 0);
+    reopen(fx);
+    expect(fx->s, 2, 0, 0, 0);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+    fx_t *fx = *state;
+    write_db(fx->path, "CREATE TABLE x (a); PRAGMA user_version = 99;");
+    taskq_err_t err = TASKQ_OK;
+    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
+    assert_null(fx->s);
+    assert_int_equal(err, TASKQ_ESTORE);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_counts_follow_every_verb_and_survive_reopen, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_version_1_database_is_counted_once, setup, teardown),
+        T(test_counts_follow_every_verb_and_survive_reopen),
+        T(test_counts_per_queue_and_state),
+        T(test_counts_are_read_not_counted_at_open),
+        T(test_version_1_database_is_counted_once),
+        T(test_version_2_database_is_migrated),
+        T(test_newer_schema_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
