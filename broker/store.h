@@ -62,7 +62,47 @@ typedef struct {
     proto_retry_policy_t policy;  /* as submitted (zeros = not given) */
     proto_str_t schedule;         /* creating schedule, "" if none */
     int64_t submitted_at;         /* unix ms (broker clock) */
+    /* lifecycle (issue 7); zero = none */
+    taskq_id_t parent;            /* workflow parent */
+    taskq_id_t group;             /* member of (with group_index) or callback of */
+    uint32_t group_index;
+    bool is_callback;             /* the chord callback of `group` */
+    bool immutable;
+    uint32_t deps_left;           /* > 0: state must be TASKQ_STATE_PENDING */
+    proto_str_t unique_key;       /* "" = none (the broker resolved --unique) */
+    int32_t unique_until;         /* 0 done, 1 start */
+    int64_t result_ttl_ms;        /* 0 = store default (store_set_ttls) */
+    taskq_id_t rerun_of;
 } store_new_task_t;
+
+/* A workflow group (group / chord / map). */
+typedef struct {
+    taskq_id_t id;
+    uint32_t total, succeeded, failed; /* failed: any non-succeeded terminal */
+    bool has_callback;
+    taskq_id_t callback;
+    int32_t on_fail;              /* 0 fail, 1 settle */
+} store_group_t;
+
+/* One member's end, for a chord callback's arguments (member order). */
+typedef struct {
+    uint32_t index;
+    taskq_id_t id;
+    int state;
+    proto_bin_t result;           /* succeeded */
+    proto_str_t error, code;      /* otherwise */
+} store_member_t;
+typedef void (*store_member_fn)(const store_member_t *m, void *arg);
+
+/* Selection for bulk revoke / failed listing / rerun (fields zero = any). */
+typedef struct {
+    const taskq_id_t *group;      /* members and callback of the group */
+    const char *queue, *name;
+    const char *code;             /* exact, or prefix when it ends in '*' */
+    unsigned states;              /* bit (1 << state), 0 = any */
+    int64_t since_ms;             /* finished_at >= since_ms */
+    size_t limit;                 /* 0 = no limit */
+} store_filter_t;
 
 /* What the store holds to decide a retry (borrowed strings, see above). */
 typedef struct {
@@ -195,6 +235,88 @@ taskq_err_t store_queue_oldest(store_t *self, const char *queue, int64_t *submit
 /* Deletes up to limit terminal tasks finished before before_at (and their
  * attempts); *purged = rows. */
 taskq_err_t store_purge_finished(store_t *self, int64_t before_at, size_t limit, size_t *purged);
+
+/* ---- lifecycle (issue 7) ------------------------------------------------- */
+
+/* TTLs applied when a task becomes terminal (purge_at = finished_at + TTL):
+ * result_ttl_ms for succeeded / revoked / expired unless the task has its
+ * own, failed_ttl_ms for failed. Call once after open. */
+void store_set_ttls(store_t *self, int64_t result_ttl_ms, int64_t failed_ttl_ms);
+/* Deletes up to limit terminal tasks with purge_at <= now (and their
+ * attempts; group rows whose members are all gone); *purged = rows. Adds
+ * to the persistent purged counter and raises the purge horizon. */
+taskq_err_t store_purge_due(store_t *self, int64_t now, size_t limit, size_t *purged);
+/* Deletes up to limit tasks in terminal `state` finished before before_at. */
+taskq_err_t store_purge_state(store_t *self, int state, int64_t before_at, size_t limit,
+                              size_t *purged);
+/* Records ever purged, and the largest id timestamp (ms, UUIDv7 bytes 0-5)
+ * of a purged task: an unknown id at or below it answers EPURGED. O(1). */
+void store_purge_info(store_t *self, uint64_t *purged, int64_t *horizon_ms);
+
+taskq_err_t store_group_insert(store_t *self, const store_group_t *g); /* EEXIST-safe: a known id is a no-op */
+taskq_err_t store_group_get(store_t *self, const taskq_id_t *id, store_group_t *out); /* ENOTFOUND */
+/* A member ended: succeeded or failed += 1; *out: the group after. */
+taskq_err_t store_group_member_ended(store_t *self, const taskq_id_t *id, bool ok,
+                                     store_group_t *out);
+/* Members in index order (ids only: fn gets m->id, m->index). */
+taskq_err_t store_group_members(store_t *self, const taskq_id_t *id, store_member_fn fn,
+                                void *arg);
+/* Members in index order with their end (for the callback's args). */
+taskq_err_t store_group_results(store_t *self, const taskq_id_t *id, store_member_fn fn,
+                                void *arg);
+/* Pending tasks whose parent is id (their ids). */
+taskq_err_t store_children(store_t *self, const taskq_id_t *parent, store_task_fn fn, void *arg);
+/* What a pending task needs to be released: its args, immutability and
+ * group / callback role (borrowed until the next call). */
+typedef struct {
+    int state;
+    proto_bin_t args;
+    bool immutable, is_callback;
+    taskq_id_t group;
+    uint32_t deps_left;
+} store_pending_t;
+taskq_err_t store_get_pending(store_t *self, const taskq_id_t *id, store_pending_t *out);
+/* pending: deps_left -= 1; when it reaches 0 the task becomes queued; if
+ * new_args.ptr is not NULL the args are replaced first. *queued: it did. */
+taskq_err_t store_dep_done(store_t *self, const taskq_id_t *id, proto_bin_t new_args,
+                           bool *queued);
+/* Any non-terminal state -> revoked (terminal) at now with the reason as
+ * its error. *prev_state and *attempt (the running attempt, if it ran)
+ * tell the caller what to undo. ETERMINAL (*prev_state = its state) if
+ * terminal already; ENOTFOUND. */
+taskq_err_t store_revoke(store_t *self, const taskq_id_t *id, const char *reason, int64_t now,
+                         int *prev_state, uint32_t *attempt);
+/* pending / queued -> failed at now with code and message (e.g. a chord
+ * callback whose results are too large): not an attempt. */
+taskq_err_t store_fail_unrun(store_t *self, const taskq_id_t *id, const char *code,
+                             const char *message, int64_t now);
+/* Calls fn with the id of every task matching f (non-terminal only when
+ * f->states is 0 and terminal_ok is false). */
+taskq_err_t store_select(store_t *self, const store_filter_t *f, bool terminal_ok,
+                         store_task_fn fn, void *arg);
+/* Failed tasks matching f, newest finished first (rec borrowed for fn). */
+typedef void (*store_rec_fn)(const proto_task_rec_t *rec, void *arg);
+taskq_err_t store_list_failed(store_t *self, const store_filter_t *f, store_rec_fn fn,
+                              void *arg);
+/* A new queued task copying old's name, args, queue, priority, time limit
+ * and policy, with rerun_of = old; old.rerun_by = new_id (its state is
+ * unchanged). ETERMINAL unless old is failed; EEXIST if already re-run. */
+taskq_err_t store_rerun(store_t *self, const taskq_id_t *old, const taskq_id_t *new_id,
+                        int64_t now);
+
+/* Unique keys: one row per key: holder, released (the holder ended, or
+ * started with until=start) and hold_until (unix ms, --unique-for). */
+typedef struct {
+    taskq_id_t holder;
+    bool released;
+    int64_t hold_until;
+} store_unique_t;
+taskq_err_t store_unique_get(store_t *self, const char *key, store_unique_t *out); /* ENOTFOUND */
+taskq_err_t store_unique_put(store_t *self, const char *key, const taskq_id_t *holder,
+                             int64_t hold_until); /* upsert, released = false */
+/* The holder's key (if any) is released: until must match the task's
+ * unique_until (0 at its end, 1 at its start), or -1 for either. */
+taskq_err_t store_unique_release(store_t *self, const taskq_id_t *holder, int until);
 
 /* ---- queues --------------------------------------------------------------- */
 

@@ -57,6 +57,8 @@ typedef enum {
     TASKQ_EUNKNOWN = 16,  /* unknown message type */
     TASKQ_EEXIST = 17,    /* already exists (schedule name) */
     TASKQ_ENOQUEUE = 18,  /* unknown queue (broker runs with --strict-queues) */
+    TASKQ_EPURGED = 19,   /* the task ended and its record was deleted after its TTL */
+    TASKQ_ETERMINAL = 20, /* the task is already terminal (e.g. revoke of a finished task) */
 } taskq_err_t;
 
 /* Never returns NULL; unknown codes give "unknown error". */
@@ -157,9 +159,20 @@ typedef struct {
     const char *jitter;     /* "equal" (default), "full", "none"; NULL = default */
     const char *retry_on;   /* comma list of codes, '*' suffix = prefix; NULL = all */
     const char *no_retry_on;/* comma list of codes never retried; NULL = none */
+    /* --- lifecycle (docs/tasks.md) --- */
+    const char *unique_key; /* at most one live task per key; NULL = none */
+    int unique;             /* 1: key = hash of (name, canonical args, queue) */
+    const char *unique_until; /* "done" (default: held until terminal) | "start" */
+    int64_t unique_for_ms;  /* > 0: also held this long after submit (a throttle) */
+    int64_t result_ttl_ms;  /* > 0: keep the record this long after it ends
+                               (succeeded / revoked / expired); 0 = broker default */
+    int immutable;          /* workflows: do not append the parent's result to args */
     /* --- filled by the broker's acknowledgement --- */
     char queue_out[65];     /* the queue the task went to */
     int soft_limit;         /* 1: the queue is past 80 % of its max_pending */
+    int duplicate;          /* 1: a live task holds the unique key: nothing was
+                               created and holder_id is that task (not an error) */
+    taskq_id_t holder_id;
 } taskq_task_spec_t;
 
 /* Submits one task; returns after the broker has committed it. */
@@ -195,6 +208,11 @@ typedef struct {
     int64_t due_at;           /* scheduled / retrying: unix ms it becomes queued; else 0 */
     int64_t expires_at;       /* unix ms, 0 = never */
     const char *schedule;     /* the periodic schedule that created it, "" if none */
+    taskq_id_t group_id;      /* group / chord it belongs to, zero if none */
+    taskq_id_t parent_id;     /* workflow parent (chain), zero if none */
+    taskq_id_t rerun_of;      /* the failed task this one re-runs, zero if none */
+    taskq_id_t rerun_by;      /* the task that re-ran this one, zero if none */
+    const char *unique_key;   /* "" if none */
 } taskq_task_t;
 
 TASKQ_EXPORT void taskq_task_destroy(taskq_task_t **self_p);
@@ -258,9 +276,11 @@ typedef struct {
     uint64_t nodes, children;
     int64_t uptime_ms;
     char broker_id[64];
+    uint64_t purged;         /* records deleted by TTL or purge, ever (never silent) */
 } taskq_stats_t;
 
 TASKQ_EXPORT taskq_err_t taskq_stats(taskq_client_t *self, taskq_stats_t *out);
+
 
 /* ---- attempts -------------------------------------------------------- */
 typedef struct {
@@ -357,6 +377,127 @@ TASKQ_EXPORT size_t taskq_schedules_count(const taskq_schedules_t *self);
 TASKQ_EXPORT const taskq_schedule_t *taskq_schedules_get(const taskq_schedules_t *self,
                                                          size_t i);
 TASKQ_EXPORT void taskq_schedules_destroy(taskq_schedules_t **self_p);
+
+/* ---- revoke -------------------------------------------------------------- */
+typedef struct {
+    int terminate;            /* running tasks: SIGTERM the child, SIGKILL after grace */
+    int64_t grace_ms;         /* 0 = 5000 */
+    const char *reason;       /* NULL = "revoked" */
+    /* bulk selectors (with n == 0): every non-terminal task matching all given */
+    const taskq_id_t *group;  /* members of this group / chord (and its callback) */
+    const char *queue;
+    const char *name;
+    unsigned states;          /* bit (1 << state); 0 = every non-terminal state */
+} taskq_revoke_opts_t;
+typedef struct {
+    uint64_t revoked;         /* tasks that became revoked */
+    uint64_t terminal;        /* already terminal: unchanged */
+    uint64_t not_found;
+} taskq_revoke_result_t;
+/* Revokes ids[0..n) (or, with n == 0, the bulk selection in opts). One
+ * committed change: pending, scheduled, queued and retrying tasks become
+ * revoked and never run; a running task's lease is voided (its late result
+ * is rejected) and its worker is told to cancel it (taskq_cancelled), or with
+ * terminate to kill the child. With one id: TASKQ_ETERMINAL if it is already
+ * terminal (its state in taskq_client_last_error), TASKQ_ENOTFOUND. */
+TASKQ_EXPORT taskq_err_t taskq_revoke(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                                      const taskq_revoke_opts_t *opts,
+                                      taskq_revoke_result_t *result);
+
+/* ---- workflows ------------------------------------------------------------ */
+/* A graph built on the client and submitted atomically (all or nothing).
+ * Nodes are task specs (copied, ids generated if zero). A node with a
+ * parent waits `pending` until the parent succeeds; the parent's result is
+ * then appended to its args array (unless spec.immutable); if the parent
+ * ends any other way, the node and everything after it become revoked
+ * (reason upstream_failed / upstream_revoked). A group is a set of nodes
+ * with counters (done / failed / total); a chord is a group with a
+ * callback node that runs when every member is terminal:
+ *   on_fail "fail" (default): the callback is revoked as soon as a member
+ *     ends non-succeeded (a retried attempt is not an end); otherwise it
+ *     gets its args + [[result0, result1, ...]] in member order;
+ *   on_fail "settle": it runs when all are terminal, with args +
+ *     [[{"id": bin, "state": str, "result": value | "error": str,
+ *        "code": str}, ...]].
+ * An empty chord runs its callback with []. Past 16 MiB of results the
+ * callback fails with code taskq.too_large before it is dispatched. */
+typedef struct taskq_flow taskq_flow_t;
+TASKQ_EXPORT taskq_flow_t *taskq_flow_new(void);
+TASKQ_EXPORT void taskq_flow_destroy(taskq_flow_t **self_p);
+/* Adds a node; returns its index (>= 0) or -1 (invalid spec). */
+TASKQ_EXPORT int taskq_flow_add(taskq_flow_t *self, const taskq_task_spec_t *spec);
+/* child waits for parent (one parent per node). 0 or -1. */
+TASKQ_EXPORT int taskq_flow_after(taskq_flow_t *self, int child, int parent);
+/* Makes a group of nodes members[0..n) (each in at most one group; n may
+ * be 0); returns the group's index or -1. */
+TASKQ_EXPORT int taskq_flow_group(taskq_flow_t *self, const int *members, size_t n);
+/* Makes node `callback` the chord callback of group g. 0 or -1. */
+TASKQ_EXPORT int taskq_flow_chord(taskq_flow_t *self, int group, int callback,
+                                  const char *on_fail);
+TASKQ_EXPORT taskq_err_t taskq_flow_submit(taskq_client_t *self, taskq_flow_t *flow);
+/* After taskq_flow_add / submit: a node's task id, a group's id. */
+TASKQ_EXPORT const taskq_id_t *taskq_flow_task_id(const taskq_flow_t *self, int node);
+TASKQ_EXPORT const taskq_id_t *taskq_flow_group_id(const taskq_flow_t *self, int group);
+/* Shorthands (one atomic submit each). ids of specs are filled in. */
+TASKQ_EXPORT taskq_err_t taskq_chain(taskq_client_t *self, taskq_task_spec_t *specs, size_t n);
+TASKQ_EXPORT taskq_err_t taskq_group(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
+                                     taskq_id_t *group_id);
+TASKQ_EXPORT taskq_err_t taskq_chord(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
+                                     taskq_task_spec_t *callback, const char *on_fail,
+                                     taskq_id_t *group_id);
+/* One task `name` per chunk of `chunk` items of the msgpack array `items`
+ * (each task's args: [[item, ...]]), as a group; with `then` (may be NULL)
+ * a chord callback. *ids (caller frees) gets the member ids in item order. */
+TASKQ_EXPORT taskq_err_t taskq_map(taskq_client_t *self, const char *name, const void *items,
+                                   size_t items_len, size_t chunk, taskq_task_spec_t *then,
+                                   taskq_id_t *group_id, taskq_id_t **ids, size_t *nids);
+typedef struct {
+    taskq_id_t id;
+    uint64_t total, succeeded, failed, remaining; /* failed: any non-succeeded end */
+    taskq_id_t callback;      /* zero if none */
+    int callback_state;       /* -1 if no callback */
+    const char *on_fail;
+} taskq_group_info_t;
+/* O(1) group progress. Caller owns nothing (fills *out). */
+TASKQ_EXPORT taskq_err_t taskq_group_status(taskq_client_t *self, const taskq_id_t *group_id,
+                                            taskq_group_info_t *out);
+/* The member ids of a group in member order; caller frees *ids. */
+TASKQ_EXPORT taskq_err_t taskq_group_members(taskq_client_t *self, const taskq_id_t *group_id,
+                                             taskq_id_t **ids, size_t *n);
+
+/* ---- waiting: as completed, all, any ------------------------------------- */
+/* Calls fn for each task as it becomes terminal, in the broker's commit
+ * order (already-terminal ones first), each exactly once, pushed by the
+ * broker; stops when fn returns nonzero (wait_any: after the first), when
+ * all n were delivered (TASKQ_OK), or at the deadline (TASKQ_ETIMEDOUT). */
+TASKQ_EXPORT taskq_err_t taskq_wait_any(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                                        int64_t timeout_ms, taskq_wait_fn fn, void *arg);
+TASKQ_EXPORT taskq_err_t taskq_wait_all(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                                        int64_t timeout_ms, taskq_wait_fn fn, void *arg);
+
+/* ---- dead letters, re-run, purge ------------------------------------------ */
+typedef struct {
+    const char *queue, *name, *code; /* NULL = any; code may end in '*' */
+    int64_t since_ms;         /* finished at or after (unix ms), 0 = any */
+    size_t limit;             /* 0 = 1000 */
+} taskq_failed_filter_t;
+typedef struct taskq_task_list taskq_task_list_t;
+/* Failed tasks (the dead-letter set), newest first. */
+TASKQ_EXPORT taskq_err_t taskq_failed(taskq_client_t *self, const taskq_failed_filter_t *filter,
+                                      taskq_task_list_t **out);
+TASKQ_EXPORT size_t taskq_task_list_count(const taskq_task_list_t *self);
+TASKQ_EXPORT const taskq_task_t *taskq_task_list_get(const taskq_task_list_t *self, size_t i);
+TASKQ_EXPORT void taskq_task_list_destroy(taskq_task_list_t **self_p);
+/* Creates a new task per failed one (same name, args, queue, priority and
+ * options, fresh budget, linked both ways: rerun_of / rerun_by); the old one
+ * keeps its state. ids[0..n), or with n == 0 every failed task matching
+ * filter. new_ids (may be NULL) receives up to n ids; *count the number made. */
+TASKQ_EXPORT taskq_err_t taskq_rerun(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                                     const taskq_failed_filter_t *filter, taskq_id_t *new_ids,
+                                     uint64_t *count);
+/* Deletes terminal tasks in `state` that ended more than older_than_ms ago. */
+TASKQ_EXPORT taskq_err_t taskq_purge(taskq_client_t *self, int state, int64_t older_than_ms,
+                                     uint64_t *purged);
 
 /* The message of the last ERROR answer on this handle ("" if none). */
 TASKQ_EXPORT const char *taskq_client_last_error(const taskq_client_t *self);

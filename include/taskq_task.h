@@ -84,6 +84,10 @@ TASKQ_TASK_EXPORT int taskq_retry(taskq_ctx_t *ctx, int64_t delay_ms, const char
  * bucket of its `task:NAME` limit (if one is set) for that long. */
 TASKQ_TASK_EXPORT int taskq_rate_limited(taskq_ctx_t *ctx, int64_t retry_after_ms);
 
+/* Nonzero once the task was revoked (taskq revoke): the task should stop
+ * early (its result will be discarded). Cheap: a non-blocking check. */
+TASKQ_TASK_EXPORT int taskq_cancelled(taskq_ctx_t *ctx);
+
 /* Retry policy given at registration; a submit's own values win. */
 typedef struct {
     uint32_t max_attempts;   /* 0 = broker default */

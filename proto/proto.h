@@ -74,6 +74,7 @@ typedef enum {
     PROTO_WELCOME = 0x90,
     PROTO_TASK = 0x91,
     PROTO_DONE_ACK = 0x93,
+    PROTO_CANCEL = 0x94,
     PROTO_ERROR = 0xFF,
 } proto_type_t;
 
@@ -121,7 +122,30 @@ typedef struct {
     int64_t expires_in_ms;  /* "expires_in_ms": uint <= TQ_ETA_MAX_MS */
     int64_t expires_at;     /* "expires_at": uint, unix ms */
     proto_retry_policy_t policy; /* "backoff_base_ms", "backoff_factor", ... (below) */
+    /* Lifecycle (issue 7); every field optional. */
+    bool has_parent;        /* "parent": bin 16, a task of the same SUBMIT */
+    taskq_id_t parent;
+    bool has_group;         /* "group": bin 16, one of this SUBMIT's "groups" */
+    taskq_id_t group;
+    uint32_t index;         /* "index": uint, position in the group (member order) */
+    bool has_callback_of;   /* "callback_of": bin 16: this task is that group's chord callback */
+    taskq_id_t callback_of;
+    bool immutable;         /* "immutable": bool */
+    proto_str_t unique_key; /* "unique_key": str, printable ASCII, <= TQ_UNIQUE_KEY_MAX */
+    bool unique;            /* "unique": bool, key = hash(name, canonical args, queue) */
+    int32_t unique_until;   /* "unique_until": "done" (0, default) | "start" (1) */
+    int64_t unique_for_ms;  /* "unique_for_ms": uint <= TQ_TTL_MAX_MS */
+    int64_t result_ttl_ms;  /* "result_ttl_ms": uint <= TQ_TTL_MAX_MS, 0 = default */
 } proto_task_spec_t;
+
+/* A group in a SUBMIT's "groups": {"id": bin16, "size": uint, "on_fail":
+ * "fail" | "settle"}. Members name it in "group"; at most one task names
+ * it in "callback_of" (a chord). */
+typedef struct {
+    taskq_id_t id;
+    uint32_t size;
+    int32_t on_fail; /* 0 fail, 1 settle */
+} proto_group_t;
 
 /* A task record (STATUS_REPLY, RESULT). */
 typedef struct {
@@ -148,6 +172,11 @@ typedef struct {
     int64_t due_at;           /* "due_at": unix ms, 0 unless scheduled / retrying */
     int64_t expires_at;       /* "expires_at": unix ms, 0 = never */
     proto_str_t schedule;     /* "schedule": "" unless created by a schedule */
+    taskq_id_t group_id;      /* "group_id": bin 16 or nil (zero) */
+    taskq_id_t parent_id;     /* "parent_id": bin 16 or nil */
+    taskq_id_t rerun_of;      /* "rerun_of": bin 16 or nil */
+    taskq_id_t rerun_by;      /* "rerun_by": bin 16 or nil */
+    proto_str_t unique_key;   /* "unique_key": str, "" if none */
 } proto_task_rec_t;
 
 /* (task, attempt): a lease held by a worker node. Encoded [id, attempt]. */
@@ -182,6 +211,7 @@ typedef struct {
 
 typedef struct {
     uint64_t queued, running, succeeded, failed; /* "queued", ... */
+    uint64_t purged;         /* "purged": records deleted by TTL or purge, ever */
     uint64_t total;          /* "total" */
     uint64_t submitted;      /* "submitted" */
     uint64_t nodes;          /* "nodes" */
@@ -193,13 +223,21 @@ typedef struct {
 typedef struct {
     int type; /* proto_type_t */
     union {
-        struct { uint64_t req; uint32_t ntasks; proto_task_spec_t *tasks; } submit;
+        /* ntasks <= TQ_BATCH_MAX, or <= TQ_GRAPH_MAX when the SUBMIT has
+         * "groups" or any task has a parent / group / callback_of */
+        struct {
+            uint64_t req; uint32_t ntasks; proto_task_spec_t *tasks;
+            uint32_t ngroups; proto_group_t *groups; /* "groups", optional */
+        } submit;
         /* queues[i]: the queue task i went to (ncodes entries when
          * encoded by the broker; 0 entries accepted on decode from old
          * brokers); soft: some queue is past TQ_SOFT_WATERMARK_PCT. */
         struct {
             uint64_t req; uint32_t ncodes; uint32_t *codes;
             uint32_t nqueues; proto_str_t *queues; bool soft;
+            /* "holders": [bin16 | nil] per task (optional): the live task
+             * that holds a unique key; that task was not created */
+            uint32_t nholders; taskq_id_t *holders; /* zero id = created */
         } submit_ack;
         struct { uint64_t req; taskq_id_t id; } status;
         struct { uint64_t req; proto_task_rec_t task; } status_reply;
@@ -266,6 +304,9 @@ typedef struct {
             proto_retry_policy_t policy;
         } done;
         struct { taskq_id_t id; uint32_t attempt; uint32_t code; } done_ack;
+        /* broker -> worker: the attempt was revoked; "terminate": kill its
+         * child (SIGTERM, SIGKILL after "grace_ms") */
+        struct { taskq_id_t id; uint32_t attempt; bool terminate; int64_t grace_ms; } cancel;
         struct {
             uint32_t nchildren; proto_child_t *children;
             uint32_t nleases; proto_lease_t *leases;
@@ -369,6 +410,11 @@ taskq_err_t proto_obj_f64(const msgpack_object *map, const char *key, double *ou
 taskq_err_t proto_obj_bool(const msgpack_object *map, const char *key, bool *out);
 taskq_err_t proto_obj_bin(const msgpack_object *map, const char *key, size_t max,
                           proto_bin_t *out);
+/* A task record as a msgpack map (the STATUS_REPLY "task" encoding), for
+ * ADMIN replies that list tasks; and its bounded decoder (strings borrowed
+ * from the object). */
+void proto_pack_task_rec(msgpack_packer *pk, const proto_task_rec_t *rec);
+taskq_err_t proto_unpack_task_rec(const msgpack_object *obj, proto_task_rec_t *rec);
 /* Packs a proto_str_t as a msgpack str. */
 void proto_pack_str(msgpack_packer *pk, proto_str_t s);
 /* Packs a C string key followed by nothing (caller packs the value). */

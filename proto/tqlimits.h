@@ -45,6 +45,15 @@
 #define TQ_TZ_MAX 64                     /* IANA zone name, e.g. Europe/Paris */
 #define TQ_BACKOFF_MS_MAX (30LL * 24 * 3600 * 1000) /* longest backoff / delay */
 #define TQ_ETA_MAX_MS (10LL * 366 * 24 * 3600 * 1000) /* furthest ETA ahead */
+/* Task lifecycle (docs/tasks.md, "Workflows", "Revoke", "Unique tasks") */
+#define TQ_GRAPH_MAX 20000               /* tasks in one workflow SUBMIT (with groups/parents) */
+#define TQ_GROUPS_MAX 1000               /* groups in one SUBMIT */
+#define TQ_UNIQUE_KEY_MAX 200            /* unique key bytes, printable ASCII */
+#define TQ_REASON_MAX 256                /* revoke reason bytes */
+#define TQ_REVOKE_MAX 10000              /* ids in one revoke */
+#define TQ_LIST_MAX 1000                 /* rows in one failed-task listing */
+#define TQ_CHORD_RESULTS_MAX (16u * 1024 * 1024) /* callback's results, bytes */
+#define TQ_TTL_MAX_MS (3660LL * 24 * 3600 * 1000) /* longest result / failed TTL */
 
 /* Defaults */
 #define TQ_DEFAULT_MAX_ATTEMPTS 3
@@ -58,7 +67,9 @@
 #define TQ_DEFAULT_HEARTBEAT_MS 1000
 #define TQ_DEFAULT_LIVENESS 3            /* missed heartbeats before a node is dead */
 #define TQ_DEFAULT_LEASE_MS 10000        /* a lease not renewed for this long expires */
-#define TQ_DEFAULT_RETENTION_MS (24LL * 3600 * 1000)
+#define TQ_DEFAULT_RETENTION_MS (24LL * 3600 * 1000) /* result TTL: succeeded, revoked, expired */
+#define TQ_DEFAULT_FAILED_TTL_MS (7LL * 24 * 3600 * 1000) /* failed (the dead-letter set) */
+#define TQ_DEFAULT_REVOKE_GRACE_MS 5000  /* --terminate: SIGTERM, SIGKILL after this */
 #define TQ_DEFAULT_WAIT_MAX_MS (3600LL * 1000) /* longest a broker keeps a waiter */
 
 #endif
