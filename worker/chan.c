@@ -101,6 +101,12 @@ static taskq_err_t encode(const chan_frame_t *f, msgpack_sbuffer *sb)
         msgpack_pack_array(&pk, 1);
         msgpack_pack_int(&pk, CHAN_STOP);
         break;
+    case CHAN_CANCEL:
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_int(&pk, CHAN_CANCEL);
+        pack_id(&pk, &f->id);
+        msgpack_pack_uint32(&pk, f->attempt);
+        break;
     case CHAN_TASK:
         if (f->name_len > TQ_NAME_MAX || f->data_len > TQ_ARGS_MAX || f->time_limit_ms < 0)
             return TASKQ_EINVAL;
@@ -394,6 +400,10 @@ static taskq_err_t decode(chan_t *self, const uint8_t *body, size_t len, chan_fr
             ok = get_uint(&a[5], INT64_MAX, &u);
             f->time_limit_ms = (int64_t)u;
         }
+        break;
+    case CHAN_CANCEL:
+        ok = n >= 3 && get_id(&a[1], &f->id) && get_uint(&a[2], UINT32_MAX, &u);
+        f->attempt = ok ? (uint32_t)u : 0;
         break;
     case CHAN_PROGRESS:
         ok = n >= 6 && get_id(&a[1], &f->id) && get_uint(&a[2], UINT32_MAX, &u);

@@ -20,6 +20,11 @@
  *            [3, id, attempt, false, error(str), code(str), permanent(bool),
  *             retry_delay_ms(int, -1 = none), rate_limited_ms(uint, 0 = no)]
  *   STOP     [4]                              poison pill: child exits 0
+ *   CANCEL   [7, id, attempt]                 the broker revoked that attempt:
+ *                                             taskq_cancelled() turns 1 if it
+ *                                             is the one running (the child
+ *                                             reads it only from there, or
+ *                                             skips it as stale when idle)
  *
  * Parent side: non-blocking fd, chan_read() buffers what is there and
  * chan_next() yields whole frames; chan_send() queues and chan_flush()
@@ -46,6 +51,7 @@ typedef enum {
     CHAN_STOP = 4,
     CHAN_READY = 5,
     CHAN_POLICY = 6,
+    CHAN_CANCEL = 7,
 } chan_kind_t;
 
 typedef struct {

@@ -3,7 +3,10 @@
  * The child is a fresh process image (fork + exec): it never calls ZeroMQ.
  * It loads the built-in tasks and the --module libraries, sends READY, then
  * reads TASK frames from fd and answers each with PROGRESS frames and one
- * DONE, one task at a time. STOP (the poison pill) or EOF ends it.
+ * DONE, one task at a time. STOP (the poison pill) or EOF ends it. A CANCEL
+ * for the running task is read when the task calls taskq_cancelled(); a
+ * SIGTERM from the supervisor (revoke --terminate) kills it, one from
+ * anyone else is ignored.
  */
 #ifndef TASKQ_CHILD_H
 #define TASKQ_CHILD_H

@@ -41,6 +41,7 @@
 #define EOF_KILL_MS 2000        /* a child that closed its channel but lives on */
 #define RESPAWN_BACKOFF_MS 1000 /* after a child died during start-up */
 #define RECV_BATCH 256          /* broker messages per turn */
+#define CANCEL_GRACE_MAX_MS (24LL * 3600 * 1000) /* a longer grace is cut to this */
 
 typedef struct {
     taskq_id_t id;
@@ -85,6 +86,16 @@ typedef struct {
     bool has_policy;          /* POLICY received for the running task */
     proto_retry_policy_t policy; /* strings point into the two buffers below */
     char retry_on[TQ_PATTERNS_MAX + 1], no_retry_on[TQ_PATTERNS_MAX + 1];
+    /* CANCEL of the running task (reset when the slot takes another task or
+     * its child is replaced). A terminated child is never given another
+     * task: after its DONE it gets STOP, so a signal meant for one attempt
+     * can never land on the next. */
+    bool cancelled;           /* CANCEL frame sent to the child */
+    bool terminating;         /* SIGTERM sent; the child is retired */
+    pid_t term_pid;           /* the child signalled ... */
+    taskq_id_t term_id;       /* ... while it ran this (id, attempt) */
+    uint32_t term_attempt;
+    int64_t kill_at;          /* SIGKILL if it still runs it then; 0 = none */
 } slotx_t;
 
 enum { SESS_HELLO, SESS_ACTIVE };
@@ -393,6 +404,23 @@ static void outbox_ack(supervisor_t *self, const proto_msg_t *m)
 
 /* ---- children ---------------------------------------------------------- */
 
+static void cancel_reset(slotx_t *x)
+{
+    x->cancelled = false;
+    x->terminating = false;
+    x->term_pid = 0;
+    x->kill_at = 0;
+}
+
+/* True if slot s still holds the child that was SIGTERMed for a CANCEL and
+ * that child still runs the very (id, attempt) it was signalled for. */
+static bool still_runs_terminated(const pool_slot_t *s, const slotx_t *x)
+{
+    return x->terminating && s->pid > 0 && s->pid == x->term_pid && s->state == POOL_BUSY &&
+           s->has_task && s->attempt == x->term_attempt &&
+           !memcmp(s->task_id.b, x->term_id.b, sizeof s->task_id.b);
+}
+
 static void send_stop(supervisor_t *self, pool_slot_t *s, const char *why)
 {
     chan_frame_t stop = {.kind = CHAN_STOP};
@@ -484,7 +512,13 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
         else
             s->failed++;
         pool_on(s, POOL_EV_DONE);
-        if (self->shutdown && taskfifo_count(self->fifo) == 0)
+        bool retire = x->terminating;
+        cancel_reset(x);
+        if (retire)
+            /* SIGTERMed (maybe still pending, or ignored by the task): it
+             * must not start another task; a fresh child replaces it */
+            send_stop(self, s, "its task was revoked with terminate");
+        else if (self->shutdown && taskfifo_count(self->fifo) == 0)
             send_stop(self, s, "shutting down"); /* else it runs a queued task first */
         else if (self->o.max_tasks_per_child &&
                  s->done + s->failed >= self->o.max_tasks_per_child)
@@ -552,10 +586,12 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), hid, hatt);
     }
     if (s->state == POOL_BUSY && s->has_task) {
-        char idbuf[TASKQ_ID_STRLEN + 1], err[96];
+        char idbuf[TASKQ_ID_STRLEN + 1], err[128];
         taskq_id_format(&s->task_id, idbuf);
         /* the message of a taskq.crash failure: the child's pid is in DONE */
-        if (WIFSIGNALED(status))
+        if (x->cancelled)
+            snprintf(err, sizeof err, "revoked; child %s", how);
+        else if (WIFSIGNALED(status))
             snprintf(err, sizeof err, "child killed by signal %d", WTERMSIG(status));
         else if (WIFEXITED(status))
             snprintf(err, sizeof err, "child exited with status %d", WEXITSTATUS(status));
@@ -586,6 +622,7 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
     x->eof = false;
     x->prog_pending = false;
     x->has_policy = false;
+    cancel_reset(x);
 }
 
 static void spawn_slot(supervisor_t *self, pool_slot_t *s, int64_t now)
@@ -600,6 +637,7 @@ static void spawn_slot(supervisor_t *self, pool_slot_t *s, int64_t now)
     x->eof = false;
     x->prog_pending = false;
     x->prog_sent_mono = 0;
+    cancel_reset(x);
 }
 
 /* ---- broker messages --------------------------------------------------- */
@@ -638,6 +676,7 @@ static void assign(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id, uin
     self->x[s->index].prog_pending = false;
     self->x[s->index].prog_sent_mono = 0;
     self->x[s->index].has_policy = false; /* the child sends the task's, if any */
+    cancel_reset(&self->x[s->index]);
     if (tlog_level() <= TLOG_INFO) {
         char idbuf[TASKQ_ID_STRLEN + 1];
         taskq_id_format(id, idbuf);
@@ -724,6 +763,59 @@ static void on_task(supervisor_t *self, const proto_msg_t *m, int64_t now)
                 &fl, 0, tclock_wall_ms(), now);
 }
 
+/* CANCEL (id, attempt): the broker has committed the revoke and voided the
+ * lease. Only the child running exactly that attempt is touched; a
+ * prefetched copy is dropped (its credit returns with the next READY); any
+ * other CANCEL (the DONE is already out, or it never came here) is ignored.
+ * History: "cancel ID ATTEMPT PID terminate|soft" is written BEFORE the
+ * frame and the signal, then "cancel_kill ID ATTEMPT PID" before a
+ * SIGKILL, "cancel_drop ID ATTEMPT" for a prefetched one and
+ * "cancel_ignored ID ATTEMPT" otherwise. */
+static void on_cancel(supervisor_t *self, const proto_msg_t *m, int64_t now)
+{
+    const taskq_id_t *id = &m->u.cancel.id;
+    uint32_t attempt = m->u.cancel.attempt;
+    bool terminate = m->u.cancel.terminate;
+    int64_t grace = m->u.cancel.grace_ms > 0 ? m->u.cancel.grace_ms : TQ_DEFAULT_REVOKE_GRACE_MS;
+    if (grace > CANCEL_GRACE_MAX_MS)
+        grace = CANCEL_GRACE_MAX_MS; /* the codec allows any uint64 */
+    char idbuf[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(id, idbuf);
+    pool_slot_t *s = pool_find_task(self->pool, id, attempt);
+    if (s) {
+        slotx_t *x = &self->x[s->index];
+        tlog_info("task %s (%s) attempt %u revoked: %s child %d", idbuf, s->task_name, attempt,
+                  terminate ? "terminating" : "cancelling in", (int)s->pid);
+        thist_event("cancel %s %u %d %s", idbuf, attempt, (int)s->pid,
+                    terminate ? "terminate" : "soft");
+        if (!x->cancelled) {
+            x->cancelled = true;
+            chan_frame_t cf = {.kind = CHAN_CANCEL, .id = *id, .attempt = attempt};
+            taskq_err_t rc = x->ch ? chan_send(x->ch, &cf) : TASKQ_ECLOSED;
+            if (rc != TASKQ_OK)
+                /* the child is dying or gone: its reap reports the attempt */
+                tlog_debug("child %d: CANCEL not passed (%s)", (int)s->pid, taskq_strerror(rc));
+        }
+        if (terminate && !x->terminating) {
+            x->terminating = true;
+            x->term_pid = s->pid;
+            x->term_id = *id;
+            x->term_attempt = attempt;
+            x->kill_at = now + grace;
+            pool_kill(s, SIGTERM);
+        }
+        return;
+    }
+    if (taskfifo_remove(self->fifo, id, attempt)) {
+        tlog_info("task %s attempt %u revoked before it started: dropped (%zu still waiting)",
+                  idbuf, attempt, taskfifo_count(self->fifo));
+        thist_event("cancel_drop %s %u", idbuf, attempt);
+        return;
+    }
+    tlog_debug("CANCEL %s attempt %u: not running or waiting here: ignored", idbuf, attempt);
+    thist_event("cancel_ignored %s %u", idbuf, attempt);
+}
+
 static void on_welcome(supervisor_t *self, const proto_msg_t *m, int64_t now)
 {
     if (self->sess == SESS_ACTIVE) {
@@ -760,6 +852,9 @@ static void on_broker_msg(supervisor_t *self, const proto_msg_t *m, int64_t now)
         break;
     case PROTO_DONE_ACK:
         outbox_ack(self, m);
+        break;
+    case PROTO_CANCEL:
+        on_cancel(self, m, now);
         break;
     case PROTO_HEARTBEAT:
         break;
@@ -929,6 +1024,19 @@ static int64_t run_timers(supervisor_t *self, int64_t now)
                         (int32_t)s->pid, s->started_at, now);
             s->failed++;
             pool_on(s, POOL_EV_KILL);
+        }
+        if (x->kill_at && DUE(x->kill_at)) {
+            /* the grace of a revoke --terminate is over: SIGKILL, but only
+             * the same child still running the same (id, attempt) */
+            x->kill_at = 0;
+            if (still_runs_terminated(s, x)) {
+                char idbuf[TASKQ_ID_STRLEN + 1];
+                taskq_id_format(&s->task_id, idbuf);
+                tlog_warn("task %s (%s) attempt %u: child %d still running after SIGTERM: "
+                          "SIGKILL", idbuf, s->task_name, s->attempt, (int)s->pid);
+                thist_event("cancel_kill %s %u %d", idbuf, s->attempt, (int)s->pid);
+                pool_kill(s, SIGKILL);
+            }
         }
         if (s->state == POOL_BUSY && x->prog_pending &&
             DUE(x->prog_sent_mono + PROGRESS_FWD_MS))

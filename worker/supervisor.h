@@ -10,6 +10,11 @@
  * DONE carries a code (the task's, or taskq.crash / taskq.timeout /
  * taskq.lost set here) and the task's registration retry policy, which the
  * child sends before running it; the broker decides whether to retry.
+ * CANCEL (a revoke) touches only the child running exactly that (id,
+ * attempt): a CANCEL frame (taskq_cancelled), with terminate also SIGTERM
+ * and, after the grace, SIGKILL if that child still runs that attempt; a
+ * SIGTERMed child never gets another task (STOP after its DONE) and is
+ * replaced. A prefetched copy is dropped; anything else is ignored.
  */
 #ifndef TASKQ_SUPERVISOR_H
 #define TASKQ_SUPERVISOR_H

@@ -39,6 +39,10 @@ struct taskq_ctx {
     bool progress_held;           /* a value newer than the last one sent */
     uint64_t held_current, held_total;
     char held_message[TQ_PROGRESS_MSG_MAX + 1];
+    bool cancelled;               /* sticky */
+    taskapi_cancel_fn cancel_fn;
+    void *cancel_arg;
+    int64_t cancel_checked_us;    /* 0: never asked */
 };
 
 taskq_ctx_t *taskapi_ctx_new(const taskq_id_t *id, uint32_t attempt, const void *args,
@@ -81,6 +85,14 @@ void taskapi_set_progress(taskq_ctx_t *self, taskapi_progress_fn fn, void *arg)
     self->progress_fn = fn;
     self->progress_arg = arg;
 }
+
+void taskapi_set_cancel_check(taskq_ctx_t *self, taskapi_cancel_fn fn, void *arg)
+{
+    self->cancel_fn = fn;
+    self->cancel_arg = arg;
+}
+
+void taskapi_cancel(taskq_ctx_t *self) { self->cancelled = true; }
 
 static void progress_emit(taskq_ctx_t *self)
 {
@@ -201,6 +213,23 @@ void taskq_progress(taskq_ctx_t *ctx, uint64_t current, uint64_t total, const ch
     int64_t now = tclock_mono_ms();
     if (ctx->progress_sent_mono == 0 || now - ctx->progress_sent_mono >= TASKAPI_PROGRESS_MS)
         progress_emit(ctx);
+}
+
+int taskq_cancelled(taskq_ctx_t *ctx)
+{
+    if (!ctx)
+        return 0;
+    if (!ctx->cancelled && ctx->cancel_fn) {
+        /* a clock read (vDSO) is far cheaper than the check's syscall */
+        int64_t now = tclock_mono_us();
+        if (ctx->cancel_checked_us == 0 ||
+            now - ctx->cancel_checked_us >= TASKAPI_CANCEL_CHECK_US) {
+            ctx->cancel_checked_us = now;
+            if (ctx->cancel_fn(ctx->cancel_arg))
+                ctx->cancelled = true;
+        }
+    }
+    return ctx->cancelled ? 1 : 0;
 }
 
 static int64_t clamp_ms(int64_t v, int64_t lo)

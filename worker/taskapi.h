@@ -5,6 +5,8 @@
  * retry delay, rate-limit delay); the caller owns the ctx. The last
  * taskq_fail / taskq_fail_permanent / taskq_retry / taskq_rate_limited
  * call of a run decides its failure.
+ * Cancellation (taskq_cancelled) is asked of a second callback, which the
+ * child points at its channel.
  * Progress goes to a callback, coalesced here: at most one call per
  * TASKAPI_PROGRESS_MS per task, and taskapi_finish() delivers the last value
  * if it was held back.
@@ -20,6 +22,9 @@
 #include "taskq_task.h"
 
 #define TASKAPI_PROGRESS_MS 100
+/* taskq_cancelled() asks its check function at most once per this many
+ * microseconds (a task may call it in a tight loop; a check is a syscall). */
+#define TASKAPI_CANCEL_CHECK_US 1000
 
 typedef void (*taskapi_progress_fn)(void *arg, uint64_t current, uint64_t total,
                                     const char *message);
@@ -30,6 +35,15 @@ taskq_ctx_t *taskapi_ctx_new(const taskq_id_t *id, uint32_t attempt, const void 
                              size_t args_len);
 void taskapi_ctx_destroy(taskq_ctx_t **self_p);
 void taskapi_set_progress(taskq_ctx_t *self, taskapi_progress_fn fn, void *arg);
+
+/* taskq_cancelled(): fn is asked (rate-limited, see TASKAPI_CANCEL_CHECK_US)
+ * whether this run was cancelled; once it says true the ctx stays cancelled.
+ * Without a check function taskq_cancelled() returns 0 until
+ * taskapi_cancel(). */
+typedef bool (*taskapi_cancel_fn)(void *arg);
+void taskapi_set_cancel_check(taskq_ctx_t *self, taskapi_cancel_fn fn, void *arg);
+/* Marks the run cancelled (taskq_cancelled() returns 1 from now on). */
+void taskapi_cancel(taskq_ctx_t *self);
 
 /* Runs fn (or fails with "malformed args" without calling it), checks the
  * result (one msgpack value, at most TQ_RESULT_MAX bytes) and flushes held

@@ -89,3 +89,23 @@ bool taskfifo_has(const taskfifo_t *self, const taskq_id_t *id, uint32_t attempt
     }
     return false;
 }
+
+bool taskfifo_remove(taskfifo_t *self, const taskq_id_t *id, uint32_t attempt)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        taskfifo_entry_t *e = &self->ring[(self->head + i) % self->cap];
+        if (e->attempt != attempt || memcmp(e->id.b, id->b, sizeof id->b))
+            continue;
+        /* shift the later entries forward by one; the removed entry (and
+         * its args buffer, kept for reuse) lands in the slot after the new
+         * tail, so no buffer is lost or shared */
+        taskfifo_entry_t gone = *e;
+        for (size_t j = i; j + 1 < self->n; j++)
+            self->ring[(self->head + j) % self->cap] =
+                self->ring[(self->head + j + 1) % self->cap];
+        self->ring[(self->head + self->n - 1) % self->cap] = gone;
+        self->n--;
+        return true;
+    }
+    return false;
+}

@@ -50,5 +50,9 @@ const taskfifo_entry_t *taskfifo_at(const taskfifo_t *self, size_t i);
 void taskfifo_pop(taskfifo_t *self);
 /* True if (id, attempt) is queued. */
 bool taskfifo_has(const taskfifo_t *self, const taskq_id_t *id, uint32_t attempt);
+/* Removes (id, attempt) wherever it is (a revoked task that has not
+ * started); the others keep their order. Returns false if it is not queued.
+ * Entries borrowed from taskfifo_at are invalid afterwards. */
+bool taskfifo_remove(taskfifo_t *self, const taskq_id_t *id, uint32_t attempt);
 
 #endif

@@ -26,6 +26,18 @@
  *   test.policy []           -> always fails with code "test.policy";
  *                               registered with max_attempts 2, backoff
  *                               100 ms, factor 1, max 100 ms, jitter none
+ *   test.concat [a, b, ...]  -> the args array as given (so a chain's
+ *                               appended parent result is visible); nil
+ *                               args -> [], a bare value v -> [v]
+ *   test.sum [[n...]] | [n...] -> the sum (int64, wrapping) of every integer
+ *                               found in the args, in nested arrays and map
+ *                               values too (chord callbacks, settle maps)
+ *   test.sleep_cancel [seconds] -> sleeps in 10 ms steps checking
+ *                               taskq_cancelled(); returns "cancelled" as
+ *                               soon as it is, else seconds (as test.sleep)
+ *   test.ignore_term [seconds] -> ignores SIGTERM while it sleeps (a revoke
+ *                               --terminate must escalate to SIGKILL), then
+ *                               restores the old disposition; returns seconds
  * Bad arguments fail permanently with code "test.args".
  */
 #include <errno.h>
@@ -167,21 +179,34 @@ static int t_hang(taskq_ctx_t *ctx)
     return TASKQ_TASK_FAILED; /* not reached */
 }
 
-static int t_sleep(taskq_ctx_t *ctx)
+/* The first argument as milliseconds (0..86400 s); false after failing the
+ * task with test.args. */
+static bool get_secs_ms(taskq_ctx_t *ctx, const char *task, long *ms)
 {
     const msgpack_object *a = first_arg(ctx);
     double secs;
-    if (a && a->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (a && a->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         secs = (double)a->via.u64;
-    else if (a && (a->type == MSGPACK_OBJECT_FLOAT64 || a->type == MSGPACK_OBJECT_FLOAT32))
+    } else if (a && (a->type == MSGPACK_OBJECT_FLOAT64 || a->type == MSGPACK_OBJECT_FLOAT32)) {
         secs = a->via.f64;
-    else
-        return taskq_fail_permanent(ctx, "test.args",
-                                    "test.sleep: expected a number of seconds >= 0");
-    if (!(secs >= 0.0) || secs > 86400.0)
-        return taskq_fail_permanent(ctx, "test.args",
-                                    "test.sleep: seconds must be between 0 and 86400");
-    long total = (long)(secs * 1000.0 + 0.5);
+    } else {
+        taskq_fail_permanent(ctx, "test.args", "%s: expected a number of seconds >= 0", task);
+        return false;
+    }
+    if (!(secs >= 0.0) || secs > 86400.0) {
+        taskq_fail_permanent(ctx, "test.args", "%s: seconds must be between 0 and 86400", task);
+        return false;
+    }
+    *ms = (long)(secs * 1000.0 + 0.5);
+    return true;
+}
+
+static int t_sleep(taskq_ctx_t *ctx)
+{
+    const msgpack_object *a = first_arg(ctx);
+    long total;
+    if (!get_secs_ms(ctx, "test.sleep", &total))
+        return TASKQ_TASK_FAILED;
     for (long done = 0; done < total;) {
         long slice = total - done < 100 ? total - done : 100;
         nap_ms(slice);
@@ -189,6 +214,93 @@ static int t_sleep(taskq_ctx_t *ctx)
         taskq_progress(ctx, (uint64_t)done, (uint64_t)total, "sleeping");
     }
     msgpack_pack_object(taskq_result_packer(ctx), *a);
+    return TASKQ_TASK_OK;
+}
+
+static int t_sleep_cancel(taskq_ctx_t *ctx)
+{
+    long total;
+    if (!get_secs_ms(ctx, "test.sleep_cancel", &total))
+        return TASKQ_TASK_FAILED;
+    for (long done = 0;; done += 10) {
+        if (taskq_cancelled(ctx)) {
+            msgpack_packer *pk = taskq_result_packer(ctx);
+            msgpack_pack_str(pk, 9);
+            msgpack_pack_str_body(pk, "cancelled", 9);
+            return TASKQ_TASK_OK;
+        }
+        if (done >= total)
+            break;
+        nap_ms(total - done < 10 ? total - done : 10);
+    }
+    msgpack_pack_object(taskq_result_packer(ctx), *first_arg(ctx));
+    return TASKQ_TASK_OK;
+}
+
+static int t_ignore_term(taskq_ctx_t *ctx)
+{
+    long total;
+    if (!get_secs_ms(ctx, "test.ignore_term", &total))
+        return TASKQ_TASK_FAILED;
+    struct sigaction ign, old;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGTERM, &ign, &old) != 0)
+        return taskq_fail(ctx, "test.io", "test.ignore_term: sigaction: %s", strerror(errno));
+    /* an ignored signal interrupts nothing, but be exact anyway */
+    struct timespec ts = {total / 1000, (total % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    sigaction(SIGTERM, &old, NULL);
+    msgpack_pack_object(taskq_result_packer(ctx), *first_arg(ctx));
+    return TASKQ_TASK_OK;
+}
+
+static int t_concat(taskq_ctx_t *ctx)
+{
+    const msgpack_object *a = taskq_args(ctx);
+    msgpack_packer *pk = taskq_result_packer(ctx);
+    if (a->type == MSGPACK_OBJECT_ARRAY) {
+        msgpack_pack_object(pk, *a);
+    } else if (a->type == MSGPACK_OBJECT_NIL) {
+        msgpack_pack_array(pk, 0);
+    } else {
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_object(pk, *a);
+    }
+    return TASKQ_TASK_OK;
+}
+
+/* Adds every integer in o (arrays and map values, recursively) to *sum,
+ * wrapping; args are at most TQ_MAX_DEPTH deep, so the recursion is bounded. */
+static void sum_ints(const msgpack_object *o, uint64_t *sum)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *sum += o->via.u64;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *sum += (uint64_t)o->via.i64;
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            sum_ints(&o->via.array.ptr[i], sum);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        for (uint32_t i = 0; i < o->via.map.size; i++)
+            sum_ints(&o->via.map.ptr[i].val, sum);
+        break;
+    default:
+        break;
+    }
+}
+
+static int t_sum(taskq_ctx_t *ctx)
+{
+    uint64_t sum = 0;
+    sum_ints(taskq_args(ctx), &sum);
+    msgpack_pack_int64(taskq_result_packer(ctx), (int64_t)sum);
     return TASKQ_TASK_OK;
 }
 
@@ -307,6 +419,10 @@ int taskq_module_init(taskq_registry_t *reg)
     rc |= taskq_register(reg, "test.fail_perm", t_fail_perm);
     rc |= taskq_register(reg, "test.retry_in", t_retry_in);
     rc |= taskq_register(reg, "test.rate_limited", t_rate_limited);
+    rc |= taskq_register(reg, "test.concat", t_concat);
+    rc |= taskq_register(reg, "test.sum", t_sum);
+    rc |= taskq_register(reg, "test.sleep_cancel", t_sleep_cancel);
+    rc |= taskq_register(reg, "test.ignore_term", t_ignore_term);
     const taskq_task_opts_t policy = {.max_attempts = 2, .backoff_base_ms = 100,
                                       .backoff_factor = 1, .backoff_max_ms = 100,
                                       .jitter = "none"};

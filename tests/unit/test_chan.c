@@ -227,6 +227,61 @@ static void test_chan_rejects_oversize_length(void **state)
     chan_destroy(&r);
 }
 
+static void test_chan_cancel_round_trip(void **state)
+{
+    (void)state;
+    int sv[2];
+    pair(sv);
+    chan_t *parent = chan_new(sv[0], false), *child = chan_new(sv[1], true);
+    taskq_id_t id = some_id(42);
+    chan_frame_t c = {.kind = CHAN_CANCEL, .id = id, .attempt = UINT32_MAX};
+    chan_frame_t t = {.kind = CHAN_TASK, .id = id, .attempt = 1, .name = "x", .name_len = 1};
+    /* a CANCEL followed by a TASK: both arrive, in order */
+    assert_int_equal(chan_send(parent, &c), TASKQ_OK);
+    assert_int_equal(chan_send(parent, &t), TASKQ_OK);
+    chan_frame_t f;
+    assert_int_equal(chan_recv(child, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_CANCEL);
+    assert_memory_equal(f.id.b, id.b, 16);
+    assert_int_equal(f.attempt, UINT32_MAX);
+    assert_int_equal(chan_recv(child, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_TASK);
+    assert_int_equal(f.attempt, 1);
+    /* malformed CANCELs break the channel */
+    static const uint8_t bad[][24] = {
+        {0, 0, 0, 2, 0x91, 0x07},                   /* [7] */
+        {0, 0, 0, 4, 0x93, 0x07, 0xc4, 0x00},       /* [7, bin0, ...] truncated */
+        {0, 0, 0, 5, 0x93, 0x07, 0xa1, 'x', 0x01},  /* [7, "x", 1]: id not a bin */
+        {0, 0, 0, 3, 0x92, 0x07, 0xc0},             /* [7, nil] */
+    };
+    static const size_t len[] = {6, 8, 9, 7};
+    for (size_t i = 0; i < sizeof len / sizeof len[0]; i++) {
+        int bv[2];
+        pair(bv);
+        chan_t *r = chan_new(bv[0], false);
+        assert_int_equal(write(bv[1], bad[i], len[i]), (ssize_t)len[i]);
+        assert_int_equal(chan_read(r), TASKQ_OK);
+        bool got;
+        assert_int_equal(chan_next(r, &f, &got), TASKQ_EPROTO);
+        assert_false(got);
+        close(bv[1]);
+        chan_destroy(&r);
+    }
+    /* an id of the wrong size */
+    int bv[2];
+    pair(bv);
+    chan_t *r = chan_new(bv[0], false);
+    const uint8_t short_id[] = {0, 0, 0, 7, 0x93, 0x07, 0xc4, 0x02, 1, 2, 0x01};
+    assert_int_equal(write(bv[1], short_id, sizeof short_id), (ssize_t)sizeof short_id);
+    assert_int_equal(chan_read(r), TASKQ_OK);
+    bool got;
+    assert_int_equal(chan_next(r, &f, &got), TASKQ_EPROTO);
+    close(bv[1]);
+    chan_destroy(&r);
+    chan_destroy(&parent);
+    chan_destroy(&child);
+}
+
 static void test_chan_rejects_malformed_bodies(void **state)
 {
     (void)state;
@@ -324,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_chan_reassembles_byte_by_byte),
         cmocka_unit_test(test_chan_rejects_oversize_length),
         cmocka_unit_test(test_chan_rejects_malformed_bodies),
+        cmocka_unit_test(test_chan_cancel_round_trip),
         cmocka_unit_test(test_chan_eof_mid_frame_is_closed),
         cmocka_unit_test(test_chan_large_frame_nonblocking),
         cmocka_unit_test(test_chan_send_refuses_limits),

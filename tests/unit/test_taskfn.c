@@ -6,9 +6,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tqlimits.h"
@@ -49,7 +51,7 @@ static void test_taskfn_loads_module(void **state)
     taskfn_t *t = taskfn_new();
     assert_int_equal(builtin_register(t), TASKQ_OK);
     assert_int_equal(taskfn_load(t, TESTTASKS_PATH), TASKQ_OK);
-    assert_int_equal(taskfn_count(t), 4 + 14); /* builtins + testtasks */
+    assert_int_equal(taskfn_count(t), 4 + 18); /* builtins + testtasks */
     taskq_task_fn sq = taskfn_find(t, "test.square", 11);
     assert_non_null(sq);
     const uint8_t args[] = {0x91, 0x07}; /* [7] */
@@ -63,7 +65,7 @@ static void test_taskfn_loads_module(void **state)
     taskapi_ctx_destroy(&ctx);
     /* loading twice collides on every name: refused, table unchanged */
     assert_int_equal(taskfn_load(t, TESTTASKS_PATH), TASKQ_EINVAL);
-    assert_int_equal(taskfn_count(t), 18);
+    assert_int_equal(taskfn_count(t), 22);
     assert_int_equal(taskfn_load(t, "/nonexistent/libnope.so"), TASKQ_EINVAL);
     taskfn_destroy(&t);
 }
@@ -594,9 +596,153 @@ static void test_fail_truncates_and_bad_result_fails(void **state)
     taskapi_ctx_destroy(&ctx);
 }
 
+typedef struct {
+    int calls;
+    int say_yes_at; /* the check answers true from this call on (0 = never) */
+} cancel_probe_t;
+
+static bool probe_check(void *arg)
+{
+    cancel_probe_t *p = arg;
+    p->calls++;
+    return p->say_yes_at && p->calls >= p->say_yes_at;
+}
+
+static void nap(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_cancelled_is_sticky_and_rate_limited(void **state)
+{
+    (void)state;
+    taskq_id_t id = {{6}};
+    taskq_ctx_t *ctx = taskapi_ctx_new(&id, 1, NULL, 0);
+    assert_int_equal(taskq_cancelled(ctx), 0); /* no check function: never */
+    assert_int_equal(taskq_cancelled(NULL), 0);
+    cancel_probe_t p = {.say_yes_at = 2};
+    taskapi_set_cancel_check(ctx, probe_check, &p);
+    assert_int_equal(taskq_cancelled(ctx), 0);
+    assert_int_equal(p.calls, 1);
+    /* a tight loop asks the check at most once per TASKAPI_CANCEL_CHECK_US */
+    for (int i = 0; i < 1000; i++)
+        (void)taskq_cancelled(ctx);
+    assert_true(p.calls <= 1 + 50); /* generous: a slow, sanitized machine */
+    nap(2 * TASKAPI_CANCEL_CHECK_US / 1000 + 1);
+    int calls = p.calls;
+    assert_int_equal(taskq_cancelled(ctx), 1);
+    assert_int_equal(p.calls, calls + 1);
+    /* sticky, and the check is not asked any more */
+    nap(2 * TASKAPI_CANCEL_CHECK_US / 1000 + 1);
+    assert_int_equal(taskq_cancelled(ctx), 1);
+    assert_int_equal(p.calls, calls + 1);
+    taskapi_ctx_destroy(&ctx);
+    /* taskapi_cancel marks it directly */
+    ctx = taskapi_ctx_new(&id, 1, NULL, 0);
+    taskapi_cancel(ctx);
+    assert_int_equal(taskq_cancelled(ctx), 1);
+    taskapi_ctx_destroy(&ctx);
+}
+
+static void test_module_lifecycle_tasks(void **state)
+{
+    (void)state;
+    taskfn_t *t = taskfn_new();
+    assert_int_equal(taskfn_load(t, TESTTASKS_PATH), TASKQ_OK);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    outcome_t o;
+
+    /* test.concat: the args array as given; nil -> []; v -> [v] */
+    pack_args(&sb, "sii", "a", (int64_t)1, (int64_t)-2);
+    run_module(t, "test.concat", 1, sb.data, sb.size, &o);
+    assert_true(o.ok);
+    assert_int_equal(o.result_len, sb.size);
+    assert_memory_equal(o.result, sb.data, sb.size);
+    run_module(t, "test.concat", 1, NULL, 0, &o);
+    assert_true(o.ok);
+    assert_int_equal(o.result_len, 1);
+    assert_int_equal(o.result[0], 0x90);
+    run_module(t, "test.concat", 1, "\x05", 1, &o);
+    assert_true(o.ok);
+    assert_int_equal(o.result_len, 2);
+    assert_memory_equal(o.result, "\x91\x05", 2);
+
+    /* test.sum: [n...], [[n...]], settle maps; strings ignored */
+    pack_args(&sb, "iii", (int64_t)1, (int64_t)2, (int64_t)-10);
+    run_module(t, "test.sum", 1, sb.data, sb.size, &o);
+    assert_true(o.ok);
+    assert_int_equal(o.result_len, 1);
+    assert_int_equal(o.result[0], 0xf9); /* -7 as a negative fixint */
+    /* [[1, 2, 300]] */
+    run_module(t, "test.sum", 1, "\x91\x93\x01\x02\xcd\x01,", 7, &o);
+    assert_true(o.ok);
+    assert_int_equal(o.result_len, 3);
+    assert_memory_equal(o.result, "\xcd\x01/", 3); /* 303 */
+    /* [[{"result": 4, "state": "x"}, {"error": "e"}], 5] */
+    const char settle[] = "\x92\x92\x82\xa6result\x04\xa5state\xa1x\x81\xa5" "error\xa1" "e\x05";
+    run_module(t, "test.sum", 1, settle, sizeof settle - 1, &o);
+    assert_true(o.ok);
+    assert_int_equal(o.result_len, 1);
+    assert_int_equal(o.result[0], 9);
+    run_module(t, "test.sum", 1, NULL, 0, &o);
+    assert_true(o.ok);
+    assert_int_equal(o.result[0], 0);
+
+    /* test.sleep_cancel: returns "cancelled" once taskq_cancelled says so */
+    taskq_task_fn fn = taskfn_find(t, "test.sleep_cancel", 17);
+    assert_non_null(fn);
+    taskq_id_t id = {{7}};
+    const uint8_t ten[] = {0x91, 0x0a}; /* [10] seconds */
+    taskq_ctx_t *ctx = taskapi_ctx_new(&id, 1, ten, sizeof ten);
+    cancel_probe_t p = {.say_yes_at = 3};
+    taskapi_set_cancel_check(ctx, probe_check, &p);
+    assert_true(taskapi_run(ctx, fn));
+    size_t n;
+    const uint8_t *r = taskapi_result(ctx, &n);
+    assert_int_equal(n, 10);
+    assert_memory_equal(r, "\xa9" "cancelled", 10);
+    assert_int_equal(p.calls, 3); /* about 20 ms, not 10 s */
+    taskapi_ctx_destroy(&ctx);
+    const uint8_t zero[] = {0x91, 0xcb, 0x3f, 0xa9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a}; /* [0.05] */
+    ctx = taskapi_ctx_new(&id, 1, zero, sizeof zero);
+    p = (cancel_probe_t){0};
+    taskapi_set_cancel_check(ctx, probe_check, &p);
+    assert_true(taskapi_run(ctx, fn));
+    r = taskapi_result(ctx, &n);
+    assert_int_equal(n, 9);
+    assert_memory_equal(r, zero + 1, 9);
+    assert_true(p.calls >= 2);
+    taskapi_ctx_destroy(&ctx);
+    pack_args(&sb, "s", "x");
+    run_module(t, "test.sleep_cancel", 1, sb.data, sb.size, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.code, "test.args");
+
+    /* test.ignore_term: SIGTERM ignored while it runs, the old disposition
+     * restored after */
+    struct sigaction before, after;
+    sigaction(SIGTERM, NULL, &before);
+    run_module(t, "test.ignore_term", 1, "\x91\x00", 2, &o);
+    assert_true(o.ok);
+    assert_memory_equal(o.result, "\x00", 1);
+    sigaction(SIGTERM, NULL, &after);
+    assert_true(after.sa_handler == before.sa_handler);
+    pack_args(&sb, "s", "x");
+    run_module(t, "test.ignore_term", 1, sb.data, sb.size, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.code, "test.args");
+
+    msgpack_sbuffer_destroy(&sb);
+    taskfn_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cancelled_is_sticky_and_rate_limited),
+        cmocka_unit_test(test_module_lifecycle_tasks),
         cmocka_unit_test(test_taskfn_validates_names),
         cmocka_unit_test(test_taskfn_loads_module),
         cmocka_unit_test(test_builtin_echo_returns_args_bytes),
