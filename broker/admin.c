@@ -11,8 +11,33 @@
 
 #include "handlers.h"
 #include "sched.h"
+#include "thist.h"
 #include "tlog.h"
 #include "tmem.h"
+
+typedef struct {
+    taskq_id_t *v;
+    size_t n, cap;
+} idvec_t;
+
+static void collect_id(const taskq_id_t *id, void *arg)
+{
+    idvec_t *x = arg;
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 64;
+        x->v = xrealloc(x->v, x->cap * sizeof *x->v);
+    }
+    x->v[x->n++] = *id;
+}
+
+static void thist_event_rerun(const taskq_id_t *id)
+{
+    if (thist_is_enabled()) {
+        char ids[TASKQ_ID_STRLEN + 1];
+        taskq_id_format(id, ids);
+        thist_event("accept %s", ids);
+    }
+}
 
 typedef struct {
     broker_t *b;
@@ -541,6 +566,403 @@ static void op_clock(admin_t *a)
     reply(a);
 }
 
+/* ---- lifecycle (issue 7) ------------------------------------------------ */
+
+/* Reads "ids": [bin16...] (at most max) into a new array; *n = 0 if absent.
+ * false (answered) if malformed. */
+static bool read_ids(admin_t *a, const char *key, size_t max, taskq_id_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    const msgpack_object *o = proto_obj_get(a->p, key);
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max) {
+        fail(a, TASKQ_EINVAL, "%s: an array of at most %zu task ids", key, max);
+        return false;
+    }
+    uint32_t k = o->via.array.size;
+    *ids = xcalloc(k ? k : 1, sizeof **ids);
+    for (uint32_t i = 0; i < k; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size != 16) {
+            free(*ids);
+            *ids = NULL;
+            fail(a, TASKQ_EINVAL, "%s[%u]: a task id is bin 16", key, i);
+            return false;
+        }
+        memcpy((*ids)[i].b, e->via.bin.ptr, 16);
+    }
+    *n = k;
+    return true;
+}
+
+static bool read_id(admin_t *a, const char *key, taskq_id_t *id, bool *has)
+{
+    proto_bin_t bin = {0};
+    taskq_err_t e = proto_obj_bin(a->p, key, 16, &bin);
+    *has = false;
+    if (e == TASKQ_ENOTFOUND)
+        return true;
+    if (e != TASKQ_OK || bin.len != 16) {
+        fail(a, TASKQ_EINVAL, "%s: a task / group id is bin 16", key);
+        return false;
+    }
+    memcpy(id->b, bin.ptr, 16);
+    *has = true;
+    return true;
+}
+
+/* The selector params shared by revoke (bulk), failed and rerun. */
+typedef struct {
+    store_filter_t f;
+    taskq_id_t group;
+    char queue[TQ_QUEUE_MAX + 1], name[TQ_NAME_MAX + 1], code[TQ_CODE_MAX + 2];
+} selector_t;
+
+static bool read_selector(admin_t *a, selector_t *s)
+{
+    memset(s, 0, sizeof *s);
+    bool has_group = false;
+    if (!read_id(a, "group", &s->group, &has_group) ||
+        !opt_str(a, "queue", TQ_QUEUE_MAX, s->queue, sizeof s->queue) ||
+        !opt_str(a, "name", TQ_NAME_MAX, s->name, sizeof s->name) ||
+        !opt_str(a, "code", TQ_CODE_MAX + 1, s->code, sizeof s->code))
+        return false;
+    s->f.group = has_group ? &s->group : NULL;
+    s->f.queue = s->queue[0] ? s->queue : NULL;
+    s->f.name = s->name[0] ? s->name : NULL;
+    s->f.code = s->code[0] ? s->code : NULL;
+    int64_t since = 0;
+    if (proto_obj_i64(a->p, "since_ms", &since) == TASKQ_EPROTO) {
+        fail(a, TASKQ_EINVAL, "since_ms: unix ms");
+        return false;
+    }
+    s->f.since_ms = since;
+    const msgpack_object *st = proto_obj_get(a->p, "states");
+    if (st && st->type != MSGPACK_OBJECT_NIL) {
+        if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size > TASKQ_NSTATES) {
+            fail(a, TASKQ_EINVAL, "states: an array of state names");
+            return false;
+        }
+        for (uint32_t i = 0; i < st->via.array.size; i++) {
+            const msgpack_object *e = &st->via.array.ptr[i];
+            char nm[32] = "";
+            if (e->type == MSGPACK_OBJECT_STR && e->via.str.size < sizeof nm)
+                memcpy(nm, e->via.str.ptr, e->via.str.size);
+            int v = taskq_state_from_name(nm);
+            if (v < 0) {
+                fail(a, TASKQ_EINVAL, "states[%u]: unknown state '%s'", i, nm);
+                return false;
+            }
+            s->f.states |= 1u << v;
+        }
+    }
+    return true;
+}
+
+static void op_revoke(admin_t *a)
+{
+    taskq_id_t *ids = NULL;
+    size_t n = 0;
+    if (!read_ids(a, "ids", TQ_REVOKE_MAX, &ids, &n))
+        return;
+    bool terminate = false;
+    uint64_t grace = 0;
+    char reason[TQ_REASON_MAX + 1];
+    if (proto_obj_bool(a->p, "terminate", &terminate) == TASKQ_EPROTO ||
+        !opt_u64(a, "grace_ms", 3600 * 1000, &grace) ||
+        !opt_str(a, "reason", TQ_REASON_MAX, reason, sizeof reason)) {
+        if (!a->answered)
+            fail(a, TASKQ_EINVAL, "terminate: a boolean");
+        free(ids);
+        return;
+    }
+    if (!reason[0])
+        snprintf(reason, sizeof reason, "revoked");
+    if (n == 0) {
+        selector_t s;
+        if (!read_selector(a, &s)) {
+            free(ids);
+            return;
+        }
+        if (!s.f.group && !s.f.queue && !s.f.name) {
+            fail(a, TASKQ_EINVAL, "revoke: give ids, or a group, queue or name to select");
+            free(ids);
+            return;
+        }
+        idvec_t v = {0};
+        if (store_select(a->b->store, &s.f, false, collect_id, &v) != TASKQ_OK) {
+            free(v.v);
+            free(ids);
+            fail(a, TASKQ_ESTORE, "store failure");
+            return;
+        }
+        free(ids);
+        ids = v.v;
+        n = v.n;
+    }
+    uint64_t revoked = 0, terminal = 0, notfound = 0;
+    int last_state = -1;
+    for (size_t i = 0; i < n && !a->b->turn_failed; i++) {
+        int prev = -1;
+        taskq_err_t e = handlers_revoke(a->b, &ids[i], reason, terminate, (int64_t)grace, &prev);
+        if (e == TASKQ_OK)
+            revoked++;
+        else if (e == TASKQ_ETERMINAL)
+            terminal++, last_state = prev;
+        else if (e == TASKQ_ENOTFOUND)
+            notfound++;
+    }
+    bool single = proto_obj_get(a->p, "ids") && n == 1;
+    if (a->b->turn_failed) {
+        fail(a, TASKQ_ESTORE, "store failure");
+    } else if (single && terminal) {
+        char ids1[TASKQ_ID_STRLEN + 1];
+        taskq_id_format(&ids[0], ids1);
+        fail(a, TASKQ_ETERMINAL, "task %s is already %s", ids1, taskq_state_name(last_state));
+    } else if (single && notfound) {
+        fail(a, TASKQ_ENOTFOUND, "no such task");
+    } else {
+        msgpack_pack_map(&a->pk, 3);
+        kv_u64(a, "revoked", revoked);
+        kv_u64(a, "terminal", terminal);
+        kv_u64(a, "not_found", notfound);
+        reply(a);
+    }
+    free(ids);
+}
+
+static void pack_member_id(const store_member_t *m, void *arg)
+{
+    admin_t *a = arg;
+    msgpack_pack_bin_with_body(&a->pk, m->id.b, 16);
+}
+
+static void op_group(admin_t *a)
+{
+    taskq_id_t id;
+    bool has = false;
+    if (!read_id(a, "id", &id, &has))
+        return;
+    if (!has) {
+        fail(a, TASKQ_EINVAL, "id: required");
+        return;
+    }
+    bool members = false;
+    proto_obj_bool(a->p, "members", &members);
+    store_group_t g;
+    taskq_err_t e = store_group_get(a->b->store, &id, &g);
+    if (e == TASKQ_ENOTFOUND) {
+        fail(a, e, handlers_is_purged(a->b, &id) ? "group purged" : "no such group");
+        return;
+    }
+    if (e != TASKQ_OK) {
+        fail(a, TASKQ_ESTORE, "store failure");
+        return;
+    }
+    int cb_state = -1;
+    if (g.has_callback) {
+        proto_task_rec_t rec;
+        if (store_get_task(a->b->store, &g.callback, &rec) == TASKQ_OK)
+            cb_state = rec.state;
+    }
+    msgpack_pack_map(&a->pk, members ? 9 : 8);
+    proto_pack_key(&a->pk, "id");
+    msgpack_pack_bin_with_body(&a->pk, g.id.b, 16);
+    kv_u64(a, "total", g.total);
+    kv_u64(a, "succeeded", g.succeeded);
+    kv_u64(a, "failed", g.failed);
+    kv_u64(a, "remaining", g.total - g.succeeded - g.failed);
+    proto_pack_key(&a->pk, "callback");
+    if (g.has_callback)
+        msgpack_pack_bin_with_body(&a->pk, g.callback.b, 16);
+    else
+        msgpack_pack_nil(&a->pk);
+    kv_i64(a, "callback_state", cb_state);
+    kv_str(a, "on_fail", g.on_fail == 1 ? "settle" : "fail");
+    if (members) {
+        proto_pack_key(&a->pk, "members");
+        msgpack_pack_array(&a->pk, g.total);
+        size_t before = a->sb.size;
+        if (store_group_members(a->b->store, &id, pack_member_id, a) != TASKQ_OK) {
+            a->sb.size = before;
+            fail(a, TASKQ_ESTORE, "store failure");
+            return;
+        }
+    }
+    reply(a);
+}
+
+typedef struct {
+    admin_t *a;
+    size_t n;
+    proto_task_rec_t *recs; /* deep copies are not needed: packed at once */
+} failed_t;
+
+static void count_rec(const proto_task_rec_t *rec, void *arg)
+{
+    (void)rec;
+    ((failed_t *)arg)->n++;
+}
+
+static void pack_failed(const proto_task_rec_t *rec, void *arg)
+{
+    failed_t *f = arg;
+    admin_t *a = f->a;
+    /* the record map, then its attempts: repack the record with one more key */
+    msgpack_sbuffer tmp;
+    msgpack_sbuffer_init(&tmp);
+    msgpack_packer tp;
+    msgpack_packer_init(&tp, &tmp, msgpack_sbuffer_write);
+    proto_pack_task_rec(&tp, rec);
+    /* tmp holds one map: rewrite its header to add "attempts" */
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    if (msgpack_unpack_next(&u, tmp.data, tmp.size, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP) {
+        msgpack_pack_map(&a->pk, u.data.via.map.size + 1);
+        for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+            msgpack_pack_object(&a->pk, u.data.via.map.ptr[i].key);
+            msgpack_pack_object(&a->pk, u.data.via.map.ptr[i].val);
+        }
+        proto_pack_key(&a->pk, "history");
+        attempts_t t = {.a = a};
+        store_attempts(a->b->store, &rec->id, pack_attempt, &t); /* count */
+        msgpack_pack_array(&a->pk, t.n);
+        t.n = 0;
+        t.packing = true;
+        store_attempts(a->b->store, &rec->id, pack_attempt, &t);
+    } else {
+        msgpack_pack_nil(&a->pk);
+    }
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&tmp);
+}
+
+static void op_failed(admin_t *a)
+{
+    selector_t s;
+    if (!read_selector(a, &s))
+        return;
+    uint64_t limit = TQ_LIST_MAX;
+    if (!opt_u64(a, "limit", TQ_LIST_MAX, &limit))
+        return;
+    s.f.limit = limit ? limit : TQ_LIST_MAX;
+    s.f.states = 1u << TASKQ_STATE_FAILED;
+    failed_t f = {.a = a};
+    if (store_list_failed(a->b->store, &s.f, count_rec, &f) != TASKQ_OK) {
+        fail(a, TASKQ_ESTORE, "store failure");
+        return;
+    }
+    msgpack_pack_map(&a->pk, 1);
+    proto_pack_key(&a->pk, "tasks");
+    msgpack_pack_array(&a->pk, f.n);
+    if (store_list_failed(a->b->store, &s.f, pack_failed, &f) != TASKQ_OK) {
+        a->sb.size = 0;
+        fail(a, TASKQ_ESTORE, "store failure");
+        return;
+    }
+    reply(a);
+}
+
+static void op_rerun(admin_t *a)
+{
+    taskq_id_t *ids = NULL;
+    size_t n = 0;
+    if (!read_ids(a, "ids", TQ_REVOKE_MAX, &ids, &n))
+        return;
+    bool single = n == 1;
+    if (n == 0) {
+        selector_t s;
+        if (!read_selector(a, &s)) {
+            free(ids);
+            return;
+        }
+        s.f.states = 1u << TASKQ_STATE_FAILED;
+        s.f.limit = TQ_REVOKE_MAX;
+        idvec_t v = {0};
+        if (store_select(a->b->store, &s.f, true, collect_id, &v) != TASKQ_OK) {
+            free(v.v);
+            free(ids);
+            fail(a, TASKQ_ESTORE, "store failure");
+            return;
+        }
+        free(ids);
+        ids = v.v;
+        n = v.n;
+    }
+    taskq_id_t *made = xcalloc(n ? n : 1, sizeof *made);
+    size_t k = 0;
+    taskq_err_t last = TASKQ_OK;
+    for (size_t i = 0; i < n && !a->b->turn_failed; i++) {
+        taskq_id_t nid;
+        taskq_id_generate(&nid);
+        taskq_err_t e = store_rerun(a->b->store, &ids[i], &nid, broker_now(a->b));
+        if (e == TASKQ_OK) {
+            made[k++] = nid;
+            a->b->submitted++;
+            a->b->pending++;
+            thist_event_rerun(&nid);
+        } else {
+            last = e;
+            if (e == TASKQ_ESTORE)
+                a->b->turn_failed = true;
+        }
+    }
+    if (a->b->turn_failed) {
+        fail(a, TASKQ_ESTORE, "store failure");
+    } else if (single && last != TASKQ_OK) {
+        char ids1[TASKQ_ID_STRLEN + 1];
+        taskq_id_format(&ids[0], ids1);
+        fail(a, last,
+             last == TASKQ_ETERMINAL ? "task %s is not failed: only failed tasks are re-run"
+             : last == TASKQ_EEXIST  ? "task %s was re-run already (see its rerun_by)"
+                                     : "task %s: cannot re-run",
+             ids1);
+    } else {
+        msgpack_pack_map(&a->pk, 1);
+        proto_pack_key(&a->pk, "ids");
+        msgpack_pack_array(&a->pk, k);
+        for (size_t i = 0; i < k; i++)
+            msgpack_pack_bin_with_body(&a->pk, made[i].b, 16);
+        reply(a);
+    }
+    free(made);
+    free(ids);
+}
+
+static void op_purge(admin_t *a)
+{
+    char st[32];
+    if (!need_str(a, "state", 31, st, sizeof st))
+        return;
+    int state = taskq_state_from_name(st);
+    if (state < 0 || !taskq_state_is_terminal(state)) {
+        fail(a, TASKQ_EINVAL, "state: one of succeeded, failed, revoked, expired");
+        return;
+    }
+    uint64_t older = 0;
+    if (!opt_u64(a, "older_than_ms", (uint64_t)TQ_TTL_MAX_MS, &older))
+        return;
+    size_t total = 0, got = 0;
+    do {
+        got = 0;
+        if (store_purge_state(a->b->store, state, broker_now(a->b) - (int64_t)older, 5000,
+                              &got) != TASKQ_OK) {
+            fail(a, TASKQ_ESTORE, "store failure");
+            return;
+        }
+        total += got;
+    } while (got == 5000 && total < 1000000);
+    tlog_info("purge: %zu %s tasks older than %llu ms deleted", total, st,
+              (unsigned long long)older);
+    msgpack_pack_map(&a->pk, 1);
+    kv_u64(a, "purged", total);
+    reply(a);
+}
+
 void admin_on_message(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg)
 {
     admin_t a = {.b = b, .from = from, .flen = flen, .req = msg->u.admin.req,
@@ -572,6 +994,16 @@ void admin_on_message(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
         op_attempts(&a);
     else if (!strcmp(op, "clock"))
         op_clock(&a);
+    else if (!strcmp(op, "revoke"))
+        op_revoke(&a);
+    else if (!strcmp(op, "group"))
+        op_group(&a);
+    else if (!strcmp(op, "failed"))
+        op_failed(&a);
+    else if (!strcmp(op, "rerun"))
+        op_rerun(&a);
+    else if (!strcmp(op, "purge"))
+        op_purge(&a);
     else
         fail(&a, TASKQ_EINVAL, "unknown admin op '%s'", op);
     if (!a.answered)

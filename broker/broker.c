@@ -112,6 +112,7 @@ broker_t *broker_new(const broker_config_t *cfg, taskq_err_t *err)
         tlog_error("cannot open the store %s", cfg->db);
         goto fail;
     }
+    store_set_ttls(b->store, cfg->retention_ms, cfg->failed_ttl_ms);
     if ((e = handlers_rebuild_leases(b)) != TASKQ_OK || (e = handlers_reload(b)) != TASKQ_OK ||
         (e = load_schedules_file(b)) != TASKQ_OK)
         goto fail;

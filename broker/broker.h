@@ -20,7 +20,8 @@ typedef struct {
     uint32_t liveness;         /* silent heartbeats before a node is dead */
     int64_t lease_ms;
     uint32_t max_attempts;     /* default for tasks submitted with 0 */
-    int64_t retention_ms;
+    int64_t retention_ms;      /* default result TTL: succeeded, revoked, expired */
+    int64_t failed_ttl_ms;     /* TTL of failed tasks (the dead-letter set) */
     const char *id;            /* broker id shown in WELCOME and STATS */
     uint64_t max_pending;      /* queued + running beyond which SUBMIT is EBUSY; 0 = no limit */
     bool strict_queues;        /* unknown queue on submit -> ENOQUEUE */

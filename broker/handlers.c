@@ -248,22 +248,53 @@ static taskq_err_t end_unsuccessful(broker_t *b, const taskq_id_t *id, uint32_t 
         b->turn_failed = true;
     if (err != TASKQ_OK)
         return err;
+    const lease_t *l = lease_find(b->leases, id);
+    uint8_t flags = l ? l->flags : TASK_FLAGS_UNKNOWN;
     lease_release(b->leases, id);
     progress_drop(b, id);
     *state_out = o.to_state;
     if (o.to_state == TASKQ_STATE_RETRYING && o.due_at < b->next_due)
         b->next_due = o.due_at;
     if (o.to_state == TASKQ_STATE_FAILED) {
-        b->pending--;
         tlog_info("task %s attempt %u failed: %s", ids, attempt, text);
         thist_event("terminal %s %u failed 0000000000000000", ids, attempt);
-        handlers_notify_waiters(b, id);
+        handlers_task_ended(b, id, TASKQ_STATE_FAILED, flags);
     } else {
         tlog_info("task %s attempt %u %s (%.*s): %s", ids, attempt, o.label, (int)o.code.len,
                   o.code.ptr ? o.code.ptr : "", text);
         thist_event("requeue %s %u %s", ids, attempt, f->hist ? f->hist : o.label);
     }
     return TASKQ_OK;
+}
+
+bool handlers_is_purged(broker_t *b, const taskq_id_t *id)
+{
+    uint64_t purged = 0;
+    int64_t horizon = 0;
+    store_purge_info(b->store, &purged, &horizon);
+    int64_t ts = 0;
+    for (int i = 0; i < 6; i++)
+        ts = (ts << 8) | id->b[i];
+    return purged > 0 && ts <= horizon;
+}
+
+void handlers_void_lease(broker_t *b, const taskq_id_t *id, uint32_t attempt, bool terminate,
+                         int64_t grace_ms)
+{
+    const lease_t *l = lease_find(b->leases, id);
+    registry_node_t *node = l ? registry_find_node(b->nodes, l->node) : NULL;
+    lease_release(b->leases, id);
+    progress_drop(b, id);
+    if (!node)
+        return; /* node gone: nothing runs it, or its late DONE will be stale */
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_CANCEL);
+    m.u.cancel.id = *id;
+    m.u.cancel.attempt = attempt;
+    m.u.cancel.terminate = terminate;
+    m.u.cancel.grace_ms = grace_ms > 0 ? grace_ms : TQ_DEFAULT_REVOKE_GRACE_MS;
+    out_queue(b, node->identity, node->identity_len, &m, OUT_PLAIN, 0);
+    maybe_forget(b, node);
 }
 
 /* hist: the history reason (child_died, node_lost, lease_expired, hello_reconcile) */
@@ -411,14 +442,182 @@ static void out_busy(broker_t *b, const uint8_t *from, size_t flen, uint64_t req
 
 /* ---- client messages -------------------------------------------------- */
 
+/* The unique key of a task: its own, or for "unique" a hash of (name,
+ * canonical args, queue): "auto:" + 32 hex digits. "" if none. */
+static void unique_key_of(const proto_task_spec_t *t, const char *queue, char *out,
+                          size_t outsz)
+{
+    out[0] = '\0';
+    if (t->unique_key.len) {
+        proto_str_copy(out, outsz, t->unique_key);
+        return;
+    }
+    if (!t->unique)
+        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (t->args.len) {
+        /* canonical: re-encoded by msgpack-c (minimal widths, map order kept) */
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t off = 0;
+        if (msgpack_unpack_next(&u, (const char *)t->args.ptr, t->args.len, &off) ==
+            MSGPACK_UNPACK_SUCCESS) {
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_object(&pk, u.data);
+        }
+        msgpack_unpacked_destroy(&u);
+    }
+    uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0x9ae16a3b2f90404full;
+    const struct {
+        const void *p;
+        size_t n;
+    } parts[3] = {{t->name.ptr, t->name.len}, {sb.data, sb.size}, {queue, strlen(queue)}};
+    for (int k = 0; k < 3; k++) {
+        const uint8_t *q = parts[k].p;
+        for (size_t i = 0; i < parts[k].n; i++) {
+            h1 = (h1 ^ q[i]) * 0x100000001b3ull;
+            h2 = (h2 ^ q[i]) * 0x00000100000001b3ull + 0x9E3779B97F4A7C15ull;
+        }
+        h1 = (h1 ^ 0xff) * 0x100000001b3ull; /* separator */
+        h2 = (h2 ^ 0xfe) * 0x100000001b3ull;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    snprintf(out, outsz, "auto:%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
+}
+
+static bool is_graph(const proto_msg_t *msg)
+{
+    if (msg->u.submit.ngroups)
+        return true;
+    for (uint32_t i = 0; i < msg->u.submit.ntasks; i++) {
+        const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+        if (t->has_parent || t->has_group || t->has_callback_of)
+            return true;
+    }
+    return false;
+}
+
+static int group_index_of(const proto_msg_t *msg, const taskq_id_t *id)
+{
+    for (uint32_t g = 0; g < msg->u.submit.ngroups; g++)
+        if (memcmp(msg->u.submit.groups[g].id.b, id->b, 16) == 0)
+            return (int)g;
+    return -1;
+}
+
+/* The rules of a graph SUBMIT (docs/protocol.md): every reference inside
+ * this SUBMIT, parents before children, groups complete. NULL if fine,
+ * else a message naming the task. */
+static const char *graph_check(const proto_msg_t *msg, char *text, size_t textsz)
+{
+    uint32_t n = msg->u.submit.ntasks, ng = msg->u.submit.ngroups;
+    idmap_t *seen = idmap_new();
+    uint32_t *members = xcalloc(ng ? ng : 1, sizeof *members);
+    uint32_t *callbacks = xcalloc(ng ? ng : 1, sizeof *callbacks);
+    uint8_t **slots = xcalloc(ng ? ng : 1, sizeof *slots);
+    const char *bad = NULL;
+    /* sizes against member counts first: nothing is allocated on a
+     * declared size (peer input) that the members do not back */
+    for (uint32_t i = 0; i < n; i++) {
+        const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+        int g = t->has_group ? group_index_of(msg, &t->group) : -1;
+        if (g >= 0)
+            members[g]++;
+    }
+    for (uint32_t g = 0; g < ng && !bad; g++) {
+        if (group_index_of(msg, &msg->u.submit.groups[g].id) != (int)g)
+            snprintf(text, textsz, "groups[%u]: duplicate group id", g), bad = text;
+        else if (taskq_id_is_zero(&msg->u.submit.groups[g].id))
+            snprintf(text, textsz, "groups[%u]: id is all-zero", g), bad = text;
+        else if (members[g] != msg->u.submit.groups[g].size)
+            snprintf(text, textsz, "groups[%u]: size %u but %u members", g,
+                     msg->u.submit.groups[g].size, members[g]),
+                bad = text;
+    }
+    for (uint32_t g = 0; g < ng; g++) {
+        members[g] = 0;
+        slots[g] = bad ? NULL : xcalloc(msg->u.submit.groups[g].size + 1u, 1);
+    }
+    for (uint32_t i = 0; i < n && !bad; i++) {
+        const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+        if (idmap_find(seen, t->id.b, 16)) {
+            snprintf(text, textsz, "task %u: duplicate id in one SUBMIT", i), bad = text;
+            break;
+        }
+        if (t->has_parent && !idmap_find(seen, t->parent.b, 16)) {
+            snprintf(text, textsz, "task %u: parent must be an earlier task of this SUBMIT", i);
+            bad = text;
+            break;
+        }
+        idmap_put(seen, t->id.b, 16, (void *)1);
+        if ((t->has_parent || t->has_callback_of) && (t->eta_at || t->countdown_ms)) {
+            snprintf(text, textsz, "task %u: a workflow child cannot have an ETA or countdown",
+                     i);
+            bad = text;
+            break;
+        }
+        if (t->unique || t->unique_key.len) {
+            snprintf(text, textsz, "task %u: unique keys are not supported inside a workflow", i);
+            bad = text;
+            break;
+        }
+        if (t->has_group) {
+            int g = group_index_of(msg, &t->group);
+            if (g < 0) {
+                snprintf(text, textsz, "task %u: group is not in this SUBMIT's groups", i);
+                bad = text;
+                break;
+            }
+            if (t->index >= msg->u.submit.groups[g].size || slots[g][t->index]) {
+                snprintf(text, textsz, "task %u: index %u is out of range or taken in its group",
+                         i, t->index);
+                bad = text;
+                break;
+            }
+            slots[g][t->index] = 1;
+            members[g]++;
+        }
+        if (t->has_callback_of) {
+            int g = group_index_of(msg, &t->callback_of);
+            if (g < 0 || ++callbacks[g] > 1 ||
+                (t->has_group && memcmp(t->group.b, t->callback_of.b, 16) == 0)) {
+                snprintf(text, textsz,
+                         "task %u: callback_of names no group of this SUBMIT, a group with "
+                         "another callback, or its own group",
+                         i);
+                bad = text;
+                break;
+            }
+        }
+    }
+    for (uint32_t g = 0; g < ng && !bad; g++) {
+        if (members[g] != msg->u.submit.groups[g].size) {
+            snprintf(text, textsz, "groups[%u]: size %u but %u members", g,
+                     msg->u.submit.groups[g].size, members[g]);
+            bad = text;
+        }
+    }
+    for (uint32_t g = 0; g < ng; g++)
+        free(slots[g]);
+    free(slots);
+    free(members);
+    free(callbacks);
+    idmap_destroy(&seen);
+    return bad;
+}
+
 static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg)
 {
-    static uint32_t zeros[TQ_BATCH_MAX]; /* every stored task's code is 0 */
-    static proto_str_t queues[TQ_BATCH_MAX];
-    static bqueue_t *qs[TQ_BATCH_MAX];
+    static uint32_t zeros[TQ_GRAPH_MAX]; /* every stored task's code is 0 */
+    static proto_str_t queues[TQ_GRAPH_MAX];
+    static bqueue_t *qs[TQ_GRAPH_MAX];
+    static taskq_id_t holders[TQ_GRAPH_MAX];
     uint64_t req = msg->u.submit.req;
     uint32_t n = msg->u.submit.ntasks;
-    if (n > TQ_BATCH_MAX) {
+    bool graph = is_graph(msg);
+    if (n > (graph ? TQ_GRAPH_MAX : TQ_BATCH_MAX)) {
         out_error(b, from, flen, req, TASKQ_ETOOBIG, "too many tasks in one SUBMIT");
         return;
     }
@@ -445,6 +644,14 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
             snprintf(text, sizeof text, "unknown queue '%.*s' (the broker runs with --strict-queues)",
                      (int)queues[i].len, queues[i].ptr);
             out_error(b, from, flen, req, TASKQ_ENOQUEUE, text);
+            return;
+        }
+    }
+    if (graph) {
+        char text[256];
+        const char *bad = graph_check(msg, text, sizeof text);
+        if (bad) {
+            out_error(b, from, flen, req, TASKQ_EINVAL, bad);
             return;
         }
     }
@@ -489,11 +696,47 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
             soft = true;
     }
     int64_t now = broker_now(b);
+    bool any_holder = false;
+    /* A resent graph (its first task is known) was accepted before: the
+     * insert below is a no-op task by task, and the groups exist. */
+    for (uint32_t g = 0; g < msg->u.submit.ngroups; g++) {
+        const proto_group_t *pg = &msg->u.submit.groups[g];
+        store_group_t sg = {.id = pg->id, .total = pg->size, .on_fail = pg->on_fail};
+        for (uint32_t i = 0; i < n; i++) {
+            const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+            if (t->has_callback_of && memcmp(t->callback_of.b, pg->id.b, 16) == 0) {
+                sg.has_callback = true;
+                sg.callback = t->id;
+            }
+        }
+        if (store_group_insert(b->store, &sg) != TASKQ_OK) {
+            store_failed(b, from, flen, req);
+            return;
+        }
+    }
     for (uint32_t i = 0; i < n; i++) {
         const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+        memset(&holders[i], 0, sizeof holders[i]);
         if (!qs[i] && !(qs[i] = handlers_queue_ensure(b, queues[i].ptr, queues[i].len))) {
             store_failed(b, from, flen, req);
             return;
+        }
+        char ukey[TQ_UNIQUE_KEY_MAX + 1];
+        unique_key_of(t, qs[i]->name, ukey, sizeof ukey);
+        if (ukey[0]) {
+            store_unique_t u;
+            taskq_err_t e = store_unique_get(b->store, ukey, &u);
+            if (e == TASKQ_ESTORE) {
+                store_failed(b, from, flen, req);
+                return;
+            }
+            if (e == TASKQ_OK && memcmp(u.holder.b, t->id.b, 16) != 0 &&
+                (!u.released || now < u.hold_until)) {
+                holders[i] = u.holder; /* DUPLICATE: nothing is created */
+                any_holder = true;
+                queues[i] = proto_str(qs[i]->name);
+                continue;
+            }
         }
         store_new_task_t nt = {
             .id = t->id,
@@ -507,11 +750,28 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
             .policy = t->policy,
             .schedule = proto_str(""),
             .submitted_at = now,
+            .immutable = t->immutable,
+            .unique_key = proto_str(ukey),
+            .unique_until = t->unique_until,
+            .result_ttl_ms = t->result_ttl_ms,
         };
+        if (t->has_parent)
+            nt.parent = t->parent;
+        if (t->has_group) {
+            nt.group = t->group;
+            nt.group_index = t->index;
+        }
+        if (t->has_callback_of) {
+            nt.group = t->callback_of;
+            nt.is_callback = true;
+        }
+        nt.deps_left = (uint32_t)t->has_parent + (uint32_t)t->has_callback_of;
         int64_t eta = t->eta_at;
         if (t->countdown_ms > 0 && now + t->countdown_ms > eta)
             eta = now + t->countdown_ms;
-        if (eta > now) {
+        if (nt.deps_left) {
+            nt.state = TASKQ_STATE_PENDING;
+        } else if (eta > now) {
             nt.state = TASKQ_STATE_SCHEDULED;
             nt.due_at = eta;
         }
@@ -523,10 +783,20 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
             store_failed(b, from, flen, req);
             return;
         }
+        if (inserted && ukey[0] &&
+            store_unique_put(b->store, ukey, &t->id,
+                             t->unique_for_ms > 0 ? now + t->unique_for_ms : 0) != TASKQ_OK) {
+            store_failed(b, from, flen, req);
+            return;
+        }
         if (inserted)
             handlers_task_inserted(b, &nt);
         queues[i] = proto_str(qs[i]->name);
     }
+    /* an empty chord runs its callback at once, with [] */
+    for (uint32_t g = 0; g < msg->u.submit.ngroups && !b->turn_failed; g++)
+        if (msg->u.submit.groups[g].size == 0)
+            handlers_group_settled(b, &msg->u.submit.groups[g].id);
     proto_msg_t ack;
     proto_msg_init(&ack, PROTO_SUBMIT_ACK);
     ack.u.submit_ack.req = req;
@@ -535,6 +805,10 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
     ack.u.submit_ack.nqueues = n;
     ack.u.submit_ack.queues = queues;
     ack.u.submit_ack.soft = soft;
+    if (any_holder) {
+        ack.u.submit_ack.nholders = n;
+        ack.u.submit_ack.holders = holders;
+    }
     out_queue(b, from, flen, &ack, OUT_REPLY, req);
 }
 
@@ -544,6 +818,11 @@ static void on_status(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
     proto_msg_t r;
     proto_msg_init(&r, PROTO_STATUS_REPLY);
     taskq_err_t err = store_get_task(b->store, &msg->u.status.id, &r.u.status_reply.task);
+    if (err == TASKQ_ENOTFOUND && handlers_is_purged(b, &msg->u.status.id)) {
+        out_error(b, from, flen, req, TASKQ_EPURGED,
+                  "task record purged after its retention time (it had ended)");
+        return;
+    }
     if (err == TASKQ_ENOTFOUND) {
         out_error(b, from, flen, req, TASKQ_ENOTFOUND, "no such task");
         return;
@@ -573,7 +852,8 @@ static void on_wait(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *
         if (err == TASKQ_ENOTFOUND) {
             memset(&r.u.result.task, 0, sizeof r.u.result.task);
             r.u.result.task.id = *id;
-            r.u.result.code = TASKQ_ENOTFOUND;
+            r.u.result.code =
+                handlers_is_purged(b, id) ? TASKQ_EPURGED : TASKQ_ENOTFOUND;
             out_queue(b, from, flen, &r, OUT_REPLY, req);
         } else if (err != TASKQ_OK) {
             store_failed(b, from, flen, req);
@@ -645,6 +925,8 @@ static void on_stats(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t 
     s->succeeded = counts[TASKQ_STATE_SUCCEEDED];
     s->failed = counts[TASKQ_STATE_FAILED];
     s->total = total;
+    int64_t horizon = 0;
+    store_purge_info(b->store, &s->purged, &horizon);
     s->submitted = b->submitted;
     s->nodes = registry_count(b->nodes);
     s->children = registry_children_total(b->nodes);
@@ -805,10 +1087,11 @@ static void on_done(broker_t *b, registry_node_t *node, proto_msg_t *msg)
          * (running, attempt) decided; the lease follows it (a failure was
          * settled by end_unsuccessful). */
         if (state == TASKQ_STATE_SUCCEEDED) {
-            b->pending--;
+            const lease_t *l = lease_find(b->leases, id);
+            uint8_t flags = l ? l->flags : TASK_FLAGS_UNKNOWN;
             lease_release(b->leases, id);
             progress_drop(b, id);
-            handlers_notify_waiters(b, id);
+            handlers_task_ended(b, id, TASKQ_STATE_SUCCEEDED, flags);
         }
         tlog_debug("task %s attempt %u done by %s: %s", ids, attempt, node->id,
                    taskq_state_name(state));
@@ -1023,13 +1306,12 @@ static void promoted(const taskq_id_t *id, void *arg)
 static void expired(const taskq_id_t *id, void *arg)
 {
     broker_t *b = arg;
-    b->pending--;
     if (thist_is_enabled()) {
         char ids[TASKQ_ID_STRLEN + 1];
         fmt_id(id, ids);
         thist_event("terminal %s 0 expired 0000000000000000", ids);
     }
-    handlers_notify_waiters(b, id);
+    handlers_task_ended(b, id, TASKQ_STATE_EXPIRED, TASK_FLAGS_UNKNOWN);
 }
 
 /* Broker-clock timers: due ETAs and retries, expiries, schedules. */
@@ -1103,8 +1385,7 @@ void handlers_run_timers(broker_t *b)
     }
     if (now >= b->next_retention) {
         size_t purged = 0;
-        if (store_purge_finished(b->store, b->now_wall - b->cfg.retention_ms, RETENTION_BATCH,
-                                 &purged) != TASKQ_OK)
+        if (store_purge_due(b->store, broker_now(b), RETENTION_BATCH, &purged) != TASKQ_OK)
             b->turn_failed = true;
         else if (purged)
             tlog_info("retention: %zu finished tasks deleted", purged);

@@ -114,6 +114,27 @@ uint64_t handlers_queue_depth(broker_t *b, const char *queue);
 void handlers_task_inserted(broker_t *b, const store_new_task_t *t);
 /* The task just became terminal in this turn: queue RESULT to its waiters. */
 void handlers_notify_waiters(broker_t *b, const taskq_id_t *id);
+/* What the broker knows of a task's extras without reading its row
+ * (lease_t.flags): TASK_FLAG_FLOW (workflow member, parent or callback),
+ * TASK_FLAG_UNIQUE (holds a unique key), or TASK_FLAGS_UNKNOWN (look it up). */
+#define TASK_FLAG_FLOW 0x01
+#define TASK_FLAG_UNIQUE 0x02
+#define TASK_FLAGS_UNKNOWN 0xFF
+/* A task just became terminal in this turn, by any path (flow.c): pending
+ * count, waiters, its unique key, its workflow dependents (transitively). */
+void handlers_task_ended(broker_t *b, const taskq_id_t *id, int state, uint8_t flags);
+/* An unknown id that is older than the purge horizon: it ended and was
+ * purged ("gone"), rather than never submitted. */
+bool handlers_is_purged(broker_t *b, const taskq_id_t *id);
+/* A group may be complete (an empty chord at submit): release its callback. */
+void handlers_group_settled(broker_t *b, const taskq_id_t *group);
+/* Revokes one task (flow.c); ETERMINAL / ENOTFOUND as store_revoke. */
+taskq_err_t handlers_revoke(broker_t *b, const taskq_id_t *id, const char *reason,
+                            bool terminate, int64_t grace_ms, int *prev_state);
+/* The running attempt was revoked: drop its lease (and permits) and
+ * progress, and queue CANCEL to its node (handlers.c). */
+void handlers_void_lease(broker_t *b, const taskq_id_t *id, uint32_t attempt, bool terminate,
+                         int64_t grace_ms);
 /* ADMIN (admin.c). */
 void admin_on_message(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg);
 

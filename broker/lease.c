@@ -180,6 +180,7 @@ void lease_grant(lease_table_t *self, const taskq_id_t *id, uint32_t attempt, co
     copy_str(l->node, sizeof l->node, node);
     copy_str(l->name, sizeof l->name, name);
     copy_str(l->queue, sizeof l->queue, queue);
+    l->flags = 0xFF;
     l->deadline_at = deadline_at;
     lease_count_add(self, l, 1);
     heap_compact(self);
@@ -217,6 +218,13 @@ taskq_err_t lease_release(lease_table_t *self, const taskq_id_t *id)
     lease_count_add(self, l, -1);
     free(l);
     return TASKQ_OK; /* its heap entries go stale and are dropped lazily */
+}
+
+void lease_set_flags(lease_table_t *self, const taskq_id_t *id, uint8_t flags)
+{
+    lease_t *l = idmap_find(self->by_id, id->b, sizeof id->b);
+    if (l)
+        l->flags = flags;
 }
 
 const lease_t *lease_find(const lease_table_t *self, const taskq_id_t *id)

@@ -24,6 +24,7 @@ typedef struct {
     int64_t deadline_at;        /* monotonic ms */
     char name[TQ_NAME_MAX + 1]; /* task name: the lease is a permit of "task:NAME" */
     char queue[TQ_QUEUE_MAX + 1]; /* and of "queue:Q" */
+    uint8_t flags;              /* the caller's notes on the task (0xFF after grant) */
 } lease_t;
 
 /* Called with a copy of a lease that the table no longer holds. */
@@ -38,6 +39,8 @@ void lease_table_destroy(lease_table_t **self_p);
  * expires: a concurrency permit cannot outlive its lease. */
 void lease_grant(lease_table_t *self, const taskq_id_t *id, uint32_t attempt, const char *node,
                  const char *name, const char *queue, int64_t deadline_at);
+/* Sets the caller's flags of the lease on id (no-op if none). */
+void lease_set_flags(lease_table_t *self, const taskq_id_t *id, uint8_t flags);
 /* TASKQ_OK if (id, attempt) is the current lease (and held by node, unless
  * node is NULL); TASKQ_ESTALE otherwise. */
 taskq_err_t lease_check(const lease_table_t *self, const taskq_id_t *id, uint32_t attempt,

@@ -36,7 +36,9 @@ static void usage(FILE *out)
             "  --liveness N         missed heartbeats before a node is dead (default 3)\n"
             "  --lease-ms N         a lease not renewed for N ms expires (default 10000)\n"
             "  --max-attempts N     default attempts per task (default 3)\n"
-            "  --retention S        seconds finished tasks are kept (default 86400)\n"
+            "  --retention S        seconds a succeeded, revoked or expired task is kept\n"
+            "                       (default 86400; a submit's --result-ttl wins)\n"
+            "  --failed-ttl S       seconds a failed task is kept (default 604800: 7 days)\n"
             "  --max-pending N      queued + running tasks beyond which a SUBMIT is refused\n"
             "                       whole with ERROR EBUSY (retry later); default 1000000,\n"
             "                       0 = no limit\n"
@@ -90,6 +92,7 @@ int main(int argc, char **argv)
         .lease_ms = 10000,
         .max_attempts = 3,
         .retention_ms = 86400LL * 1000,
+        .failed_ttl_ms = TQ_DEFAULT_FAILED_TTL_MS,
         .max_pending = 1000000,
         .id = default_id,
         .stop = &g_stop,
@@ -163,6 +166,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(name, "--max-pending")) {
             bad = parse_i64(name, v, 0, INT64_MAX, &n);
             cfg.max_pending = (uint64_t)n;
+        } else if (!strcmp(name, "--failed-ttl")) {
+            bad = parse_i64(name, v, 1, TQ_TTL_MAX_MS / 1000, &n);
+            cfg.failed_ttl_ms = n * 1000;
         } else if (!strcmp(name, "--routes")) {
             cfg.routes_path = v;
         } else if (!strcmp(name, "--schedules")) {

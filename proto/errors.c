@@ -26,6 +26,8 @@ static const struct {
     [TASKQ_EUNKNOWN] = {"EUNKNOWN", "unknown message type"},
     [TASKQ_EEXIST] = {"EEXIST", "already exists"},
     [TASKQ_ENOQUEUE] = {"ENOQUEUE", "unknown queue"},
+    [TASKQ_EPURGED] = {"EPURGED", "task record purged after its retention time"},
+    [TASKQ_ETERMINAL] = {"ETERMINAL", "task already terminal"},
 };
 
 #define NERRS (int)(sizeof errs / sizeof errs[0])

@@ -60,6 +60,7 @@ const char *proto_type_name(int type)
     case PROTO_WELCOME: return "WELCOME";
     case PROTO_TASK: return "TASK";
     case PROTO_DONE_ACK: return "DONE_ACK";
+    case PROTO_CANCEL: return "CANCEL";
     case PROTO_ERROR: return "ERROR";
     default: return "UNKNOWN";
     }
@@ -702,6 +703,7 @@ enum {
     STR_CODE = 6,           /* [A-Za-z0-9_.]{1,max} */
     STR_CODE_OR_EMPTY = 7,
     STR_PATTERNS = 8,       /* a retry_on list, may be empty */
+    STR_PRINTABLE1 = 9,     /* printable ASCII, 1..max (a unique key) */
 };
 
 static bool printable(const char *s, size_t len)
@@ -715,7 +717,7 @@ static bool printable(const char *s, size_t len)
 /* Whether kind allows the empty string. */
 static bool kind_allows_empty(int kind)
 {
-    return kind != STR_NAME && kind != STR_QUEUE && kind != STR_CODE;
+    return kind != STR_NAME && kind != STR_QUEUE && kind != STR_CODE && kind != STR_PRINTABLE1;
 }
 
 /* The character set of kind, for a non-empty s of at most max bytes. */
@@ -724,7 +726,8 @@ static bool kind_charset_ok(const char *s, size_t n, size_t max, int kind)
     switch (kind) {
     case STR_NAME:
     case STR_NAME_OR_EMPTY: return proto_name_is_valid(s, n, max);
-    case STR_PRINTABLE: return printable(s, n);
+    case STR_PRINTABLE:
+    case STR_PRINTABLE1: return printable(s, n);
     case STR_QUEUE:
     case STR_QUEUE_OR_EMPTY: return proto_queue_is_valid(s, n);
     case STR_CODE:
@@ -756,7 +759,7 @@ static proto_str_t dstr_obj(dec_t *d, const msgpack_object *o, const char *key, 
     }
     if (n > 0 && !kind_charset_ok(s, n, max, kind)) {
         dfail(d, TASKQ_ENAME, key,
-              kind == STR_PRINTABLE   ? "not printable ASCII"
+              kind == STR_PRINTABLE || kind == STR_PRINTABLE1 ? "not printable ASCII"
               : kind == STR_PATTERNS ? "invalid pattern list"
                                      : "invalid character");
         return r;
@@ -793,6 +796,27 @@ static void did_obj(dec_t *d, const msgpack_object *o, const char *key, taskq_id
 static void did(dec_t *d, const msgpack_object_map *m, const char *key, taskq_id_t *id)
 {
     did_obj(d, dget(d, m, key, true), key, id);
+}
+
+/* An optional id of a SUBMIT task ("parent", "group", "callback_of"):
+ * true when present; nil is no id (EPROTO), like any other wrong type. */
+static bool did_opt(dec_t *d, const msgpack_object_map *m, const char *key, taskq_id_t *id)
+{
+    const msgpack_object *o = dget(d, m, key, false);
+    if (!o || d->err)
+        return false;
+    did_obj(d, o, key, id);
+    return !d->err;
+}
+
+/* An id or nil (record links, SUBMIT_ACK holders): nil or absent (o NULL)
+ * is the zero id; an all-zero bin is still EPROTO. */
+static void did_or_nil_obj(dec_t *d, const msgpack_object *o, const char *key, taskq_id_t *id)
+{
+    memset(id, 0, sizeof *id);
+    if (!o || d->err || o->type == MSGPACK_OBJECT_NIL)
+        return;
+    did_obj(d, o, key, id);
 }
 
 /* A bin holding one msgpack value (args, result); empty is allowed. */
@@ -968,6 +992,26 @@ static int32_t djitter(dec_t *d, const msgpack_object_map *m)
     return -1;
 }
 
+static const char *const g_until_names[] = {"done", "start"};
+static const char *const g_on_fail_names[] = {"fail", "settle"};
+
+/* An optional str naming one of names[0..n): its index; dflt when absent. */
+static int32_t denum(dec_t *d, const msgpack_object_map *m, const char *key,
+                     const char *const *names, int32_t n, int32_t dflt, const char *problem)
+{
+    const msgpack_object *o = dget(d, m, key, false);
+    if (!o || d->err)
+        return dflt;
+    proto_str_t s = dstr_obj(d, o, key, 16, STR_ANY);
+    if (d->err)
+        return dflt;
+    for (int32_t j = 0; j < n; j++)
+        if (proto_str_eq(s, names[j]))
+            return j;
+    dfail(d, TASKQ_EPROTO, key, problem);
+    return dflt;
+}
+
 /* The retry policy keys of a task map or of DONE's "policy" map (but
  * max_attempts, which the callers read). */
 static void dpolicy(dec_t *d, const msgpack_object_map *m, proto_retry_policy_t *p)
@@ -980,14 +1024,11 @@ static void dpolicy(dec_t *d, const msgpack_object_map *m, proto_retry_policy_t 
     p->no_retry_on = dstr(d, m, "no_retry_on", false, TQ_PATTERNS_MAX, STR_PATTERNS);
 }
 
-/* A task record; full=false for RESULT with a nonzero code (only id). */
-static void drec(dec_t *d, const msgpack_object_map *top, proto_task_rec_t *t, bool full)
+/* A task record map (the STATUS_REPLY "task"); full=false for RESULT with
+ * a nonzero code (only id is required). */
+static void drec_obj(dec_t *d, const msgpack_object *o, proto_task_rec_t *t, bool full)
 {
-    const msgpack_object *o = dget(d, top, "task", true);
-    if (!o)
-        return;
-    const msgpack_object_map *m = dmap(d, o, "task");
-    size_t old = dpush(d, "task", -1);
+    const msgpack_object_map *m = dmap(d, o, "");
     did(d, m, "id", &t->id);
     t->name = dstr(d, m, "name", full, TQ_NAME_MAX, STR_NAME_OR_EMPTY);
     proto_str_t st = dstr(d, m, "state", full, 16, STR_ANY);
@@ -1038,7 +1079,35 @@ static void drec(dec_t *d, const msgpack_object_map *top, proto_task_rec_t *t, b
     t->due_at = di64(d, m, "due_at", false, 0, INT64_MAX);
     t->expires_at = di64(d, m, "expires_at", false, 0, INT64_MAX);
     t->schedule = dstr(d, m, "schedule", false, TQ_SCHED_NAME_MAX, STR_NAME_OR_EMPTY);
+    /* lifecycle: optional (absent from older brokers, and when none) */
+    did_or_nil_obj(d, dget(d, m, "group_id", false), "group_id", &t->group_id);
+    did_or_nil_obj(d, dget(d, m, "parent_id", false), "parent_id", &t->parent_id);
+    did_or_nil_obj(d, dget(d, m, "rerun_of", false), "rerun_of", &t->rerun_of);
+    did_or_nil_obj(d, dget(d, m, "rerun_by", false), "rerun_by", &t->rerun_by);
+    t->unique_key = dstr(d, m, "unique_key", false, TQ_UNIQUE_KEY_MAX, STR_PRINTABLE);
+}
+
+/* The "task" key of a STATUS_REPLY / RESULT body. */
+static void drec(dec_t *d, const msgpack_object_map *top, proto_task_rec_t *t, bool full)
+{
+    const msgpack_object *o = dget(d, top, "task", true);
+    if (!o)
+        return;
+    size_t old = dpush(d, "task", -1);
+    drec_obj(d, o, t, full);
     dpop(d, old);
+}
+
+taskq_err_t proto_unpack_task_rec(const msgpack_object *obj, proto_task_rec_t *rec)
+{
+    if (!obj || !rec)
+        return TASKQ_EINVAL;
+    memset(rec, 0, sizeof *rec);
+    dec_t d = {.type = "task record"};
+    drec_obj(&d, obj, rec, true);
+    if (d.err)
+        memset(rec, 0, sizeof *rec);
+    return d.err;
 }
 
 static void dnode(dec_t *d, const msgpack_object *o, proto_node_t *n)
@@ -1114,6 +1183,84 @@ static void ddone_failure(dec_t *d, const msgpack_object_map *m, proto_msg_t *ms
     dpop(d, old);
 }
 
+/* One task map of a SUBMIT. */
+static void dtask(dec_t *d, const msgpack_object *o, proto_task_spec_t *t)
+{
+    const msgpack_object_map *tm = dmap(d, o, "");
+    did(d, tm, "id", &t->id);
+    t->name = dstr(d, tm, "name", true, TQ_NAME_MAX, STR_NAME);
+    t->args = dvalue(d, tm, "args", false, TQ_ARGS_MAX);
+    t->time_limit_ms = di64(d, tm, "time_limit_ms", false, 0, INT64_MAX);
+    t->max_attempts = (uint32_t)du64(d, tm, "max_attempts", false, TQ_ATTEMPTS_MAX);
+    t->queue = dstr(d, tm, "queue", false, TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
+    t->priority = (int32_t)dopt_u(d, tm, "priority", TQ_PRIORITY_MAX, -1);
+    t->countdown_ms = dopt_u(d, tm, "countdown_ms", TQ_ETA_MAX_MS, 0);
+    t->eta_at = dopt_u(d, tm, "eta_at", INT64_MAX, 0);
+    t->expires_in_ms = dopt_u(d, tm, "expires_in_ms", TQ_ETA_MAX_MS, 0);
+    t->expires_at = dopt_u(d, tm, "expires_at", INT64_MAX, 0);
+    dpolicy(d, tm, &t->policy);
+    /* lifecycle; the structure (same SUBMIT, sizes, order) is the broker's */
+    t->has_parent = did_opt(d, tm, "parent", &t->parent);
+    t->has_group = did_opt(d, tm, "group", &t->group);
+    t->index = (uint32_t)du64(d, tm, "index", false, UINT32_MAX);
+    t->has_callback_of = did_opt(d, tm, "callback_of", &t->callback_of);
+    t->immutable = dbool_o(d, tm, "immutable", false);
+    t->unique_key = dstr(d, tm, "unique_key", false, TQ_UNIQUE_KEY_MAX, STR_PRINTABLE1);
+    t->unique = dbool_o(d, tm, "unique", false);
+    t->unique_until = denum(d, tm, "unique_until", g_until_names, 2, 0,
+                            "unknown unique_until (done or start)");
+    t->unique_for_ms = dopt_u(d, tm, "unique_for_ms", TQ_TTL_MAX_MS, 0);
+    t->result_ttl_ms = dopt_u(d, tm, "result_ttl_ms", TQ_TTL_MAX_MS, 0);
+}
+
+/* Whether a SUBMIT is a workflow graph, which may hold TQ_GRAPH_MAX tasks
+ * instead of TQ_BATCH_MAX: a non-empty "groups", or a task map with a
+ * "parent", "group" or "callback_of" key. Looks at the keys only (the
+ * fields' decoders check their values). */
+static bool dsubmit_is_graph(dec_t *d, const msgpack_object_map *m, const msgpack_object *tasks,
+                             uint32_t n)
+{
+    const msgpack_object *g = dget(d, m, "groups", false);
+    if (g && g->type == MSGPACK_OBJECT_ARRAY && g->via.array.size > 0)
+        return true;
+    for (uint32_t i = 0; i < n; i++)
+        if (proto_obj_get(&tasks[i], "parent") || proto_obj_get(&tasks[i], "group") ||
+            proto_obj_get(&tasks[i], "callback_of"))
+            return true;
+    return false;
+}
+
+static void dsubmit(dec_t *d, const msgpack_object_map *m, proto_msg_t *msg)
+{
+    uint32_t n;
+    msg->u.submit.req = du64(d, m, "req", true, UINT64_MAX);
+    const msgpack_object *a = darray(d, m, "tasks", true, TQ_GRAPH_MAX, &n);
+    if (!d->err && n > TQ_BATCH_MAX && !dsubmit_is_graph(d, m, a, n))
+        dfail(d, TASKQ_ETOOBIG, "tasks", "too many elements");
+    msg->u.submit.tasks = dalloc(d, n, sizeof *msg->u.submit.tasks);
+    for (uint32_t i = 0; i < n && !d->err; i++) {
+        size_t old = dpush(d, "tasks", (long)i);
+        dtask(d, &a[i], &msg->u.submit.tasks[i]);
+        dpop(d, old);
+    }
+    msg->u.submit.ntasks = d->err ? 0 : n;
+
+    uint32_t ng;
+    const msgpack_object *ga = darray(d, m, "groups", false, TQ_GROUPS_MAX, &ng);
+    proto_group_t *gs = dalloc(d, ng, sizeof *gs);
+    for (uint32_t i = 0; i < ng && !d->err; i++) {
+        size_t old = dpush(d, "groups", (long)i);
+        const msgpack_object_map *gm = dmap(d, &ga[i], "");
+        did(d, gm, "id", &gs[i].id);
+        gs[i].size = (uint32_t)du64(d, gm, "size", true, TQ_GRAPH_MAX);
+        gs[i].on_fail = denum(d, gm, "on_fail", g_on_fail_names, 2, 0,
+                              "unknown on_fail (fail or settle)");
+        dpop(d, old);
+    }
+    msg->u.submit.groups = gs;
+    msg->u.submit.ngroups = d->err ? 0 : ng;
+}
+
 /* ADMIN "params" / ADMIN_REPLY "data": one msgpack value inline. want is
  * MSGPACK_OBJECT_MAP (params: must be a map; absent = {}) or
  * MSGPACK_OBJECT_NIL (data: any value; absent = nil). Returns the object
@@ -1150,32 +1297,11 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
     const msgpack_object *a;
     switch (type) {
     case PROTO_SUBMIT:
-        msg->u.submit.req = du64(d, m, "req", true, UINT64_MAX);
-        a = darray(d, m, "tasks", true, TQ_BATCH_MAX, &n);
-        msg->u.submit.tasks = dalloc(d, n, sizeof *msg->u.submit.tasks);
-        for (uint32_t i = 0; i < n && !d->err; i++) {
-            proto_task_spec_t *t = &msg->u.submit.tasks[i];
-            size_t old = dpush(d, "tasks", (long)i);
-            const msgpack_object_map *tm = dmap(d, &a[i], "");
-            did(d, tm, "id", &t->id);
-            t->name = dstr(d, tm, "name", true, TQ_NAME_MAX, STR_NAME);
-            t->args = dvalue(d, tm, "args", false, TQ_ARGS_MAX);
-            t->time_limit_ms = di64(d, tm, "time_limit_ms", false, 0, INT64_MAX);
-            t->max_attempts = (uint32_t)du64(d, tm, "max_attempts", false, TQ_ATTEMPTS_MAX);
-            t->queue = dstr(d, tm, "queue", false, TQ_QUEUE_MAX, STR_QUEUE_OR_EMPTY);
-            t->priority = (int32_t)dopt_u(d, tm, "priority", TQ_PRIORITY_MAX, -1);
-            t->countdown_ms = dopt_u(d, tm, "countdown_ms", TQ_ETA_MAX_MS, 0);
-            t->eta_at = dopt_u(d, tm, "eta_at", INT64_MAX, 0);
-            t->expires_in_ms = dopt_u(d, tm, "expires_in_ms", TQ_ETA_MAX_MS, 0);
-            t->expires_at = dopt_u(d, tm, "expires_at", INT64_MAX, 0);
-            dpolicy(d, tm, &t->policy);
-            dpop(d, old);
-        }
-        msg->u.submit.ntasks = d->err ? 0 : n;
+        dsubmit(d, m, msg);
         break;
     case PROTO_SUBMIT_ACK:
         msg->u.submit_ack.req = du64(d, m, "req", true, UINT64_MAX);
-        a = darray(d, m, "codes", true, TQ_BATCH_MAX, &n);
+        a = darray(d, m, "codes", true, TQ_GRAPH_MAX, &n);
         msg->u.submit_ack.codes = dalloc(d, n, sizeof(uint32_t));
         for (uint32_t i = 0; i < n && !d->err; i++) {
             if (a[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[i].via.u64 > UINT32_MAX)
@@ -1186,7 +1312,7 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         msg->u.submit_ack.ncodes = d->err ? 0 : n;
         {
             uint32_t nq;
-            const msgpack_object *q = darray(d, m, "queues", false, TQ_BATCH_MAX, &nq);
+            const msgpack_object *q = darray(d, m, "queues", false, TQ_GRAPH_MAX, &nq);
             if (!d->err && nq != 0 && nq != n)
                 dfail(d, TASKQ_EPROTO, "queues", "not one per code");
             msg->u.submit_ack.queues = dalloc(d, nq, sizeof(proto_str_t));
@@ -1198,6 +1324,19 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
             }
             msg->u.submit_ack.nqueues = d->err ? 0 : nq;
             msg->u.submit_ack.soft = dbool_o(d, m, "soft", false);
+        }
+        {
+            uint32_t nh;
+            const msgpack_object *h = darray(d, m, "holders", false, TQ_GRAPH_MAX, &nh);
+            if (!d->err && nh != 0 && nh != n)
+                dfail(d, TASKQ_EPROTO, "holders", "not one per code");
+            msg->u.submit_ack.holders = dalloc(d, nh, sizeof(taskq_id_t));
+            for (uint32_t i = 0; i < nh && !d->err; i++) {
+                size_t old = dpush(d, "holders", (long)i);
+                did_or_nil_obj(d, &h[i], "", &msg->u.submit_ack.holders[i]);
+                dpop(d, old);
+            }
+            msg->u.submit_ack.nholders = d->err ? 0 : nh;
         }
         break;
     case PROTO_STATUS:
@@ -1258,6 +1397,7 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         s->children = du64(d, sm, "children", true, UINT64_MAX);
         s->uptime_ms = di64(d, sm, "uptime_ms", true, 0, INT64_MAX);
         s->broker = dstr(d, sm, "broker", true, TQ_NODE_MAX, STR_PRINTABLE);
+        s->purged = du64(d, sm, "purged", false, UINT64_MAX);
         dpop(d, old);
         break;
     }
@@ -1284,7 +1424,7 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         did(d, m, "id", &msg->u.task.id);
         msg->u.task.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
         msg->u.task.name = dstr(d, m, "name", true, TQ_NAME_MAX, STR_NAME);
-        msg->u.task.args = dvalue(d, m, "args", true, TQ_ARGS_MAX);
+        msg->u.task.args = dvalue(d, m, "args", true, TQ_TASK_ARGS_MAX);
         msg->u.task.time_limit_ms = di64(d, m, "time_limit_ms", true, 0, INT64_MAX);
         break;
     case PROTO_PROGRESS:
@@ -1316,6 +1456,12 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         did(d, m, "id", &msg->u.done_ack.id);
         msg->u.done_ack.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
         msg->u.done_ack.code = (uint32_t)du64(d, m, "code", true, UINT32_MAX);
+        break;
+    case PROTO_CANCEL:
+        did(d, m, "id", &msg->u.cancel.id);
+        msg->u.cancel.attempt = (uint32_t)du64(d, m, "attempt", true, UINT32_MAX);
+        msg->u.cancel.terminate = dbool(d, m, "terminate");
+        msg->u.cancel.grace_ms = di64(d, m, "grace_ms", true, 0, INT64_MAX);
         break;
     case PROTO_HEARTBEAT:
         /* the broker's HEARTBEAT is {}, the worker's lists children and
@@ -1652,14 +1798,21 @@ static void echildren(enc_t *e, const proto_child_t *cs, uint32_t n)
     }
 }
 
-static void erec(enc_t *e, const proto_task_rec_t *t, bool full)
+/* An id, or nil for the zero id (record links, SUBMIT_ACK holders). */
+static void eid_or_nil_val(enc_t *e, const taskq_id_t *id)
 {
-    ekey(e, "task");
-    if (!full) {
-        emap(e, 1);
-        eid(e, "id", &t->id);
-        return;
+    if (taskq_id_is_zero(id)) {
+        if (!e->err)
+            echeck(e, msgpack_pack_nil(&e->pk));
+    } else {
+        eid_val(e, id);
     }
+}
+
+/* A full task record map. The lifecycle keys are written only when set, so
+ * a record without them is encoded as before they existed. */
+static void erec_map(enc_t *e, const proto_task_rec_t *t)
+{
     if (t->state < 0 || t->state >= TASKQ_NSTATES)
         efail(e, TASKQ_EINVAL, "state");
     if (t->submitted_at < 0 || t->started_at < 0 || t->finished_at < 0 || t->due_at < 0 ||
@@ -1667,7 +1820,10 @@ static void erec(enc_t *e, const proto_task_rec_t *t, bool full)
         efail(e, TASKQ_EINVAL, "timestamps");
     if (t->priority < 0 || t->priority > TQ_PRIORITY_MAX)
         efail(e, TASKQ_EINVAL, "priority");
-    emap(e, t->has_result ? 20 : 19);
+    bool wgroup = !taskq_id_is_zero(&t->group_id), wparent = !taskq_id_is_zero(&t->parent_id);
+    bool wof = !taskq_id_is_zero(&t->rerun_of), wby = !taskq_id_is_zero(&t->rerun_by);
+    emap(e, (t->has_result ? 20u : 19u) + wgroup + wparent + wof + wby +
+                (t->unique_key.len != 0));
     eid(e, "id", &t->id);
     estr(e, "name", t->name, TQ_NAME_MAX, STR_NAME_OR_EMPTY);
     estr(e, "state", proto_str(taskq_state_name(t->state)), 16, STR_ANY);
@@ -1695,62 +1851,170 @@ static void erec(enc_t *e, const proto_task_rec_t *t, bool full)
     ei64(e, "due_at", t->due_at);
     ei64(e, "expires_at", t->expires_at);
     estr(e, "schedule", t->schedule, TQ_SCHED_NAME_MAX, STR_NAME_OR_EMPTY);
+    if (wgroup)
+        eid(e, "group_id", &t->group_id);
+    if (wparent)
+        eid(e, "parent_id", &t->parent_id);
+    if (wof)
+        eid(e, "rerun_of", &t->rerun_of);
+    if (wby)
+        eid(e, "rerun_by", &t->rerun_by);
+    if (t->unique_key.len)
+        estr(e, "unique_key", t->unique_key, TQ_UNIQUE_KEY_MAX, STR_PRINTABLE);
+}
+
+/* The "task" key of STATUS_REPLY / RESULT: the record, or only its id. */
+static void erec(enc_t *e, const proto_task_rec_t *t, bool full)
+{
+    ekey(e, "task");
+    if (!full) {
+        emap(e, 1);
+        eid(e, "id", &t->id);
+        return;
+    }
+    erec_map(e, t);
+}
+
+taskq_err_t proto_pack_task_rec(msgpack_packer *pk, const proto_task_rec_t *rec)
+{
+    if (!pk)
+        return TASKQ_EINVAL;
+    /* into a buffer of its own first: a record that breaks a limit must not
+     * leave half a map in the caller's container */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    enc_t e = {.err = TASKQ_OK};
+    msgpack_packer_init(&e.pk, &sb, msgpack_sbuffer_write);
+    if (rec)
+        erec_map(&e, rec);
+    else
+        efail(&e, TASKQ_EINVAL, "NULL record");
+    taskq_err_t err = e.err;
+    if (!err) {
+        if (pk->callback(pk->data, sb.data, sb.size) != 0)
+            err = TASKQ_ENOMEM;
+    } else {
+        tlog_warn("task record not encodable (%s): packed as nil", taskq_err_name(err));
+        msgpack_pack_nil(pk);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return err;
+}
+
+/* One task map of a SUBMIT: id, name, args, then each optional key that
+ * is given, in the order of docs/protocol.md section 4.1. */
+static void etask(enc_t *e, const proto_task_spec_t *t)
+{
+    if (t->time_limit_ms < 0 || t->max_attempts > TQ_ATTEMPTS_MAX)
+        efail(e, TASKQ_EINVAL, "time_limit_ms/max_attempts");
+    if (t->priority < -1 || t->priority > TQ_PRIORITY_MAX || t->countdown_ms < 0 ||
+        t->countdown_ms > TQ_ETA_MAX_MS || t->eta_at < 0 || t->expires_in_ms < 0 ||
+        t->expires_in_ms > TQ_ETA_MAX_MS || t->expires_at < 0)
+        efail(e, TASKQ_EINVAL, "priority/countdown_ms/eta_at/expires_*");
+    if (t->unique_until < 0 || t->unique_until > 1 || t->unique_for_ms < 0 ||
+        t->unique_for_ms > TQ_TTL_MAX_MS || t->result_ttl_ms < 0 ||
+        t->result_ttl_ms > TQ_TTL_MAX_MS)
+        efail(e, TASKQ_EINVAL, "unique_until/unique_for_ms/result_ttl_ms");
+    bool windex = t->has_group || t->index != 0;
+    emap(e, 3u + (t->time_limit_ms != 0) + (t->max_attempts != 0) + (t->queue.len != 0) +
+                (t->priority >= 0) + (t->countdown_ms != 0) + (t->eta_at != 0) +
+                (t->expires_in_ms != 0) + (t->expires_at != 0) +
+                policy_nkeys(&t->policy, false) + t->has_parent + t->has_group + windex +
+                t->has_callback_of + t->immutable + (t->unique_key.len != 0) + t->unique +
+                (t->unique_until != 0) + (t->unique_for_ms != 0) + (t->result_ttl_ms != 0));
+    eid(e, "id", &t->id);
+    estr(e, "name", t->name, TQ_NAME_MAX, STR_NAME);
+    evalue(e, "args", t->args, TQ_ARGS_MAX);
+    if (t->time_limit_ms)
+        ei64(e, "time_limit_ms", t->time_limit_ms);
+    if (t->max_attempts)
+        eu64(e, "max_attempts", t->max_attempts);
+    if (t->queue.len)
+        estr(e, "queue", t->queue, TQ_QUEUE_MAX, STR_QUEUE);
+    if (t->priority >= 0)
+        eu64(e, "priority", (uint64_t)t->priority);
+    if (t->countdown_ms)
+        ei64(e, "countdown_ms", t->countdown_ms);
+    if (t->eta_at)
+        ei64(e, "eta_at", t->eta_at);
+    if (t->expires_in_ms)
+        ei64(e, "expires_in_ms", t->expires_in_ms);
+    if (t->expires_at)
+        ei64(e, "expires_at", t->expires_at);
+    epolicy(e, &t->policy, false);
+    if (t->has_parent)
+        eid(e, "parent", &t->parent);
+    if (t->has_group)
+        eid(e, "group", &t->group);
+    if (windex)
+        eu64(e, "index", t->index);
+    if (t->has_callback_of)
+        eid(e, "callback_of", &t->callback_of);
+    if (t->immutable)
+        ebool(e, "immutable", true);
+    if (t->unique_key.len)
+        estr(e, "unique_key", t->unique_key, TQ_UNIQUE_KEY_MAX, STR_PRINTABLE1);
+    if (t->unique)
+        ebool(e, "unique", true);
+    if (t->unique_until && !e->err)
+        estr(e, "unique_until", proto_str(g_until_names[t->unique_until]), 16, STR_ANY);
+    if (t->unique_for_ms)
+        ei64(e, "unique_for_ms", t->unique_for_ms);
+    if (t->result_ttl_ms)
+        ei64(e, "result_ttl_ms", t->result_ttl_ms);
 }
 
 static void ebody(enc_t *e, const proto_msg_t *msg)
 {
     switch (msg->type) {
     case PROTO_SUBMIT: {
-        uint32_t n = msg->u.submit.ntasks;
-        if (n > TQ_BATCH_MAX || (n && !msg->u.submit.tasks))
+        uint32_t n = msg->u.submit.ntasks, ng = msg->u.submit.ngroups;
+        const proto_task_spec_t *ts = msg->u.submit.tasks;
+        bool graph = ng != 0;
+        for (uint32_t i = 0; i < n && n <= TQ_GRAPH_MAX && ts && !graph; i++)
+            graph = ts[i].has_parent || ts[i].has_group || ts[i].has_callback_of;
+        if (n > (graph ? TQ_GRAPH_MAX : TQ_BATCH_MAX) || (n && !ts))
             efail(e, TASKQ_EINVAL, "tasks");
-        emap(e, 2);
+        if (ng > TQ_GROUPS_MAX || (ng && !msg->u.submit.groups))
+            efail(e, TASKQ_EINVAL, "groups");
+        emap(e, 2u + (ng != 0));
         eu64(e, "req", msg->u.submit.req);
         ekey(e, "tasks");
         earray(e, n);
-        for (uint32_t i = 0; i < n && !e->err; i++) {
-            const proto_task_spec_t *t = &msg->u.submit.tasks[i];
-            if (t->time_limit_ms < 0 || t->max_attempts > TQ_ATTEMPTS_MAX)
-                efail(e, TASKQ_EINVAL, "time_limit_ms/max_attempts");
-            if (t->priority < -1 || t->priority > TQ_PRIORITY_MAX || t->countdown_ms < 0 ||
-                t->countdown_ms > TQ_ETA_MAX_MS || t->eta_at < 0 || t->expires_in_ms < 0 ||
-                t->expires_in_ms > TQ_ETA_MAX_MS || t->expires_at < 0)
-                efail(e, TASKQ_EINVAL, "priority/countdown_ms/eta_at/expires_*");
-            emap(e, 3u + (t->time_limit_ms != 0) + (t->max_attempts != 0) +
-                        (t->queue.len != 0) + (t->priority >= 0) + (t->countdown_ms != 0) +
-                        (t->eta_at != 0) + (t->expires_in_ms != 0) + (t->expires_at != 0) +
-                        policy_nkeys(&t->policy, false));
-            eid(e, "id", &t->id);
-            estr(e, "name", t->name, TQ_NAME_MAX, STR_NAME);
-            evalue(e, "args", t->args, TQ_ARGS_MAX);
-            if (t->time_limit_ms)
-                ei64(e, "time_limit_ms", t->time_limit_ms);
-            if (t->max_attempts)
-                eu64(e, "max_attempts", t->max_attempts);
-            if (t->queue.len)
-                estr(e, "queue", t->queue, TQ_QUEUE_MAX, STR_QUEUE);
-            if (t->priority >= 0)
-                eu64(e, "priority", (uint64_t)t->priority);
-            if (t->countdown_ms)
-                ei64(e, "countdown_ms", t->countdown_ms);
-            if (t->eta_at)
-                ei64(e, "eta_at", t->eta_at);
-            if (t->expires_in_ms)
-                ei64(e, "expires_in_ms", t->expires_in_ms);
-            if (t->expires_at)
-                ei64(e, "expires_at", t->expires_at);
-            epolicy(e, &t->policy, false);
+        for (uint32_t i = 0; i < n && !e->err; i++)
+            etask(e, &ts[i]);
+        if (ng) {
+            ekey(e, "groups");
+            earray(e, ng);
+            for (uint32_t i = 0; i < ng && !e->err; i++) {
+                const proto_group_t *g = &msg->u.submit.groups[i];
+                if (g->size > TQ_GRAPH_MAX || g->on_fail < 0 || g->on_fail > 1)
+                    efail(e, TASKQ_EINVAL, "group size/on_fail");
+                emap(e, 3);
+                eid(e, "id", &g->id);
+                eu64(e, "size", g->size);
+                if (!e->err)
+                    estr(e, "on_fail", proto_str(g_on_fail_names[g->on_fail]), 16, STR_ANY);
+            }
         }
         break;
     }
     case PROTO_SUBMIT_ACK: {
         uint32_t n = msg->u.submit_ack.ncodes;
-        if (n > TQ_BATCH_MAX || (n && !msg->u.submit_ack.codes))
+        if (n > TQ_GRAPH_MAX || (n && !msg->u.submit_ack.codes))
             efail(e, TASKQ_EINVAL, "codes");
         uint32_t nq = msg->u.submit_ack.nqueues;
         if ((nq != 0 && nq != n) || (nq && !msg->u.submit_ack.queues))
             efail(e, TASKQ_EINVAL, "queues");
-        emap(e, 2u + (nq != 0) + msg->u.submit_ack.soft);
+        /* holders: written only when some task was a duplicate */
+        uint32_t nh = msg->u.submit_ack.nholders;
+        const taskq_id_t *hs = msg->u.submit_ack.holders;
+        if ((nh != 0 && nh != n) || (nh && !hs))
+            efail(e, TASKQ_EINVAL, "holders");
+        bool wh = false;
+        for (uint32_t i = 0; i < nh && hs && !wh; i++)
+            wh = !taskq_id_is_zero(&hs[i]);
+        emap(e, 2u + (nq != 0) + msg->u.submit_ack.soft + wh);
         eu64(e, "req", msg->u.submit_ack.req);
         ekey(e, "codes");
         earray(e, n);
@@ -1765,6 +2029,12 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         }
         if (msg->u.submit_ack.soft)
             ebool(e, "soft", true);
+        if (wh) {
+            ekey(e, "holders");
+            earray(e, nh);
+            for (uint32_t i = 0; i < nh && !e->err; i++)
+                eid_or_nil_val(e, &hs[i]);
+        }
         break;
     }
     case PROTO_STATUS:
@@ -1833,7 +2103,7 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         emap(e, 2);
         eu64(e, "req", msg->u.stats_reply.req);
         ekey(e, "stats");
-        emap(e, 10);
+        emap(e, 10u + (s->purged != 0));
         eu64(e, "queued", s->queued);
         eu64(e, "running", s->running);
         eu64(e, "succeeded", s->succeeded);
@@ -1844,6 +2114,8 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         eu64(e, "children", s->children);
         ei64(e, "uptime_ms", s->uptime_ms);
         estr(e, "broker", s->broker, TQ_NODE_MAX, STR_PRINTABLE);
+        if (s->purged)
+            eu64(e, "purged", s->purged);
         break;
     }
     case PROTO_HELLO: {
@@ -1905,7 +2177,7 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         eid(e, "id", &msg->u.task.id);
         eu64(e, "attempt", msg->u.task.attempt);
         estr(e, "name", msg->u.task.name, TQ_NAME_MAX, STR_NAME);
-        evalue(e, "args", msg->u.task.args, TQ_ARGS_MAX);
+        evalue(e, "args", msg->u.task.args, TQ_TASK_ARGS_MAX);
         ei64(e, "time_limit_ms", msg->u.task.time_limit_ms);
         break;
     case PROTO_PROGRESS:
@@ -1969,6 +2241,15 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         eid(e, "id", &msg->u.done_ack.id);
         eu64(e, "attempt", msg->u.done_ack.attempt);
         eu64(e, "code", msg->u.done_ack.code);
+        break;
+    case PROTO_CANCEL:
+        if (msg->u.cancel.grace_ms < 0)
+            efail(e, TASKQ_EINVAL, "grace_ms");
+        emap(e, 4);
+        eid(e, "id", &msg->u.cancel.id);
+        eu64(e, "attempt", msg->u.cancel.attempt);
+        ebool(e, "terminate", msg->u.cancel.terminate);
+        ei64(e, "grace_ms", msg->u.cancel.grace_ms);
         break;
     case PROTO_HEARTBEAT:
         if (msg->u.heartbeat.nchildren == 0 && msg->u.heartbeat.nleases == 0) {

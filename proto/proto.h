@@ -12,7 +12,8 @@
  * TASKQ_ETOOBIG / TASKQ_ENAME.
  *
  * Client -> broker                      Broker -> client
- *   SUBMIT   req, tasks[]                 SUBMIT_ACK     req, codes[]
+ *   SUBMIT   req, tasks[], groups[]       SUBMIT_ACK     req, codes[], queues[],
+ *                                                         soft, holders[]
  *   STATUS   req, id                      STATUS_REPLY   req, task
  *   WAIT     req, ids[], timeout_ms       RESULT         req, code, task (one per id)
  *   WORKERS  req                          WORKERS_REPLY  req, nodes[]
@@ -28,7 +29,8 @@
  *            error, retry, child_pid,
  *            started_at
  *   HEARTBEAT children[], leases[]        HEARTBEAT      (empty body)
- *   BYE      (empty body)
+ *   BYE      (empty body)                 CANCEL         id, attempt, terminate,
+ *                                                        grace_ms
  * Either direction: ERROR req, code, message  (req is 0 when not a reply)
  *
  * Decoded strings and binaries are borrowed: they point into the body buffer
@@ -229,14 +231,17 @@ typedef struct {
             uint64_t req; uint32_t ntasks; proto_task_spec_t *tasks;
             uint32_t ngroups; proto_group_t *groups; /* "groups", optional */
         } submit;
-        /* queues[i]: the queue task i went to (ncodes entries when
+        /* ncodes <= TQ_GRAPH_MAX (one per task of the SUBMIT).
+         * queues[i]: the queue task i went to (ncodes entries when
          * encoded by the broker; 0 entries accepted on decode from old
          * brokers); soft: some queue is past TQ_SOFT_WATERMARK_PCT. */
         struct {
             uint64_t req; uint32_t ncodes; uint32_t *codes;
             uint32_t nqueues; proto_str_t *queues; bool soft;
             /* "holders": [bin16 | nil] per task (optional): the live task
-             * that holds a unique key; that task was not created */
+             * that holds a unique key; that task was not created. nholders
+             * is 0 or ncodes; encoded only when some holder is non-zero
+             * (so decode gives 0 entries when no task was a duplicate) */
             uint32_t nholders; taskq_id_t *holders; /* zero id = created */
         } submit_ack;
         struct { uint64_t req; taskq_id_t id; } status;
@@ -305,7 +310,8 @@ typedef struct {
         } done;
         struct { taskq_id_t id; uint32_t attempt; uint32_t code; } done_ack;
         /* broker -> worker: the attempt was revoked; "terminate": kill its
-         * child (SIGTERM, SIGKILL after "grace_ms") */
+         * child (SIGTERM, SIGKILL after "grace_ms"). All four keys are
+         * required; grace_ms >= 0 (the broker sends the resolved grace) */
         struct { taskq_id_t id; uint32_t attempt; bool terminate; int64_t grace_ms; } cancel;
         struct {
             uint32_t nchildren; proto_child_t *children;
@@ -412,8 +418,13 @@ taskq_err_t proto_obj_bin(const msgpack_object *map, const char *key, size_t max
                           proto_bin_t *out);
 /* A task record as a msgpack map (the STATUS_REPLY "task" encoding), for
  * ADMIN replies that list tasks; and its bounded decoder (strings borrowed
- * from the object). */
-void proto_pack_task_rec(msgpack_packer *pk, const proto_task_rec_t *rec);
+ * from the object). pack returns TASKQ_OK, or TASKQ_EINVAL for a record
+ * that breaks a limit (then it packs nil, so the caller's container stays
+ * well-formed; logged), or TASKQ_ENOMEM. unpack reads a full record (the
+ * keys a STATUS_REPLY requires) with the same checks and defaults as
+ * proto_decode: TASKQ_OK, TASKQ_EPROTO / TASKQ_ETOOBIG / TASKQ_ENAME (then
+ * *rec is zeroed), TASKQ_EINVAL for NULL arguments. */
+taskq_err_t proto_pack_task_rec(msgpack_packer *pk, const proto_task_rec_t *rec);
 taskq_err_t proto_unpack_task_rec(const msgpack_object *obj, proto_task_rec_t *rec);
 /* Packs a proto_str_t as a msgpack str. */
 void proto_pack_str(msgpack_packer *pk, proto_str_t s);

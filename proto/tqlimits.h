@@ -9,18 +9,21 @@
 /* Frames */
 #define TQ_MAX_FRAMES 8                  /* frames in one message incl. identity */
 #define TQ_MAX_IDENTITY 255              /* ZeroMQ routing id */
-#define TQ_MAX_BODY (4u * 1024 * 1024)   /* msgpack body frame, bytes */
+#define TQ_MAX_BODY (20u * 1024 * 1024)  /* msgpack body frame, bytes (a TASK may carry
+                                            a chord callback's results) */
 
 /* msgpack pre-check (applied before msgpack-c allocates anything) */
 #define TQ_MAX_DEPTH 16                  /* nesting of arrays/maps, incl. args */
-#define TQ_MAX_OBJECTS 200000            /* total objects in one body */
+#define TQ_MAX_OBJECTS 1000000           /* total objects in one body */
 #define TQ_MAX_ARRAY 100000              /* elements in one array / pairs in one map */
 
 /* Fields */
 #define TQ_NAME_MAX 128                  /* task name, [A-Za-z0-9_.:-] */
 #define TQ_NODE_MAX 128                  /* worker node id, same charset as names */
 #define TQ_HOST_MAX 255                  /* host name, printable ASCII */
-#define TQ_ARGS_MAX (1u * 1024 * 1024)   /* args bytes of one task */
+#define TQ_ARGS_MAX (1u * 1024 * 1024)   /* args bytes of one submitted task */
+#define TQ_TASK_ARGS_MAX (17u * 1024 * 1024) /* args of a TASK: a chord callback's or a chain
+                                            child's args grow by their parents' results */
 #define TQ_RESULT_MAX (1u * 1024 * 1024) /* result bytes of one task */
 #define TQ_ERROR_MAX 1024                /* error message bytes */
 #define TQ_PROGRESS_MSG_MAX 256          /* progress message bytes */

@@ -108,7 +108,7 @@ static taskq_err_t encode(const chan_frame_t *f, msgpack_sbuffer *sb)
         msgpack_pack_uint32(&pk, f->attempt);
         break;
     case CHAN_TASK:
-        if (f->name_len > TQ_NAME_MAX || f->data_len > TQ_ARGS_MAX || f->time_limit_ms < 0)
+        if (f->name_len > TQ_NAME_MAX || f->data_len > TQ_TASK_ARGS_MAX || f->time_limit_ms < 0)
             return TASKQ_EINVAL;
         msgpack_pack_array(&pk, 6);
         msgpack_pack_int(&pk, CHAN_TASK);
@@ -394,7 +394,7 @@ static taskq_err_t decode(chan_t *self, const uint8_t *body, size_t len, chan_fr
     case CHAN_TASK:
         ok = n >= 6 && get_id(&a[1], &f->id) && get_uint(&a[2], UINT32_MAX, &u) &&
              get_str(&a[3], TQ_NAME_MAX, &f->name, &f->name_len) &&
-             get_bin(&a[4], TQ_ARGS_MAX, &f->data, &f->data_len);
+             get_bin(&a[4], TQ_TASK_ARGS_MAX, &f->data, &f->data_len);
         if (ok) {
             f->attempt = (uint32_t)u;
             ok = get_uint(&a[5], INT64_MAX, &u);

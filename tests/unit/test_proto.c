@@ -438,7 +438,9 @@ static void test_round_trip_nodes(void **state)
 
     proto_msg_init(&m, PROTO_STATS_REPLY);
     m.u.stats_reply.req = 31;
-    proto_stats_t st = {1, 2, 3, 4, 10, 20, 1, 4, 99999, proto_str("broker-1")};
+    proto_stats_t st = {.queued = 1, .running = 2, .succeeded = 3, .failed = 4, .total = 10,
+                        .submitted = 20, .nodes = 1, .children = 4, .uptime_ms = 99999,
+                        .broker = proto_str("broker-1")};
     m.u.stats_reply.stats = st;
     round_trip(&m, &d, &sb);
     const proto_stats_t *s = &d.u.stats_reply.stats;
@@ -480,8 +482,15 @@ static void test_encode_rejects_bad_fields(void **state)
     t.max_attempts = TQ_ATTEMPTS_MAX + 1;
     assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
     t.max_attempts = 0;
+    /* (the encoder reads the specs to tell a workflow graph: a real array) */
+    proto_task_spec_t *many = calloc(TQ_BATCH_MAX + 1, sizeof *many);
+    for (int i = 0; i <= TQ_BATCH_MAX; i++)
+        many[i] = t;
+    m.u.submit.tasks = many;
     m.u.submit.ntasks = TQ_BATCH_MAX + 1;
     assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.submit.tasks = &t;
+    free(many);
     m.u.submit.ntasks = 1;
     assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
     assert_true(sb.size > 0);
@@ -633,6 +642,76 @@ static int add_synthetic_vectors(void)
     m.u.error.limit = 100;
     m.u.error.retry_after_ms = 250;
     rc |= add_encoded("error_busy", &m);
+
+    /* issue 7: a workflow SUBMIT (chain + chord) with every lifecycle field */
+    static const taskq_id_t G1 = {{0x01, 0x93, 0x8a, 0x6e, 0x7b, 0x2c, 0x7d, 0x00, 0x80, 0x00,
+                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x09}};
+    proto_task_spec_t wt[3];
+    for (int i = 0; i < 3; i++) {
+        proto_task_spec_init(&wt[i]);
+        wt[i].name = proto_str("wf.step");
+    }
+    wt[0].id = ID1;
+    wt[0].has_group = true;
+    wt[0].group = G1;
+    wt[0].unique_key = proto_str("order 42");
+    wt[0].unique_until = 1;
+    wt[0].unique_for_ms = 60000;
+    wt[0].result_ttl_ms = 3600000;
+    wt[1].id = ID2;
+    wt[1].has_group = true;
+    wt[1].group = G1;
+    wt[1].index = 1;
+    wt[1].unique = true;
+    wt[2].id = G1; /* any non-zero id */
+    wt[2].id.b[15] = 0x0a;
+    wt[2].has_callback_of = true;
+    wt[2].callback_of = G1;
+    wt[2].has_parent = true;
+    wt[2].parent = ID1;
+    wt[2].immutable = true;
+    proto_group_t wg = {.id = G1, .size = 2, .on_fail = 1};
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.req = 8;
+    m.u.submit.ntasks = 3;
+    m.u.submit.tasks = wt;
+    m.u.submit.ngroups = 1;
+    m.u.submit.groups = &wg;
+    rc |= add_encoded("submit_graph", &m);
+
+    uint32_t hcodes[3] = {0, 0, 0};
+    taskq_id_t holders[3] = {{{0}}, ID2, {{0}}};
+    proto_msg_init(&m, PROTO_SUBMIT_ACK);
+    m.u.submit_ack.req = 8;
+    m.u.submit_ack.ncodes = 3;
+    m.u.submit_ack.codes = hcodes;
+    m.u.submit_ack.nholders = 3;
+    m.u.submit_ack.holders = holders;
+    rc |= add_encoded("submit_ack_holders", &m);
+
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.req = 9;
+    m.u.status_reply.task = sample_rec();
+    m.u.status_reply.task.group_id = G1;
+    m.u.status_reply.task.parent_id = ID2;
+    m.u.status_reply.task.rerun_of = ID2;
+    m.u.status_reply.task.rerun_by = G1;
+    m.u.status_reply.task.unique_key = proto_str("auto:0123456789abcdef0123456789abcdef");
+    rc |= add_encoded("status_reply_lifecycle", &m);
+
+    proto_msg_init(&m, PROTO_STATS_REPLY);
+    m.u.stats_reply.req = 10;
+    m.u.stats_reply.stats.queued = 1;
+    m.u.stats_reply.stats.purged = 12345;
+    m.u.stats_reply.stats.broker = proto_str("b1");
+    rc |= add_encoded("stats_purged", &m);
+
+    proto_msg_init(&m, PROTO_CANCEL);
+    m.u.cancel.id = ID1;
+    m.u.cancel.attempt = 2;
+    m.u.cancel.terminate = true;
+    m.u.cancel.grace_ms = TQ_DEFAULT_REVOKE_GRACE_MS;
+    rc |= add_encoded("cancel", &m);
 
     /* ADMIN {req, op, params: {"name": "s", "args": bin, "list": [1, {"k": nil}]}} */
     msgpack_sbuffer ps;
@@ -2261,7 +2340,14 @@ static void test_validators_and_states(void **state)
     assert_string_equal(taskq_strerror(TASKQ_EEXIST), "already exists");
     assert_string_equal(taskq_err_name(TASKQ_ENOQUEUE), "ENOQUEUE");
     assert_string_equal(taskq_strerror(TASKQ_ENOQUEUE), "unknown queue");
-    assert_string_equal(taskq_err_name(TASKQ_ENOQUEUE + 1), "EUNKNOWNCODE");
+    assert_string_equal(taskq_err_name(TASKQ_EPURGED), "EPURGED");
+    assert_string_equal(taskq_strerror(TASKQ_EPURGED), "task record purged after its retention time");
+    assert_string_equal(taskq_err_name(TASKQ_ETERMINAL), "ETERMINAL");
+    assert_string_equal(taskq_strerror(TASKQ_ETERMINAL), "task already terminal");
+    assert_int_equal(TASKQ_EPURGED, 19);
+    assert_int_equal(TASKQ_ETERMINAL, 20);
+    assert_string_equal(taskq_err_name(TASKQ_ETERMINAL + 1), "EUNKNOWNCODE");
+    assert_string_equal(taskq_strerror(TASKQ_ETERMINAL + 1), "unknown error");
     assert_string_equal(proto_type_name(PROTO_ADMIN), "ADMIN");
     assert_string_equal(proto_type_name(PROTO_ADMIN_REPLY), "ADMIN_REPLY");
 }
@@ -2312,6 +2398,862 @@ static void test_encode_rejects_policy_fields(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* ---- task lifecycle (issue 7) ------------------------------------------ */
+
+#define IDBIN 0xc4, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+
+static const taskq_id_t ID3 = {{0x01, 0x93, 0x8a, 0x6e, 0x7b, 0x2c, 0x7d, 0x00, 0x80, 0x00,
+                                0x00, 0x00, 0x00, 0x00, 0x00, 0x03}};
+static const taskq_id_t GID = {{0x01, 0x93, 0x8a, 0x6e, 0x7b, 0x2c, 0x7d, 0x00, 0x80, 0x00,
+                                0x00, 0x00, 0x00, 0x00, 0x00, 0x99}};
+
+static void test_round_trip_submit_lifecycle(void **state)
+{
+    (void)state;
+    /* a chord: two members of GID, a callback; a chain child of the callback */
+    proto_task_spec_t t[4];
+    for (int i = 0; i < 4; i++) {
+        proto_task_spec_init(&t[i]);
+        t[i].name = proto_str("wf.x");
+        t[i].id = ID1;
+        t[i].id.b[14] = (uint8_t)(0x10 + i);
+    }
+    t[0].has_group = true;
+    t[0].group = GID;
+    t[0].index = 0; /* written: it is a member */
+    t[0].unique_key = proto_str("user:42 ~!");
+    t[0].unique_until = 1;
+    t[0].unique_for_ms = TQ_TTL_MAX_MS;
+    t[0].result_ttl_ms = 1;
+    t[1].has_group = true;
+    t[1].group = GID;
+    t[1].index = UINT32_MAX;
+    t[1].unique = true;
+    t[2].has_callback_of = true;
+    t[2].callback_of = GID;
+    t[3].has_parent = true;
+    t[3].parent = t[2].id;
+    t[3].immutable = true;
+    t[3].index = 7; /* without a group: the codec carries it, the broker judges */
+    proto_group_t g[2] = {{.id = GID, .size = 2, .on_fail = 1},
+                          {.id = ID3, .size = 0, .on_fail = 0}};
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.req = 5;
+    m.u.submit.ntasks = 4;
+    m.u.submit.tasks = t;
+    m.u.submit.ngroups = 2;
+    m.u.submit.groups = g;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.submit.ntasks, 4);
+    const proto_task_spec_t *a = d.u.submit.tasks;
+    assert_true(a[0].has_group);
+    assert_id(&a[0].group, &GID);
+    assert_int_equal(a[0].index, 0);
+    assert_str(a[0].unique_key, "user:42 ~!");
+    assert_int_equal(a[0].unique_until, 1);
+    assert_int_equal(a[0].unique_for_ms, TQ_TTL_MAX_MS);
+    assert_int_equal(a[0].result_ttl_ms, 1);
+    assert_false(a[0].unique);
+    assert_false(a[0].has_parent || a[0].has_callback_of || a[0].immutable);
+    assert_true(a[1].unique);
+    assert_int_equal(a[1].index, UINT32_MAX);
+    assert_int_equal(a[1].unique_key.len, 0);
+    assert_int_equal(a[1].unique_until, 0);
+    assert_true(a[2].has_callback_of);
+    assert_id(&a[2].callback_of, &GID);
+    assert_false(a[2].has_group);
+    assert_true(a[3].has_parent);
+    assert_id(&a[3].parent, &t[2].id);
+    assert_true(a[3].immutable);
+    assert_int_equal(a[3].index, 7);
+    assert_int_equal(d.u.submit.ngroups, 2);
+    assert_id(&d.u.submit.groups[0].id, &GID);
+    assert_int_equal(d.u.submit.groups[0].size, 2);
+    assert_int_equal(d.u.submit.groups[0].on_fail, 1);
+    assert_id(&d.u.submit.groups[1].id, &ID3);
+    assert_int_equal(d.u.submit.groups[1].size, 0);
+    assert_int_equal(d.u.submit.groups[1].on_fail, 0);
+    /* the body is {req, tasks, groups} */
+    assert_int_equal((uint8_t)sb.data[0], 0x83);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* no lifecycle field: no new key, no "groups" (as before issue 7) */
+    proto_task_spec_t plain;
+    proto_task_spec_init(&plain);
+    plain.id = ID1;
+    plain.name = proto_str("x");
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.ntasks = 1;
+    m.u.submit.tasks = &plain;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    assert_int_equal((uint8_t)sb.data[0], 0x82);
+    assert_int_equal((uint8_t)sb.data[13], 0x83);
+    msgpack_sbuffer_destroy(&sb);
+    decode_vec("submit_one.hex", &m);
+    assert_false(m.u.submit.tasks[0].has_parent || m.u.submit.tasks[0].has_group ||
+                 m.u.submit.tasks[0].has_callback_of || m.u.submit.tasks[0].immutable ||
+                 m.u.submit.tasks[0].unique);
+    assert_int_equal(m.u.submit.tasks[0].unique_key.len + m.u.submit.tasks[0].index, 0);
+    assert_int_equal(m.u.submit.tasks[0].unique_for_ms + m.u.submit.tasks[0].result_ttl_ms, 0);
+    assert_int_equal(m.u.submit.ngroups, 0);
+    assert_null(m.u.submit.groups);
+    proto_msg_clear(&m);
+
+    /* "unique_until": "done" is the default, accepted explicitly */
+    assert_int_equal(dec_task1(KS("unique_until", "done"), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KS("unique_until", "start"), NULL), TASKQ_OK);
+    char k200[TQ_UNIQUE_KEY_MAX + 1];
+    memset(k200, '~', TQ_UNIQUE_KEY_MAX);
+    k200[TQ_UNIQUE_KEY_MAX] = '\0';
+    k200[0] = ' ';
+    assert_int_equal(dec_task1(KS("unique_key", k200), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("unique_for_ms", TQ_TTL_MAX_MS), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("result_ttl_ms", 0), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KU("index", UINT32_MAX), NULL), TASKQ_OK);
+    assert_int_equal(dec_task1(KB("immutable", false), NULL), TASKQ_OK);
+}
+
+/* A SUBMIT of n tasks; task i gets a "parent" (the previous task) when
+ * chain, and the body gets groups_raw (a msgpack value) when not NULL. */
+static taskq_err_t dec_submit_n(uint32_t n, bool chain, const void *groups_raw, size_t glen,
+                                const char **detail)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, groups_raw ? 3 : 2);
+    pack_kv(&pk, KU("req", 1));
+    proto_pack_key(&pk, "tasks");
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        taskq_id_t id = ID1;
+        id.b[12] = (uint8_t)(i >> 8), id.b[13] = (uint8_t)i, id.b[14] = 1;
+        bool par = chain && i > 0;
+        msgpack_pack_map(&pk, 2 + par);
+        proto_pack_key(&pk, "id");
+        pack_id(&pk, &id);
+        pack_kv(&pk, KS("name", "x"));
+        if (par) {
+            id.b[12] = (uint8_t)((i - 1) >> 8), id.b[13] = (uint8_t)(i - 1);
+            proto_pack_key(&pk, "parent");
+            pack_id(&pk, &id);
+        }
+    }
+    if (groups_raw)
+        pack_kv(&pk, KR("groups", groups_raw, glen));
+    taskq_err_t e = dec(PROTO_SUBMIT, sb.data, sb.size, detail);
+    msgpack_sbuffer_destroy(&sb);
+    return e;
+}
+
+/* Decodes a SUBMIT of one task with a raw "groups" value. */
+static taskq_err_t dec_groups(const void *raw, size_t n, const char **detail)
+{
+    return dec_submit_n(1, false, raw, n, detail);
+}
+
+static void test_submit_graph_limits(void **state)
+{
+    (void)state;
+    const char *detail;
+    /* a plain batch stays at TQ_BATCH_MAX */
+    assert_int_equal(dec_submit_n(TQ_BATCH_MAX, false, NULL, 0, NULL), TASKQ_OK);
+    assert_int_equal(dec_submit_n(TQ_BATCH_MAX + 1, false, NULL, 0, &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT tasks: too many elements");
+    /* an empty "groups" does not make a graph */
+    static const uint8_t g_empty[] = {0x90};
+    assert_int_equal(dec_submit_n(TQ_BATCH_MAX + 1, false, g_empty, 1, &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT tasks: too many elements");
+    assert_int_equal(dec_groups(g_empty, 1, NULL), TASKQ_OK);
+    /* a non-empty "groups" does */
+    static const uint8_t g_one[] = {0x91, 0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 's', 'i', 'z', 'e',
+                                    0x00};
+    assert_int_equal(dec_submit_n(TQ_BATCH_MAX + 1, false, g_one, sizeof g_one, NULL), TASKQ_OK);
+    /* a chain does, up to TQ_GRAPH_MAX */
+    assert_int_equal(dec_submit_n(TQ_BATCH_MAX + 1, true, NULL, 0, NULL), TASKQ_OK);
+    assert_int_equal(dec_submit_n(TQ_GRAPH_MAX, true, NULL, 0, NULL), TASKQ_OK);
+    assert_int_equal(dec_submit_n(TQ_GRAPH_MAX + 1, true, NULL, 0, &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT tasks: too many elements");
+
+    /* the encoder applies the same rule */
+    uint32_t n = TQ_GRAPH_MAX + 1;
+    proto_task_spec_t *ts = calloc(n, sizeof *ts);
+    assert_non_null(ts);
+    for (uint32_t i = 0; i < n; i++) {
+        proto_task_spec_init(&ts[i]);
+        ts[i].id = ID1;
+        ts[i].id.b[12] = (uint8_t)(i >> 8), ts[i].id.b[13] = (uint8_t)i, ts[i].id.b[14] = 1;
+        ts[i].name = proto_str("x");
+    }
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.tasks = ts;
+    m.u.submit.ntasks = TQ_BATCH_MAX + 1;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    assert_int_equal(sb.size, 0);
+    ts[TQ_BATCH_MAX].has_parent = true; /* the last one: a graph */
+    ts[TQ_BATCH_MAX].parent = ts[0].id;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    msgpack_sbuffer_destroy(&sb);
+    ts[TQ_BATCH_MAX].has_parent = false;
+    proto_group_t g = {.id = GID, .size = 0};
+    m.u.submit.ngroups = 1;
+    m.u.submit.groups = &g;
+    m.u.submit.ntasks = TQ_GRAPH_MAX;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.submit.ntasks, TQ_GRAPH_MAX);
+    assert_int_equal(d.u.submit.ngroups, 1);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.submit.ntasks = TQ_GRAPH_MAX + 1;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* the acknowledgement of a graph: one code (and queue, holder) per task */
+    uint32_t *codes = calloc(TQ_GRAPH_MAX + 1, sizeof *codes);
+    taskq_id_t *hs = calloc(TQ_GRAPH_MAX + 1, sizeof *hs);
+    proto_str_t *qs = calloc(TQ_GRAPH_MAX + 1, sizeof *qs);
+    for (uint32_t i = 0; i <= TQ_GRAPH_MAX; i++)
+        qs[i] = proto_str("default");
+    hs[TQ_GRAPH_MAX - 1] = ID2;
+    proto_msg_init(&m, PROTO_SUBMIT_ACK);
+    m.u.submit_ack.ncodes = m.u.submit_ack.nqueues = m.u.submit_ack.nholders = TQ_GRAPH_MAX;
+    m.u.submit_ack.codes = codes;
+    m.u.submit_ack.queues = qs;
+    m.u.submit_ack.holders = hs;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.submit_ack.ncodes, TQ_GRAPH_MAX);
+    assert_int_equal(d.u.submit_ack.nholders, TQ_GRAPH_MAX);
+    assert_id(&d.u.submit_ack.holders[TQ_GRAPH_MAX - 1], &ID2);
+    assert_true(taskq_id_is_zero(&d.u.submit_ack.holders[0]));
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.submit_ack.ncodes = m.u.submit_ack.nqueues = m.u.submit_ack.nholders = TQ_GRAPH_MAX + 1;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    msgpack_sbuffer_destroy(&sb);
+    free(qs);
+    free(hs);
+    free(codes);
+    free(ts);
+}
+
+static void test_decode_rejects_lifecycle_fields(void **state)
+{
+    (void)state;
+    const char *detail;
+    static const uint8_t zero16[16] = {0};
+    static const uint8_t bin15[] = {0xc4, 0x0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    uint8_t zbin[18] = {0xc4, 0x10};
+    memcpy(zbin + 2, zero16, 16);
+    static const char *const idkeys[] = {"parent", "group", "callback_of"};
+    for (size_t i = 0; i < 3; i++) {
+        char want[96];
+        const char *k = idkeys[i];
+        assert_int_equal(dec_task1(KN(k), &detail), TASKQ_EPROTO);
+        snprintf(want, sizeof want, "SUBMIT tasks[0].%s: not a binary", k);
+        assert_string_equal(detail, want);
+        assert_int_equal(dec_task1(KR(k, bin15, sizeof bin15), &detail), TASKQ_EPROTO);
+        snprintf(want, sizeof want, "SUBMIT tasks[0].%s: not 16 bytes", k);
+        assert_string_equal(detail, want);
+        assert_int_equal(dec_task1(KR(k, zbin, sizeof zbin), &detail), TASKQ_EPROTO);
+        snprintf(want, sizeof want, "SUBMIT tasks[0].%s: all-zero id", k);
+        assert_string_equal(detail, want);
+        assert_int_equal(dec_task1(KS(k, "01938a6e-7b2c-7d00-8000-000000000001"), NULL),
+                         TASKQ_EPROTO);
+    }
+    assert_int_equal(dec_task1(KU("index", (uint64_t)UINT32_MAX + 1), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].index: out of range");
+    assert_int_equal(dec_task1(KI("index", -1), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].index: negative");
+    assert_int_equal(dec_task1(KS("index", "1"), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KU("immutable", 1), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].immutable: not a boolean");
+    assert_int_equal(dec_task1(KN("unique"), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].unique: not a boolean");
+
+    assert_int_equal(dec_task1(KS("unique_key", ""), &detail), TASKQ_ENAME);
+    assert_string_equal(detail, "SUBMIT tasks[0].unique_key: empty");
+    char k201[TQ_UNIQUE_KEY_MAX + 2];
+    memset(k201, 'k', TQ_UNIQUE_KEY_MAX + 1);
+    k201[TQ_UNIQUE_KEY_MAX + 1] = '\0';
+    assert_int_equal(dec_task1(KS("unique_key", k201), &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT tasks[0].unique_key: too long");
+    static const char *const bad_keys[] = {"a\nb", "tab\t", "\x7f", "\xc3\xa9t\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+        if (dec_task1(KS("unique_key", bad_keys[i]), &detail) != TASKQ_ENAME)
+            fail_msg("unique_key #%zu accepted", i);
+        assert_string_equal(detail, "SUBMIT tasks[0].unique_key: not printable ASCII");
+    }
+    assert_int_equal(dec_task1(KU("unique_key", 1), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KN("unique_key"), NULL), TASKQ_EPROTO);
+    static const uint8_t keybin[] = {0xc4, 0x01, 'k'};
+    assert_int_equal(dec_task1(KR("unique_key", keybin, sizeof keybin), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].unique_key: not a string");
+
+    assert_int_equal(dec_task1(KS("unique_until", "end"), &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT tasks[0].unique_until: unknown unique_until (done or start)");
+    assert_int_equal(dec_task1(KS("unique_until", "Start"), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KS("unique_until", ""), NULL), TASKQ_EPROTO);
+    assert_int_equal(dec_task1(KU("unique_until", 1), NULL), TASKQ_EPROTO);
+    static const char *const ttl_keys[] = {"unique_for_ms", "result_ttl_ms"};
+    for (size_t i = 0; i < 2; i++) {
+        char want[96];
+        assert_int_equal(dec_task1(KU(ttl_keys[i], TQ_TTL_MAX_MS + 1), &detail), TASKQ_ETOOBIG);
+        snprintf(want, sizeof want, "SUBMIT tasks[0].%s: out of range", ttl_keys[i]);
+        assert_string_equal(detail, want);
+        assert_int_equal(dec_task1(KU(ttl_keys[i], UINT64_MAX), NULL), TASKQ_ETOOBIG);
+        assert_int_equal(dec_task1(KI(ttl_keys[i], -1), NULL), TASKQ_EPROTO);
+        assert_int_equal(dec_task1(KF(ttl_keys[i], 1.0), NULL), TASKQ_EPROTO);
+        assert_int_equal(dec_task1(KN(ttl_keys[i]), NULL), TASKQ_EPROTO);
+    }
+
+    /* groups */
+    static const uint8_t g_ok[] = {0x91, 0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 's', 'i', 'z', 'e',
+                                   0x02, 0xa7, 'o', 'n', '_', 'f', 'a', 'i', 'l', 0xa6, 's', 'e',
+                                   't', 't', 'l', 'e'};
+    assert_int_equal(dec_groups(g_ok, sizeof g_ok, NULL), TASKQ_OK);
+    uint8_t g[sizeof g_ok];
+    memcpy(g, g_ok, sizeof g_ok);
+    g[sizeof g - 1] = 'x'; /* "settlx" */
+    assert_int_equal(dec_groups(g, sizeof g, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups[0].on_fail: unknown on_fail (fail or settle)");
+    static const uint8_t g_map[] = {0x81, 0xa1, 'a', 0x01};
+    assert_int_equal(dec_groups(g_map, sizeof g_map, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups: not an array");
+    static const uint8_t g_elem[] = {0x91, 0x90};
+    assert_int_equal(dec_groups(g_elem, sizeof g_elem, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups[0]: not a map");
+    static const uint8_t g_noid[] = {0x91, 0x81, 0xa4, 's', 'i', 'z', 'e', 0x00};
+    assert_int_equal(dec_groups(g_noid, sizeof g_noid, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups[0].id: missing");
+    static const uint8_t g_nosize[] = {0x91, 0x81, 0xa2, 'i', 'd', IDBIN};
+    assert_int_equal(dec_groups(g_nosize, sizeof g_nosize, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups[0].size: missing");
+    /* size TQ_GRAPH_MAX (0x4e20) fits, + 1 does not */
+    static const uint8_t g_max[] = {0x91, 0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 's', 'i', 'z', 'e',
+                                    0xcd, 0x4e, 0x20};
+    assert_int_equal(TQ_GRAPH_MAX, 0x4e20);
+    assert_int_equal(dec_groups(g_max, sizeof g_max, NULL), TASKQ_OK);
+    uint8_t g_big[sizeof g_max];
+    memcpy(g_big, g_max, sizeof g_max);
+    g_big[sizeof g_big - 1] = 0x21;
+    assert_int_equal(dec_groups(g_big, sizeof g_big, &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT groups[0].size: out of range");
+    static const uint8_t g_neg[] = {0x91, 0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 's', 'i', 'z', 'e',
+                                    0xff};
+    assert_int_equal(dec_groups(g_neg, sizeof g_neg, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups[0].size: negative");
+    static const uint8_t g_zero[] = {0x91, 0x82, 0xa2, 'i', 'd', 0xc4, 0x10, 0, 0, 0, 0, 0, 0, 0,
+                                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa4, 's', 'i', 'z', 'e', 0x00};
+    assert_int_equal(dec_groups(g_zero, sizeof g_zero, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups[0].id: all-zero id");
+    static const uint8_t g_onf[] = {0x91, 0x83, 0xa2, 'i', 'd', IDBIN, 0xa4, 's', 'i', 'z', 'e',
+                                    0x00, 0xa7, 'o', 'n', '_', 'f', 'a', 'i', 'l', 0x01};
+    assert_int_equal(dec_groups(g_onf, sizeof g_onf, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT groups[0].on_fail: not a string");
+    /* TQ_GROUPS_MAX + 1 groups */
+    size_t one = 1 + 3 + 18 + 5 + 1, ng = TQ_GROUPS_MAX + 1;
+    uint8_t *many = malloc(3 + ng * one), *p = many;
+    *p++ = 0xdc, *p++ = (uint8_t)(ng >> 8), *p++ = (uint8_t)ng;
+    for (size_t i = 0; i < ng; i++) {
+        static const uint8_t elem[] = {0x82, 0xa2, 'i', 'd', IDBIN, 0xa4, 's', 'i', 'z', 'e', 0x00};
+        memcpy(p, elem, sizeof elem);
+        p += sizeof elem;
+    }
+    assert_int_equal(dec_groups(many, (size_t)(p - many), &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "SUBMIT groups: too many elements");
+    many[1] = (uint8_t)(TQ_GROUPS_MAX >> 8), many[2] = (uint8_t)TQ_GROUPS_MAX;
+    assert_int_equal(dec_groups(many, (size_t)(p - many) - one, NULL), TASKQ_OK);
+    free(many);
+}
+
+static void test_encode_rejects_lifecycle_fields(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    proto_msg_t m;
+    proto_task_spec_t t;
+    proto_task_spec_init(&t);
+    t.id = ID1;
+    t.name = proto_str("x");
+    proto_group_t g = {.id = GID, .size = 1};
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.u.submit.ntasks = 1;
+    m.u.submit.tasks = &t;
+    m.u.submit.ngroups = 1;
+    m.u.submit.groups = &g;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    sb.size = 0;
+    char k201[TQ_UNIQUE_KEY_MAX + 2];
+    memset(k201, 'k', TQ_UNIQUE_KEY_MAX + 1);
+    k201[TQ_UNIQUE_KEY_MAX + 1] = '\0';
+#define BAD(stmt, undo)                                                                          \
+    do {                                                                                         \
+        stmt;                                                                                    \
+        if (proto_encode(&m, &sb) != TASKQ_EINVAL)                                               \
+            fail_msg("encoded with " #stmt);                                                     \
+        assert_int_equal(sb.size, 0);                                                            \
+        undo;                                                                                    \
+    } while (0)
+    BAD(t.has_parent = true, t.has_parent = false); /* zero id */
+    BAD(t.has_group = true, t.has_group = false);
+    BAD(t.has_callback_of = true, t.has_callback_of = false);
+    BAD(t.unique_key = proto_str("a\tb"), t.unique_key = proto_str(""));
+    BAD(t.unique_key = proto_str(k201), t.unique_key = proto_str(""));
+    BAD(t.unique_key = ((proto_str_t){NULL, 3}), t.unique_key = proto_str(""));
+    BAD(t.unique_until = 2, t.unique_until = 0);
+    BAD(t.unique_until = -1, t.unique_until = 0);
+    BAD(t.unique_for_ms = TQ_TTL_MAX_MS + 1, t.unique_for_ms = 0);
+    BAD(t.unique_for_ms = -1, t.unique_for_ms = 0);
+    BAD(t.result_ttl_ms = TQ_TTL_MAX_MS + 1, t.result_ttl_ms = 0);
+    BAD(t.result_ttl_ms = -5, t.result_ttl_ms = 0);
+    BAD(g.id = (taskq_id_t){{0}}, g.id = GID);
+    BAD(g.size = TQ_GRAPH_MAX + 1, g.size = 1);
+    BAD(g.on_fail = 2, g.on_fail = 0);
+    BAD(g.on_fail = -1, g.on_fail = 0);
+    BAD(m.u.submit.groups = NULL, m.u.submit.groups = &g);
+    BAD(m.u.submit.ngroups = TQ_GROUPS_MAX + 1, m.u.submit.ngroups = 1);
+#undef BAD
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    sb.size = 0;
+    /* the limits themselves encode */
+    memset(k201, '~', TQ_UNIQUE_KEY_MAX);
+    k201[TQ_UNIQUE_KEY_MAX] = '\0';
+    t.unique_key = proto_str(k201);
+    t.unique_for_ms = t.result_ttl_ms = TQ_TTL_MAX_MS;
+    g.size = TQ_GRAPH_MAX;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_OK);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_submit_ack_holders(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    uint32_t codes[3] = {0, 0, 0};
+    taskq_id_t hs[3] = {{{0}}, ID2, {{0}}};
+    proto_msg_init(&m, PROTO_SUBMIT_ACK);
+    m.u.submit_ack.req = 4;
+    m.u.submit_ack.ncodes = 3;
+    m.u.submit_ack.codes = codes;
+    m.u.submit_ack.nholders = 3;
+    m.u.submit_ack.holders = hs;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.submit_ack.nholders, 3);
+    assert_true(taskq_id_is_zero(&d.u.submit_ack.holders[0]));
+    assert_id(&d.u.submit_ack.holders[1], &ID2);
+    assert_true(taskq_id_is_zero(&d.u.submit_ack.holders[2]));
+    assert_int_equal(d.u.submit_ack.codes[1], 0); /* a duplicate is a success */
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* no duplicate: no "holders" at all (the ack of before issue 7) */
+    hs[1] = (taskq_id_t){{0}};
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[0], 0x82);
+    assert_int_equal(d.u.submit_ack.nholders, 0);
+    assert_null(d.u.submit_ack.holders);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    decode_vec("submit_ack.hex", &d);
+    assert_int_equal(d.u.submit_ack.nholders, 0);
+    proto_msg_clear(&d);
+    /* encoder: one per code, or none */
+    msgpack_sbuffer_init(&sb);
+    hs[1] = ID2;
+    m.u.submit_ack.nholders = 2;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.submit_ack.nholders = 3;
+    m.u.submit_ack.holders = NULL;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* decoder: nil = created; hand-made bodies */
+    const char *detail;
+    static const uint8_t h_ok[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e', 's',
+                                   0x92, 0x00, 0x00, 0xa7, 'h', 'o', 'l', 'd', 'e', 'r', 's',
+                                   0x92, 0xc0, IDBIN};
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_SUBMIT_ACK, h_ok, sizeof h_ok, &d, NULL), TASKQ_OK);
+    assert_int_equal(d.u.submit_ack.nholders, 2);
+    assert_true(taskq_id_is_zero(&d.u.submit_ack.holders[0]));
+    assert_int_equal(d.u.submit_ack.holders[1].b[15], 16);
+    proto_msg_clear(&d);
+    static const uint8_t h_nils[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e',
+                                     's', 0x91, 0x00, 0xa7, 'h', 'o', 'l', 'd', 'e', 'r', 's',
+                                     0x91, 0xc0};
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, h_nils, sizeof h_nils, NULL), TASKQ_OK);
+    static const uint8_t h_count[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e',
+                                      's', 0x91, 0x00, 0xa7, 'h', 'o', 'l', 'd', 'e', 'r', 's',
+                                      0x92, 0xc0, 0xc0};
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, h_count, sizeof h_count, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT_ACK holders: not one per code");
+    static const uint8_t h_short[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e',
+                                      's', 0x91, 0x00, 0xa7, 'h', 'o', 'l', 'd', 'e', 'r', 's',
+                                      0x91, 0xc4, 0x01, 0x01};
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, h_short, sizeof h_short, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT_ACK holders[0]: not 16 bytes");
+    static const uint8_t h_str[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e',
+                                    's', 0x91, 0x00, 0xa7, 'h', 'o', 'l', 'd', 'e', 'r', 's',
+                                    0x91, 0xa1, 'x'};
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, h_str, sizeof h_str, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT_ACK holders[0]: not a binary");
+    static const uint8_t h_map[] = {0x83, 0xa3, 'r', 'e', 'q', 0x01, 0xa5, 'c', 'o', 'd', 'e',
+                                    's', 0x91, 0x00, 0xa7, 'h', 'o', 'l', 'd', 'e', 'r', 's',
+                                    0x80};
+    assert_int_equal(dec(PROTO_SUBMIT_ACK, h_map, sizeof h_map, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "SUBMIT_ACK holders: not an array");
+}
+
+static proto_task_rec_t lifecycle_rec(void)
+{
+    proto_task_rec_t r = sample_rec();
+    r.state = TASKQ_STATE_PENDING;
+    r.has_result = false;
+    r.group_id = GID;
+    r.parent_id = ID2;
+    r.rerun_of = ID3;
+    r.rerun_by = ID2;
+    r.unique_key = proto_str("auto:00112233445566778899aabbccddeeff");
+    return r;
+}
+
+static void check_lifecycle_rec(const proto_task_rec_t *t)
+{
+    assert_int_equal(t->state, TASKQ_STATE_PENDING);
+    assert_id(&t->group_id, &GID);
+    assert_id(&t->parent_id, &ID2);
+    assert_id(&t->rerun_of, &ID3);
+    assert_id(&t->rerun_by, &ID2);
+    assert_str(t->unique_key, "auto:00112233445566778899aabbccddeeff");
+}
+
+/* A STATUS_REPLY whose record is sample_rec() plus one raw key. */
+static taskq_err_t dec_rec_extra(kv_t v, proto_task_rec_t *out, const char **detail)
+{
+    proto_msg_t m;
+    msgpack_sbuffer base;
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.task = sample_rec();
+    msgpack_sbuffer_init(&base);
+    assert_int_equal(proto_encode(&m, &base), TASKQ_OK);
+    /* {req, task: de 00 14 ...}: bump the record's count and append v */
+    assert_int_equal((uint8_t)base.data[11], 0xde);
+    base.data[13]++;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &base, msgpack_sbuffer_write);
+    pack_kv(&pk, v);
+    proto_msg_t d;
+    proto_msg_init(&d, 0);
+    const char *dt = NULL;
+    taskq_err_t e = proto_decode(PROTO_STATUS_REPLY, base.data, base.size, &d, &dt);
+    if (detail)
+        *detail = dt;
+    if (!e && out) {
+        /* copy out what the checks need (strings would dangle) */
+        *out = d.u.status_reply.task;
+        out->unique_key = (proto_str_t){NULL, 0};
+    }
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&base);
+    return e;
+}
+
+static void test_record_lifecycle(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.task = lifecycle_rec();
+    round_trip(&m, &d, &sb);
+    check_lifecycle_rec(&d.u.status_reply.task);
+    /* 19 keys + 5 */
+    assert_memory_equal(sb.data + 11, "\xde\x00\x18", 3);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    proto_msg_init(&m, PROTO_RESULT);
+    m.u.result.task = lifecycle_rec();
+    m.u.result.task.state = TASKQ_STATE_REVOKED;
+    round_trip(&m, &d, &sb);
+    assert_id(&d.u.result.task.group_id, &GID);
+    assert_int_equal(d.u.result.task.state, TASKQ_STATE_REVOKED);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    /* EPURGED: only the id */
+    proto_msg_init(&m, PROTO_RESULT);
+    m.u.result.code = TASKQ_EPURGED;
+    m.u.result.task = lifecycle_rec();
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.u.result.code, TASKQ_EPURGED);
+    assert_id(&d.u.result.task.id, &ID1);
+    assert_true(taskq_id_is_zero(&d.u.result.task.group_id));
+    assert_int_equal(d.u.result.task.name.len, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* none set: the record of before issue 7 (20 keys with result) */
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.task = sample_rec();
+    round_trip(&m, &d, &sb);
+    assert_memory_equal(sb.data + 11, "\xde\x00\x14", 3);
+    assert_true(taskq_id_is_zero(&d.u.status_reply.task.group_id));
+    assert_true(taskq_id_is_zero(&d.u.status_reply.task.rerun_by));
+    assert_int_equal(d.u.status_reply.task.unique_key.len, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* nil reads as none; absent too */
+    proto_task_rec_t r;
+    static const char *const links[] = {"group_id", "parent_id", "rerun_of", "rerun_by"};
+    for (size_t i = 0; i < 4; i++) {
+        memset(&r, 0xff, sizeof r);
+        assert_int_equal(dec_rec_extra(KN(links[i]), &r, NULL), TASKQ_OK);
+        assert_true(taskq_id_is_zero(&r.group_id) && taskq_id_is_zero(&r.parent_id) &&
+                    taskq_id_is_zero(&r.rerun_of) && taskq_id_is_zero(&r.rerun_by));
+    }
+    assert_int_equal(dec_rec_extra(KS("unique_key", ""), NULL, NULL), TASKQ_OK);
+    /* wrong types and limits */
+    static const uint8_t zbin[18] = {0xc4, 0x10};
+    static const uint8_t bin15[] = {0xc4, 0x0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const char *detail;
+    for (size_t i = 0; i < 4; i++) {
+        char want[96];
+        assert_int_equal(dec_rec_extra(KR(links[i], zbin, sizeof zbin), NULL, &detail),
+                         TASKQ_EPROTO);
+        snprintf(want, sizeof want, "STATUS_REPLY task.%s: all-zero id", links[i]);
+        assert_string_equal(detail, want);
+        assert_int_equal(dec_rec_extra(KR(links[i], bin15, sizeof bin15), NULL, &detail),
+                         TASKQ_EPROTO);
+        assert_int_equal(dec_rec_extra(KU(links[i], 1), NULL, &detail), TASKQ_EPROTO);
+        snprintf(want, sizeof want, "STATUS_REPLY task.%s: not a binary", links[i]);
+        assert_string_equal(detail, want);
+    }
+    char k201[TQ_UNIQUE_KEY_MAX + 2];
+    memset(k201, 'k', TQ_UNIQUE_KEY_MAX + 1);
+    k201[TQ_UNIQUE_KEY_MAX + 1] = '\0';
+    assert_int_equal(dec_rec_extra(KS("unique_key", k201), NULL, &detail), TASKQ_ETOOBIG);
+    assert_string_equal(detail, "STATUS_REPLY task.unique_key: too long");
+    assert_int_equal(dec_rec_extra(KS("unique_key", "a\x01"), NULL, &detail), TASKQ_ENAME);
+    assert_int_equal(dec_rec_extra(KU("unique_key", 1), NULL, NULL), TASKQ_EPROTO);
+
+    /* encoder */
+    msgpack_sbuffer_init(&sb);
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.task = lifecycle_rec();
+    m.u.status_reply.task.unique_key = proto_str(k201);
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.status_reply.task.unique_key = proto_str("tab\there");
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_stats_purged_and_cancel(void **state)
+{
+    (void)state;
+    proto_msg_t m, d;
+    msgpack_sbuffer sb;
+    proto_msg_init(&m, PROTO_STATS_REPLY);
+    m.u.stats_reply.stats.succeeded = 3;
+    m.u.stats_reply.stats.purged = UINT64_MAX;
+    m.u.stats_reply.stats.broker = proto_str("b");
+    round_trip(&m, &d, &sb);
+    assert_true(d.u.stats_reply.stats.purged == UINT64_MAX);
+    assert_int_equal(d.u.stats_reply.stats.succeeded, 3);
+    assert_int_equal((uint8_t)sb.data[12], 0x8b); /* {req, stats: {11 keys}} */
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.stats_reply.stats.purged = 0; /* as before issue 7: 10 keys */
+    round_trip(&m, &d, &sb);
+    assert_int_equal((uint8_t)sb.data[12], 0x8a);
+    assert_int_equal(d.u.stats_reply.stats.purged, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    proto_msg_init(&m, PROTO_CANCEL);
+    m.u.cancel.id = ID2;
+    m.u.cancel.attempt = UINT32_MAX;
+    m.u.cancel.terminate = true;
+    m.u.cancel.grace_ms = 5000;
+    round_trip(&m, &d, &sb);
+    assert_int_equal(d.type, PROTO_CANCEL);
+    assert_id(&d.u.cancel.id, &ID2);
+    assert_int_equal(d.u.cancel.attempt, UINT32_MAX);
+    assert_true(d.u.cancel.terminate);
+    assert_int_equal(d.u.cancel.grace_ms, 5000);
+    assert_int_equal((uint8_t)sb.data[0], 0x84);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    m.u.cancel.terminate = false;
+    m.u.cancel.grace_ms = 0;
+    round_trip(&m, &d, &sb);
+    assert_false(d.u.cancel.terminate);
+    assert_int_equal(d.u.cancel.grace_ms, 0);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_init(&sb);
+    m.u.cancel.grace_ms = -1;
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    m.u.cancel.grace_ms = 0;
+    m.u.cancel.id = (taskq_id_t){{0}};
+    assert_int_equal(proto_encode(&m, &sb), TASKQ_EINVAL);
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+    /* decoder: every key required, typed */
+    const char *detail;
+    static const struct {
+        kv_t drop_or_bad;
+        bool drop;
+        taskq_err_t err;
+        const char *detail;
+    } cases[] = {
+        {{.key = "attempt"}, true, TASKQ_EPROTO, "CANCEL attempt: missing"},
+        {{.key = "terminate"}, true, TASKQ_EPROTO, "CANCEL terminate: missing"},
+        {{.key = "grace_ms"}, true, TASKQ_EPROTO, "CANCEL grace_ms: missing"},
+        {{.key = "terminate", .t = V_U64, .u = 1}, false, TASKQ_EPROTO,
+         "CANCEL terminate: not a boolean"},
+        {{.key = "grace_ms", .t = V_I64, .i = -1}, false, TASKQ_EPROTO,
+         "CANCEL grace_ms: negative"},
+        {{.key = "attempt", .t = V_U64, .u = (uint64_t)UINT32_MAX + 1}, false, TASKQ_EPROTO,
+         "CANCEL attempt: out of range"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        kv_t all[3] = {KU("attempt", 1), KB("terminate", true), KU("grace_ms", 1)};
+        size_t n = 0;
+        for (size_t i = 0; i < 3; i++)
+            if (strcmp(all[i].key, cases[c].drop_or_bad.key) != 0 || !cases[c].drop)
+                n++;
+        msgpack_pack_map(&pk, 1 + n);
+        proto_pack_key(&pk, "id");
+        pack_id(&pk, &ID1);
+        for (size_t i = 0; i < 3; i++) {
+            if (strcmp(all[i].key, cases[c].drop_or_bad.key) != 0)
+                pack_kv(&pk, all[i]);
+            else if (!cases[c].drop)
+                pack_kv(&pk, cases[c].drop_or_bad);
+        }
+        assert_int_equal(dec(PROTO_CANCEL, sb.data, sb.size, &detail), cases[c].err);
+        assert_string_equal(detail, cases[c].detail);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    static const uint8_t c_noid[] = {0x80};
+    assert_int_equal(dec(PROTO_CANCEL, c_noid, 1, &detail), TASKQ_EPROTO);
+    assert_string_equal(detail, "CANCEL id: missing");
+}
+
+static void test_pack_unpack_task_rec(void **state)
+{
+    (void)state;
+    /* {"tasks": [rec, lifecycle rec], "n": 2}: as an ADMIN "failed" reply */
+    proto_task_rec_t recs[2] = {sample_rec(), lifecycle_rec()};
+    recs[1].state = TASKQ_STATE_FAILED;
+    recs[1].error = proto_str("boom");
+    recs[1].code = proto_str("http.500");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_key(&pk, "tasks");
+    msgpack_pack_array(&pk, 2);
+    assert_int_equal(proto_pack_task_rec(&pk, &recs[0]), TASKQ_OK);
+    assert_int_equal(proto_pack_task_rec(&pk, &recs[1]), TASKQ_OK);
+    pack_kv(&pk, KU("n", 2));
+
+    /* the same bytes as a STATUS_REPLY's "task" */
+    proto_msg_t m;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.u.status_reply.task = recs[0];
+    assert_int_equal(proto_encode(&m, &body), TASKQ_OK);
+    size_t rec0_len = body.size - 11; /* after {req: 0, "task": */
+    assert_memory_equal(sb.data + 8, body.data + 11, rec0_len);
+    msgpack_sbuffer_destroy(&body);
+
+    /* as ADMIN_REPLY data, through the codec */
+    proto_msg_t r, d;
+    msgpack_sbuffer rb;
+    proto_msg_init(&r, PROTO_ADMIN_REPLY);
+    r.u.admin_reply.req = 1;
+    r.u.admin_reply.data = (proto_bin_t){(const uint8_t *)sb.data, (uint32_t)sb.size};
+    round_trip(&r, &d, &rb);
+    const msgpack_object *tasks = proto_obj_get(d.u.admin_reply.data_obj, "tasks");
+    assert_non_null(tasks);
+    assert_int_equal(tasks->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(tasks->via.array.size, 2);
+    proto_task_rec_t out;
+    assert_int_equal(proto_unpack_task_rec(&tasks->via.array.ptr[0], &out), TASKQ_OK);
+    check_rec(&out);
+    assert_true(taskq_id_is_zero(&out.group_id));
+    assert_int_equal(out.priority, 0); /* written by the encoder, not defaulted */
+    assert_int_equal(proto_unpack_task_rec(&tasks->via.array.ptr[1], &out), TASKQ_OK);
+    assert_int_equal(out.state, TASKQ_STATE_FAILED);
+    assert_id(&out.group_id, &GID);
+    assert_id(&out.rerun_of, &ID3);
+    assert_str(out.error, "boom");
+    assert_str(out.code, "http.500");
+    assert_str(out.unique_key, "auto:00112233445566778899aabbccddeeff");
+    assert_false(out.has_result);
+    /* hostile: not a map, a bare id, NULLs */
+    assert_int_equal(proto_unpack_task_rec(proto_obj_get(d.u.admin_reply.data_obj, "n"), &out),
+                     TASKQ_EPROTO);
+    assert_true(taskq_id_is_zero(&out.id)); /* zeroed on error */
+    assert_int_equal(proto_unpack_task_rec(tasks, &out), TASKQ_EPROTO);
+    assert_int_equal(proto_unpack_task_rec(NULL, &out), TASKQ_EINVAL);
+    assert_int_equal(proto_unpack_task_rec(&tasks->via.array.ptr[0], NULL), TASKQ_EINVAL);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&rb);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* a record with only an id (the RESULT-with-a-code shape) is not a full record */
+    static const uint8_t only_id[] = {0x81, 0xa2, 'i', 'd', IDBIN};
+    msgpack_zone *z = msgpack_zone_new(1024);
+    msgpack_object o;
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack((const char *)only_id, sizeof only_id, &off, z, &o),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(proto_unpack_task_rec(&o, &out), TASKQ_EPROTO);
+    /* a non-string key */
+    static const uint8_t intkey[] = {0x81, 0x01, 0x02};
+    off = 0;
+    assert_int_equal(msgpack_unpack((const char *)intkey, sizeof intkey, &off, z, &o),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(proto_unpack_task_rec(&o, &out), TASKQ_EPROTO);
+    msgpack_zone_free(z);
+
+    /* a record that breaks a limit packs as nil: the container stays whole */
+    proto_task_rec_t bad = sample_rec();
+    bad.name = proto_str("bad name");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    assert_int_equal(proto_pack_task_rec(&pk, &recs[0]), TASKQ_OK);
+    assert_int_equal(proto_pack_task_rec(&pk, &bad), TASKQ_EINVAL);
+    assert_int_equal(proto_pack_task_rec(&pk, NULL), TASKQ_EINVAL);
+    assert_int_equal(proto_precheck(sb.data, sb.size, TQ_MAX_DEPTH), TASKQ_OK);
+    assert_int_equal((uint8_t)sb.data[sb.size - 1], 0xc0);
+    assert_int_equal((uint8_t)sb.data[sb.size - 2], 0xc0);
+    assert_int_equal(proto_pack_task_rec(NULL, &recs[0]), TASKQ_EINVAL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_signature(void **state)
 {
     (void)state;
@@ -2345,6 +3287,7 @@ static void test_names_and_strings(void **state)
     assert_false(proto_str_eq(proto_str("x"), "xy"));
     assert_true(proto_str_eq((proto_str_t){NULL, 0}, ""));
     assert_string_equal(proto_type_name(PROTO_DONE_ACK), "DONE_ACK");
+    assert_string_equal(proto_type_name(PROTO_CANCEL), "CANCEL");
     assert_string_equal(proto_type_name(0x42), "UNKNOWN");
 }
 
@@ -2543,7 +3486,7 @@ static void test_strerror(void **state)
         assert_non_null(taskq_strerror(probe[i]));
         assert_non_null(taskq_err_name(probe[i]));
     }
-    for (int e = TASKQ_OK; e <= TASKQ_ENOQUEUE; e++) {
+    for (int e = TASKQ_OK; e <= TASKQ_ETERMINAL; e++) {
         assert_string_not_equal(taskq_strerror(e), "unknown error");
     }
     assert_string_equal(taskq_err_name(TASKQ_ESTALE), "ESTALE");
@@ -2569,6 +3512,14 @@ int main(void)
         cmocka_unit_test(test_round_trip_submit_policy),
         cmocka_unit_test(test_decode_rejects_policy_fields),
         cmocka_unit_test(test_encode_rejects_policy_fields),
+        cmocka_unit_test(test_round_trip_submit_lifecycle),
+        cmocka_unit_test(test_submit_graph_limits),
+        cmocka_unit_test(test_decode_rejects_lifecycle_fields),
+        cmocka_unit_test(test_encode_rejects_lifecycle_fields),
+        cmocka_unit_test(test_submit_ack_holders),
+        cmocka_unit_test(test_record_lifecycle),
+        cmocka_unit_test(test_stats_purged_and_cancel),
+        cmocka_unit_test(test_pack_unpack_task_rec),
         cmocka_unit_test(test_round_trip_ack_hello_error),
         cmocka_unit_test(test_round_trip_done_failure),
         cmocka_unit_test(test_round_trip_record_policy),
