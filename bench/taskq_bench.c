@@ -15,6 +15,13 @@
  *   drain --broker EP [-N n] [--seconds S]   how fast the broker's backlog
  *       of N tasks drains (polls STATS; stops after S seconds)
  *   ready --broker EP --slots K [--seconds S]   waits for K idle children
+ *   w5 --broker EP [-N n] [--chunk k] [--queues Q] [--limits L] [--label L]
+ *       W1 with the dispatch policy engaged: task i goes to queue w5q<i%Q+1>
+ *       (the worker subscribes with -Q w5q1=5,w5q2=4,...: bench/run.sh), and
+ *       L limits are set first, high enough never to bind (queue:w5qK,
+ *       task:taskq.echo, then task:w5.unused.K), so the dispatch cost of
+ *       weighted queues and limit checks is measured, not throttling.
+ *       --queues 0 --limits 0 is the bare W1 path (the baseline).
  *
  * Exit: 0 ok, 1 a task failed or a call returned an error, 2 bad usage.
  * The bench reads the clock itself (CLOCK_MONOTONIC): it is not product
@@ -37,7 +44,11 @@ typedef struct {
     uint64_t primes;
     int slots;
     double seconds;
+    int queues; /* w5: weighted queues (0 = none: the default queue) */
+    int limits; /* w5: non-binding limits set before the run */
 } opts_t;
+
+#define W5_QUEUES_MAX 64
 
 static double now_s(void)
 {
@@ -207,14 +218,48 @@ static void wait_range(taskq_client_t *c, batch_t *b, size_t lo, size_t hi, w1_c
         die("taskq_wait_many", e);
 }
 
+/* W5: o->limits limits that never bind: the dispatch loop checks them on
+ * every task (queue:w5qK first, then task:taskq.echo, the task every W5
+ * run dispatches, then keys of names never submitted). */
+static void set_limits(taskq_client_t *c, const opts_t *o)
+{
+    for (int i = 0; i < o->limits; i++) {
+        char key[64];
+        if (i < o->queues)
+            snprintf(key, sizeof key, "queue:w5q%d", i + 1);
+        else if (i == o->queues)
+            snprintf(key, sizeof key, "task:taskq.echo");
+        else
+            snprintf(key, sizeof key, "task:w5.unused.%d", i - o->queues);
+        taskq_limit_t l;
+        memset(&l, 0, sizeof l);
+        l.key = key;
+        l.rate = 1e6;           /* dispatches per second (the broker's maximum) */
+        l.burst = 1000000;      /* never empties within a run */
+        l.max_running = 100000; /* far above any worker's slots */
+        taskq_err_t e = taskq_limit_set(c, &l);
+        if (e != TASKQ_OK) {
+            fprintf(stderr, "taskq-bench: limit set %s: %s\n", key, taskq_client_last_error(c));
+            die("taskq_limit_set", e);
+        }
+    }
+}
+
 /* Pipelined: chunk i+1 is submitted before the results of chunk i are
  * awaited, so the worker always has a chunk queued while the client waits;
  * libtaskq itself pipelines each chunk (SUBMITs of 500, 8 in flight). */
-static int run_w1(const opts_t *o)
+static int run_w1(const opts_t *o, const char *workload)
 {
     taskq_client_t *c = connect_or_die(o);
     batch_t b;
     batch_init(&b, o->n, "taskq.echo", 0, false);
+    static char qnames[W5_QUEUES_MAX][16];
+    for (int q = 0; q < o->queues; q++)
+        snprintf(qnames[q], sizeof qnames[q], "w5q%d", q + 1);
+    for (size_t i = 0; o->queues > 0 && i < o->n; i++)
+        b.specs[i].queue = qnames[i % (size_t)o->queues];
+    if (o->limits > 0)
+        set_limits(c, o);
     size_t chunk = o->chunk ? o->chunk : o->n;
     w1_ctx_t ctx = {.b = &b, .index = calloc(chunk, sizeof(id_index_t))};
     if (!ctx.index)
@@ -230,9 +275,17 @@ static int run_w1(const opts_t *o)
         wait_range(c, &b, lo, hi, &ctx);
     }
     double secs = now_s() - t0;
-    printf("{\"bench\":\"taskq\",\"workload\":\"w1\",\"durability\":\"%s\",\"tasks\":%zu,"
-           "\"chunk\":%zu,\"seconds\":%.3f,\"rate\":%.1f,\"first_ack_ms\":%.2f,\"bad\":%zu}\n",
-           o->label, o->n, chunk, secs, (double)o->n / secs, (t_first_ack - t0) * 1e3, b.bad);
+    if (strcmp(workload, "w1") == 0)
+        printf("{\"bench\":\"taskq\",\"workload\":\"w1\",\"durability\":\"%s\",\"tasks\":%zu,"
+               "\"chunk\":%zu,\"seconds\":%.3f,\"rate\":%.1f,\"first_ack_ms\":%.2f,"
+               "\"bad\":%zu}\n",
+               o->label, o->n, chunk, secs, (double)o->n / secs, (t_first_ack - t0) * 1e3, b.bad);
+    else
+        printf("{\"bench\":\"taskq\",\"workload\":\"%s\",\"durability\":\"%s\",\"queues\":%d,"
+               "\"limits\":%d,\"tasks\":%zu,\"chunk\":%zu,\"seconds\":%.3f,\"rate\":%.1f,"
+               "\"first_ack_ms\":%.2f,\"bad\":%zu}\n",
+               workload, o->label, o->queues, o->limits, o->n, chunk, secs, (double)o->n / secs,
+               (t_first_ack - t0) * 1e3, b.bad);
     free(ctx.index);
     batch_free(&b);
     taskq_client_destroy(&c);
@@ -464,8 +517,9 @@ static int run_ready(const opts_t *o)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: taskq-bench w1|w2|w3|w4|drain|ready [--broker EP] [-N n] [--chunk k]\n"
+            "usage: taskq-bench w1|w2|w3|w4|w5|drain|ready [--broker EP] [-N n] [--chunk k]\n"
             "                   [--label L] [--primes P] [--slots S] [--seconds S]\n"
+            "                   [--queues Q] [--limits L]   (w5)\n"
             "  prints one JSON line per result on stdout (docs/performance.md)\n");
     exit(2);
 }
@@ -505,14 +559,21 @@ int main(int argc, char **argv)
             o.slots = (int)num(v);
         else if (!strcmp(a, "--seconds"))
             o.seconds = (double)num(v);
+        else if (!strcmp(a, "--queues"))
+            o.queues = (int)num(v);
+        else if (!strcmp(a, "--limits"))
+            o.limits = (int)num(v);
         else
             usage();
         i++;
     }
-    if (strchr(o.label, '"') || strchr(o.label, '\\') || (o.slots < 1 && strcmp(cmd, "ready")))
+    if (strchr(o.label, '"') || strchr(o.label, '\\') || (o.slots < 1 && strcmp(cmd, "ready")) ||
+        o.queues > W5_QUEUES_MAX || o.limits > 1000 || ((o.queues || o.limits) && strcmp(cmd, "w5")))
         usage();
     if (!strcmp(cmd, "w1"))
-        return o.n = o.n ? o.n : 50000, run_w1(&o);
+        return o.n = o.n ? o.n : 50000, run_w1(&o, "w1");
+    if (!strcmp(cmd, "w5"))
+        return o.n = o.n ? o.n : 50000, run_w1(&o, "w5");
     if (!strcmp(cmd, "w2"))
         return o.n = o.n ? o.n : 2000, run_w2(&o);
     if (!strcmp(cmd, "w3"))

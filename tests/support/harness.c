@@ -1266,6 +1266,157 @@ taskq_task_t *h_wait_task_at(const char *file, int line, taskq_client_t *c,
     }
 }
 
+/* ---- dispatch-policy tests (issue 6) ------------------------------------------ */
+
+size_t h_args_fmt(uint8_t *out, size_t outsz, const char *fmt, ...)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, strlen(fmt));
+    va_list ap;
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f; f++) {
+        switch (*f) {
+        case 'd':
+            msgpack_pack_int64(&pk, va_arg(ap, int));
+            break;
+        case 'l':
+            msgpack_pack_int64(&pk, va_arg(ap, long long));
+            break;
+        case 'f':
+            msgpack_pack_double(&pk, va_arg(ap, double));
+            break;
+        case 's': {
+            const char *v = va_arg(ap, const char *);
+            msgpack_pack_str_with_body(&pk, v, strlen(v));
+            break;
+        }
+        default:
+            va_end(ap);
+            msgpack_sbuffer_destroy(&sb);
+            H_FAIL("h_args_fmt: bad format character '%c'", *f);
+        }
+    }
+    va_end(ap);
+    return pack_done(&sb, out, outsz);
+}
+
+h_lines_t h_read_lines(const char *path)
+{
+    h_lines_t l = {0, NULL};
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        H_ASSERT(errno == ENOENT, "open %s: %s", path, strerror(errno));
+        return l;
+    }
+    size_t cap = 0;
+    char *buf = NULL;
+    size_t bufsz = 0;
+    ssize_t n;
+    while ((n = getline(&buf, &bufsz, f)) >= 0) {
+        if (n > 0 && buf[n - 1] == '\n')
+            buf[--n] = '\0';
+        if (l.n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nl = realloc(l.line, cap * sizeof *nl);
+            H_ASSERT(nl != NULL, "out of memory");
+            l.line = nl;
+        }
+        l.line[l.n] = strdup(buf);
+        H_ASSERT(l.line[l.n] != NULL, "out of memory");
+        l.n++;
+    }
+    free(buf);
+    fclose(f);
+    return l;
+}
+
+void h_lines_free(h_lines_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->line[i]);
+    free(l->line);
+    l->line = NULL;
+    l->n = 0;
+}
+
+size_t h_count_lines(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        H_ASSERT(errno == ENOENT, "open %s: %s", path, strerror(errno));
+        return 0;
+    }
+    size_t n = 0;
+    int ch;
+    while ((ch = getc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+const char *h_cli_last_log(void)
+{
+    static char path[H_PATH_MAX];
+    if (g_ncli == 0)
+        return "";
+    snprintf(path, sizeof path, "%s/cli.%d.log", g_tmpdir, g_ncli);
+    return path;
+}
+
+bool h_queue_info(taskq_client_t *c, const char *queue, taskq_queue_info_t *out)
+{
+    taskq_queues_t *qs = NULL;
+    H_OK(taskq_queues(c, &qs));
+    bool found = false;
+    for (size_t i = 0; i < taskq_queues_count(qs); i++) {
+        const taskq_queue_info_t *q = taskq_queues_get(qs, i);
+        if (q && q->name && strcmp(q->name, queue) == 0) {
+            *out = *q;
+            out->name = NULL;
+            found = true;
+            break;
+        }
+    }
+    taskq_queues_destroy(&qs);
+    return found;
+}
+
+uint64_t h_queue_total(taskq_client_t *c, const char *queue)
+{
+    taskq_queue_info_t q;
+    if (!h_queue_info(c, queue, &q))
+        return 0;
+    uint64_t n = 0;
+    for (int s = 0; s < TASKQ_NSTATES; s++)
+        n += q.counts[s];
+    return n;
+}
+
+int64_t h_clock(taskq_client_t *c, int64_t advance_ms, int64_t set_ms)
+{
+    int64_t now = 0;
+    taskq_err_t rc = taskq_test_clock(c, advance_ms, set_ms, &now);
+    H_ASSERT(rc == TASKQ_OK, "taskq_test_clock(advance %lld, set %lld): %s '%s'",
+             (long long)advance_ms, (long long)set_ms, taskq_err_name(rc),
+             taskq_client_last_error(c));
+    return now;
+}
+
+unsigned h_seed(void)
+{
+    const char *s = getenv("TASKQ_IT_SEED");
+    unsigned seed;
+    if (s && *s)
+        seed = (unsigned)strtoul(s, NULL, 0);
+    else
+        seed = (unsigned)(time(NULL) ^ ((unsigned)getpid() << 16));
+    h_log("random seed %u (repeat with TASKQ_IT_SEED=%u)", seed, seed);
+    return seed;
+}
+
 /* ---- fault tests: history, injected faults, node control ------------------- */
 
 /* Opens TMP/hist/fault.<pid>.hist once (history must be enabled). */
@@ -1510,4 +1661,175 @@ void h_netns_partition(const h_netns_t *ns, const char *node, bool down)
      * loopback traffic to the root side's address still works */
     if (run_ip("link", "set", ns->veth, down ? "down" : "up", NULL) != 0)
         H_FAIL("ip link set %s %s failed", ns->veth, down ? "down" : "up");
+}
+
+/* ---- lifecycle tests (issue 7) ------------------------------------------------- */
+
+void h_nap_ms(int64_t ms)
+{
+    if (ms > 0)
+        sleep_ms(ms);
+}
+
+static bool is_hex_at(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
+              (p[i] >= 'A' && p[i] <= 'F')))
+            return false;
+    return true;
+}
+
+size_t h_parse_ids(const char *text, taskq_id_t *ids, size_t max)
+{
+    size_t found = 0, len = strlen(text);
+    for (size_t i = 0; i + TASKQ_ID_STRLEN <= len;) {
+        const char *p = text + i;
+        bool shape = is_hex_at(p, 8) && p[8] == '-' && is_hex_at(p + 9, 4) && p[13] == '-' &&
+                     is_hex_at(p + 14, 4) && p[18] == '-' && is_hex_at(p + 19, 4) &&
+                     p[23] == '-' && is_hex_at(p + 24, 12) &&
+                     (i == 0 || !is_hex_at(p - 1, 1)) &&
+                     (i + TASKQ_ID_STRLEN == len || !is_hex_at(p + TASKQ_ID_STRLEN, 1));
+        char buf[TASKQ_ID_STRLEN + 1];
+        taskq_id_t id;
+        if (shape) {
+            memcpy(buf, p, TASKQ_ID_STRLEN);
+            buf[TASKQ_ID_STRLEN] = '\0';
+            if (taskq_id_parse(buf, &id) == TASKQ_OK) {
+                if (found < max)
+                    ids[found] = id;
+                found++;
+                i += TASKQ_ID_STRLEN;
+                continue;
+            }
+        }
+        i++;
+    }
+    return found;
+}
+
+typedef struct {
+    char *out;
+    size_t sz, len;
+    bool full;
+} h_tbuf_t;
+
+static void tb_put(h_tbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_put(h_tbuf_t *b, const char *fmt, ...)
+{
+    if (b->full)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->out + b->len, b->sz - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->sz - b->len) {
+        b->full = true;
+        if (b->sz >= 4)
+            memcpy(b->out + b->sz - 4, "...", 4);
+        return;
+    }
+    b->len += (size_t)n;
+}
+
+static void tb_obj(h_tbuf_t *b, const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        tb_put(b, "nil");
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        tb_put(b, "%s", o->via.boolean ? "true" : "false");
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        tb_put(b, "%llu", (unsigned long long)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        tb_put(b, "%lld", (long long)o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        tb_put(b, "%g", o->via.f64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        tb_put(b, "\"%.*s\"", (int)o->via.str.size, o->via.str.ptr);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        tb_put(b, "b'");
+        for (uint32_t i = 0; i < o->via.bin.size; i++)
+            tb_put(b, "%02x", (unsigned char)o->via.bin.ptr[i]);
+        tb_put(b, "'");
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        tb_put(b, "[");
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i)
+                tb_put(b, ",");
+            tb_obj(b, &o->via.array.ptr[i]);
+        }
+        tb_put(b, "]");
+        break;
+    case MSGPACK_OBJECT_MAP:
+        tb_put(b, "{");
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            if (i)
+                tb_put(b, ",");
+            tb_obj(b, &o->via.map.ptr[i].key);
+            tb_put(b, ":");
+            tb_obj(b, &o->via.map.ptr[i].val);
+        }
+        tb_put(b, "}");
+        break;
+    default:
+        tb_put(b, "<ext>");
+        break;
+    }
+}
+
+bool h_msgpack_text(const void *data, size_t len, char *out, size_t outsz)
+{
+    H_ASSERT(out && outsz >= 8, "h_msgpack_text: output buffer too small");
+    out[0] = '\0';
+    if (!data || len == 0) {
+        snprintf(out, outsz, "(no bytes)");
+        return false;
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    bool ok = msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len;
+    if (ok) {
+        h_tbuf_t b = {out, outsz, 0, false};
+        tb_obj(&b, &u.data);
+    } else {
+        snprintf(out, outsz, "(not one msgpack value: %zu bytes)", len);
+    }
+    msgpack_unpacked_destroy(&u);
+    return ok;
+}
+
+static char g_expects[8192];
+static size_t g_nexpects;
+
+void h_expect_at(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *base = strrchr(file, '/');
+    h_log("EXPECT FAILED %s:%d: %s%s%s", base ? base + 1 : file, line, cond ? cond : "",
+          cond ? ": " : "", msg);
+    size_t l = strlen(g_expects);
+    if (l < sizeof g_expects - 1)
+        snprintf(g_expects + l, sizeof g_expects - l, "\n  %s:%d: %s", base ? base + 1 : file,
+                 line, msg);
+    g_nexpects++;
+}
+
+void h_check_expects(void)
+{
+    if (g_nexpects > 0)
+        H_FAIL("%zu soft assertion(s) failed:%s", g_nexpects, g_expects);
 }

@@ -205,4 +205,61 @@ taskq_task_t *h_wait_task_at(const char *file, int line, taskq_client_t *c,
 /* Formats an id into a static rotating buffer (for messages). */
 const char *h_id_str(const taskq_id_t *id);
 
+/* ---- dispatch-policy tests (issue 6) ------------------------------------------ */
+
+/* Encodes a msgpack array of the varargs described by fmt into out: 'd' int,
+ * 'l' long long, 's' const char *, 'f' double; returns the length. E.g.
+ * h_args_fmt(buf, sizeof buf, "ss", path, tag) -> [path, tag]. */
+size_t h_args_fmt(uint8_t *out, size_t outsz, const char *fmt, ...);
+/* Reads a text file into lines (newline removed; a missing file is 0
+ * lines). The lines are owned by the h_lines_t; free with h_lines_free. */
+typedef struct {
+    size_t n;
+    char **line;
+} h_lines_t;
+h_lines_t h_read_lines(const char *path);
+void h_lines_free(h_lines_t *l);
+/* Lines in path now (0 if it does not exist). */
+size_t h_count_lines(const char *path);
+/* Path of the stderr log of the last h_run_cli call ("" before any). */
+const char *h_cli_last_log(void);
+/* taskq_queues() entry of `queue`; false if the broker does not list it.
+ * out->name is set to NULL (the listing is freed before returning). */
+bool h_queue_info(taskq_client_t *c, const char *queue, taskq_queue_info_t *out);
+/* Sum of counts[] of a queue over every state (0 if it is not listed). */
+uint64_t h_queue_total(taskq_client_t *c, const char *queue);
+/* taskq_test_clock that fails the test on error; returns the broker's new
+ * time (unix ms). advance_ms 0 and set_ms 0 reads the clock. */
+int64_t h_clock(taskq_client_t *c, int64_t advance_ms, int64_t set_ms);
+/* Seed for a test's random choices: $TASKQ_IT_SEED if set, else from the
+ * time and pid; logged, so a failing run can be repeated. */
+unsigned h_seed(void);
+
+/* ---- lifecycle tests (issue 7) ------------------------------------------------- */
+
+/* Sleeps ms. ONLY to place a race at a chosen moment or to pace a poll loop
+ * (never to wait for a condition: use h_wait_for). */
+void h_nap_ms(int64_t ms);
+/* Every task id (36-char form) in text, in order: writes up to max into ids
+ * and returns how many were found (may exceed max). */
+size_t h_parse_ids(const char *text, taskq_id_t *ids, size_t max);
+/* Renders msgpack bytes as compact JSON-like text into out (NUL-terminated,
+ * truncated with "..."): ints, floats (%g), "strings", [arrays], {maps},
+ * nil, true/false, bin as b'<hex>'. Returns false if the bytes are not
+ * exactly one msgpack value (out then says why). */
+bool h_msgpack_text(const void *data, size_t len, char *out, size_t outsz);
+
+/* Soft assertion: logs "EXPECT FAILED file:line: ..." and lets the test go
+ * on (to find further problems in one run); h_check_expects() at the end of
+ * main fails the test if any was recorded. For product bugs already known,
+ * so that one does not hide the next. */
+void h_expect_at(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define H_EXPECT(cond, ...)                                                      \
+    do {                                                                         \
+        if (!(cond))                                                             \
+            h_expect_at(__FILE__, __LINE__, #cond, __VA_ARGS__);                 \
+    } while (0)
+void h_check_expects(void);
+
 #endif
