@@ -33,6 +33,7 @@ typedef struct {
     int64_t time_limit_ms;
     int64_t expires_at;
     uint32_t attempts;
+    uint8_t flags;
     size_t args_off, args_len; /* in the turn's arena */
 } cand_t;
 
@@ -71,6 +72,7 @@ static bool collect(const store_queued_t *row, void *arg)
     k->time_limit_ms = row->time_limit_ms;
     k->expires_at = row->expires_at;
     k->attempts = row->attempts;
+    k->flags = row->flags;
     if (r->arena_len + row->args.len > r->arena_cap) {
         size_t cap = r->arena_cap ? r->arena_cap : 64 * 1024;
         while (cap < r->arena_len + row->args.len)
@@ -133,13 +135,12 @@ static void expire(broker_t *b, const cand_t *k)
     }
     if (err != TASKQ_OK)
         return;
-    b->pending--;
     if (thist_is_enabled()) {
         char ids[TASKQ_ID_STRLEN + 1];
         taskq_id_format(&k->id, ids);
         thist_event("terminal %s %u expired 0000000000000000", ids, k->attempts);
     }
-    handlers_notify_waiters(b, &k->id);
+    handlers_task_ended(b, &k->id, TASKQ_STATE_EXPIRED, TASK_FLAGS_UNKNOWN);
 }
 
 /* The queue's next task that its limits admit now, or NULL. */
@@ -258,6 +259,12 @@ static bool give(round_t *r, qcur_t *c, cand_t *k, registry_node_t *node)
     limits_admit(b->limits, b->leases, k->name, c->q->name, broker_now(b), true);
     lease_grant(b->leases, &k->id, attempt, node->id, k->name, c->q->name,
                 b->now_mono + b->cfg.lease_ms);
+    lease_set_flags(b->leases, &k->id, k->flags);
+    if ((k->flags & TASK_FLAG_UNIQUE_START) &&
+        store_unique_release(b->store, &k->id, 1) != TASKQ_OK) {
+        b->turn_failed = true;
+        return false;
+    }
     node->credit--;
     r->want--;
     r->dispatched++;

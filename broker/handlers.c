@@ -697,6 +697,21 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
     }
     int64_t now = broker_now(b);
     bool any_holder = false;
+    /* tasks that are some task's parent: their end releases children */
+    static bool is_parent[TQ_GRAPH_MAX];
+    memset(is_parent, 0, n * sizeof *is_parent);
+    if (graph) {
+        idmap_t *pos = idmap_new();
+        for (uint32_t i = 0; i < n; i++)
+            idmap_put(pos, msg->u.submit.tasks[i].id.b, 16, (void *)((uintptr_t)i + 1));
+        for (uint32_t i = 0; i < n; i++) {
+            const proto_task_spec_t *t = &msg->u.submit.tasks[i];
+            uintptr_t j = t->has_parent ? (uintptr_t)idmap_find(pos, t->parent.b, 16) : 0;
+            if (j)
+                is_parent[j - 1] = true;
+        }
+        idmap_destroy(&pos);
+    }
     /* A resent graph (its first task is known) was accepted before: the
      * insert below is a no-op task by task, and the groups exist. */
     for (uint32_t g = 0; g < msg->u.submit.ngroups; g++) {
@@ -766,6 +781,10 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
             nt.is_callback = true;
         }
         nt.deps_left = (uint32_t)t->has_parent + (uint32_t)t->has_callback_of;
+        if (graph && (t->has_parent || t->has_group || t->has_callback_of || is_parent[i]))
+            nt.flags |= TASK_FLAG_FLOW;
+        if (ukey[0])
+            nt.flags |= TASK_FLAG_UNIQUE | (t->unique_until == 1 ? TASK_FLAG_UNIQUE_START : 0);
         int64_t eta = t->eta_at;
         if (t->countdown_ms > 0 && now + t->countdown_ms > eta)
             eta = now + t->countdown_ms;

@@ -119,6 +119,7 @@ void handlers_notify_waiters(broker_t *b, const taskq_id_t *id);
  * TASK_FLAG_UNIQUE (holds a unique key), or TASK_FLAGS_UNKNOWN (look it up). */
 #define TASK_FLAG_FLOW 0x01
 #define TASK_FLAG_UNIQUE 0x02
+#define TASK_FLAG_UNIQUE_START 0x04 /* the key is released at dispatch */
 #define TASK_FLAGS_UNKNOWN 0xFF
 /* A task just became terminal in this turn, by any path (flow.c): pending
  * count, waiters, its unique key, its workflow dependents (transitively). */

@@ -38,6 +38,7 @@ typedef struct {
     proto_str_t queue;
     int32_t priority;
     int64_t expires_at; /* unix ms, 0 = never */
+    uint8_t flags;      /* as inserted (store_new_task_t.flags) */
 } store_queued_t;
 
 typedef bool (*store_queued_fn)(const store_queued_t *row, void *arg); /* false: stop */
@@ -73,6 +74,7 @@ typedef struct {
     int32_t unique_until;         /* 0 done, 1 start */
     int64_t result_ttl_ms;        /* 0 = store default (store_set_ttls) */
     taskq_id_t rerun_of;
+    uint8_t flags;                /* the broker's notes, given back by next_ready */
 } store_new_task_t;
 
 /* A workflow group (group / chord / map). */

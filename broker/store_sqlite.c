@@ -16,7 +16,9 @@
 #include "tlog.h"
 #include "tmem.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define WAL_AUTOCHECKPOINT_PAGES "8192" /* see store_open */
 #define CACHE_KIB "32768"               /* 32 MiB page cache; see store_open */
 #define SCAN_CHUNK 256                  /* rows per pass of the timer verbs */
@@ -29,6 +31,7 @@
  * so index and queries share these macros. */
 #define STATE_EXPIRABLE "(state = 0 OR state BETWEEN 4 AND 5)" /* queued, scheduled, retrying */
 #define STATE_TERMINAL "(state BETWEEN 2 AND 3 OR state BETWEEN 6 AND 7)" /* see is_terminal */
+#define STATE_DUE "state IN (4, 5)" /* scheduled, retrying: two values, no ephemeral table */
 
 static const char *const SCHEMA_V1 =
     "CREATE TABLE IF NOT EXISTS tasks ("
@@ -167,11 +170,76 @@ static const char *const SCHEMA_V3 =
     " skipped INTEGER NOT NULL DEFAULT 0,"
     " created_at INTEGER NOT NULL DEFAULT 0);";
 
+/* v4 (issue 7, task lifecycle): workflows, revoke, unique keys, TTLs.
+ * - tasks gain their workflow links (parent_id, group_id + group_index,
+ *   is_callback, immutable, deps_left: a `pending` (8) task waits for
+ *   deps_left dependencies), unique key, result TTL, purge_at (set by
+ *   every transition to a terminal state) and re-run links.
+ * - tasks_terminal (finished_at) becomes tasks_purge (state, purge_at),
+ *   still one index over the terminal rows (STATE_TERMINAL): TTL purge
+ *   merges the four states' ranges in purge_at order (one statement),
+ *   purge by state and the failed listing seek one state. A second
+ *   terminal index would cost every end of a task another b-tree insert.
+ * - tasks_children: workflow children by parent; tasks_group: members of a
+ *   group in member order. Both are partial on "column IS NOT NULL", never
+ *   on state: an UPDATE maintains (opens) only the indexes whose columns or
+ *   WHERE it changes, and the dispatch path changes state, not these
+ *   columns (a `WHERE state = 8` index cost every dispatch and every end
+ *   ~2% more). An insert pays each index it has: ~5% for these two.
+ * - groups: O(1) counters per group; uniques: one row per unique key;
+ *   meta: persistent counters (records purged, purge horizon).
+ * - terminal rows of an older database get purge_at from the default TTLs
+ *   (TQ_DEFAULT_RETENTION_MS, TQ_DEFAULT_FAILED_TTL_MS; bound in migrate():
+ *   --retention of the running broker is not known here). */
+static const char *const SCHEMA_V4 =
+    "ALTER TABLE tasks ADD COLUMN parent_id BLOB;"
+    "ALTER TABLE tasks ADD COLUMN group_id BLOB;"
+    "ALTER TABLE tasks ADD COLUMN group_index INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN is_callback INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN immutable INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN deps_left INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN unique_key TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN unique_until INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN result_ttl_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN purge_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN rerun_of BLOB;"
+    "ALTER TABLE tasks ADD COLUMN rerun_by BLOB;"
+    /* the broker's notes on a task (workflow, unique key): handed back at
+     * dispatch, so plain tasks skip the lifecycle work when they end */
+    "ALTER TABLE tasks ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX IF EXISTS tasks_terminal;"
+    /* retention (earliest purge_at first), purge by state, failed listing */
+    "CREATE INDEX tasks_purge ON tasks(state, purge_at) WHERE " STATE_TERMINAL ";"
+    /* workflow: the children of a parent (pending ones: state = 8) */
+    "CREATE INDEX tasks_children ON tasks(parent_id) WHERE parent_id IS NOT NULL;"
+    /* workflow: members (and callback) of a group, member order */
+    "CREATE INDEX tasks_group ON tasks(group_id, group_index) WHERE group_id IS NOT NULL;"
+    "CREATE TABLE groups ("
+    " id BLOB PRIMARY KEY,"
+    " total INTEGER NOT NULL,"
+    " succeeded INTEGER NOT NULL DEFAULT 0,"
+    " failed INTEGER NOT NULL DEFAULT 0,"
+    " callback BLOB,"
+    " on_fail INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE uniques ("
+    " key TEXT PRIMARY KEY,"
+    " holder BLOB NOT NULL,"
+    " released INTEGER NOT NULL DEFAULT 0,"
+    " hold_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX uniques_holder ON uniques(holder);"
+    "CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta (k, v) VALUES ('purged', 0), ('purge_horizon_ms', 0);";
+/* v4, data: purge_at of the terminal rows (?1 result TTL, ?2 failed TTL). */
+static const char *const SCHEMA_V4_PURGE_AT =
+    "UPDATE tasks SET purge_at = finished_at + CASE WHEN state = 3 THEN ?2 ELSE ?1 END"
+    " WHERE " STATE_TERMINAL;
+
 enum {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
     S_INSERT,
+    S_INSERT_FULL,
     S_GET,
     S_POLICY,
     S_TASK_SEQ,
@@ -196,7 +264,32 @@ enum {
     S_NEXT_EXPIRY,
     S_ATTEMPTS,
     S_OLDEST,
-    S_PURGE,
+    S_PURGE_STATE,
+    S_PURGE_DUE,
+    S_GROUP_GC,
+    S_UNIQUE_GC,
+    S_UNIQUE_ORPHAN,
+    S_META_LOAD,
+    S_META_SAVE,
+    S_GROUP_INSERT,
+    S_GROUP_GET,
+    S_GROUP_END,
+    S_GROUP_MEMBERS,
+    S_GROUP_RESULTS,
+    S_CHILDREN,
+    S_PENDING,
+    S_FIND_PENDING,
+    S_DEP_DONE,
+    S_REVOKE,
+    S_ATTEMPT_REVOKE,
+    S_FAIL_UNRUN,
+    S_RERUN_FIND,
+    S_RERUN_INSERT,
+    S_RERUN_LINK,
+    S_UNIQUE_GET,
+    S_UNIQUE_PUT,
+    S_UNIQUE_RELEASE,
+    S_UNIQUE_ANY,
     S_LOAD_QCOUNTS,
     S_SAVE_QCOUNT,
     S_QUEUE_NAMES,
@@ -220,7 +313,30 @@ enum {
     "name, cron, task, args, queue, priority, tz, max_attempts, overlap, catchup, paused,"         \
     " next_at, last_fire_at, last_task_id, fires, skipped, created_at"
 #define SCHED_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17"
-#define READY_COLS "id, name, args, time_limit_ms, attempts, priority, expires_at"
+#define READY_COLS "id, name, args, time_limit_ms, attempts, priority, expires_at, flags"
+/* a task record (rec_fill reads them in this order) */
+#define REC_COLS                                                                                   \
+    "name, state, attempts, max_attempts, worker, child_pid, submitted_at, started_at,"            \
+    " finished_at, progress_current, progress_total, progress_message, result, error, queue,"      \
+    " priority, failures, code, due_at, expires_at, schedule, group_id, parent_id, rerun_of,"      \
+    " rerun_by, unique_key"
+#define REC_NCOLS 26
+/* what a purge learns of each deleted row (purge_rows) */
+#define PURGED_COLS " RETURNING id, state, queue, group_id, unique_key"
+/* one terminal state's due rows, in tasks_purge order (S_PURGE_DUE) */
+#define PURGE_DUE_ARM(S)                                                                           \
+    "SELECT seq, purge_at FROM tasks WHERE " STATE_TERMINAL " AND purge_at <= ?1 AND state = " S
+/* purge_at of a task becoming terminal in state S at time T, with ?R the
+ * store's result TTL and ?F its failed TTL (the task's own result TTL wins) */
+#define PURGE_AT(S, T, R, F)                                                                       \
+    "CASE WHEN " S " = 3 THEN " T " + " F " ELSE " T                                               \
+    " + CASE WHEN result_ttl_ms > 0 THEN result_ttl_ms ELSE " R " END END"
+#define PURGE_AT_END PURGE_AT("?3", "?9", "?11", "?12")    /* S_END */
+#define PURGE_AT_EXPIRE PURGE_AT("7", "?2", "?3", "0")     /* S_EXPIRE */
+#define PURGE_AT_EXPIRE_SEQ PURGE_AT("7", "?3", "?4", "0") /* S_EXPIRE_SEQ */
+#define PURGE_AT_REVOKE PURGE_AT("6", "?4", "?5", "0")     /* S_REVOKE */
+#define PURGE_DUE_23 PURGE_DUE_ARM("2") " UNION ALL " PURGE_DUE_ARM("3")
+#define PURGE_DUE_67 PURGE_DUE_ARM("6") " UNION ALL " PURGE_DUE_ARM("7")
 
 static const char *const SQL[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -231,10 +347,17 @@ static const char *const SQL[S_COUNT] = {
                  " backoff_factor, backoff_max_ms, jitter, retry_on, no_retry_on, schedule)"
                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
                  " ?16, ?17, ?18) ON CONFLICT(id) DO NOTHING",
-    [S_GET] = "SELECT name, state, attempts, max_attempts, worker, child_pid, submitted_at,"
-              " started_at, finished_at, progress_current, progress_total, progress_message,"
-              " result, error, queue, priority, failures, code, due_at, expires_at, schedule"
-              " FROM tasks WHERE id = ?1",
+    /* S_INSERT plus the lifecycle columns (issue 7): the plain insert stays
+     * as it was for tasks that use none of them */
+    [S_INSERT_FULL] = "INSERT INTO tasks (id, name, args, state, max_attempts, time_limit_ms,"
+                      " submitted_at, queue, priority, due_at, expires_at, backoff_base_ms,"
+                      " backoff_factor, backoff_max_ms, jitter, retry_on, no_retry_on, schedule,"
+                      " parent_id, group_id, group_index, is_callback, immutable, deps_left,"
+                      " unique_key, unique_until, result_ttl_ms, rerun_of, flags)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                      " ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
+                      " ON CONFLICT(id) DO NOTHING",
+    [S_GET] = "SELECT " REC_COLS " FROM tasks WHERE id = ?1",
     [S_POLICY] = "SELECT name, queue, state, attempts, failures, max_attempts, backoff_base_ms,"
                  " backoff_factor, backoff_max_ms, jitter, retry_on, no_retry_on"
                  " FROM tasks WHERE id = ?1",
@@ -262,6 +385,7 @@ static const char *const SQL[S_COUNT] = {
               " error = CASE WHEN ?3 = 3 THEN ?7 ELSE error END,"
               " child_pid = ?8,"
               " finished_at = CASE WHEN ?3 = 2 OR ?3 = 3 OR ?3 = 6 THEN ?9 ELSE 0 END,"
+              " purge_at = CASE WHEN ?3 = 2 OR ?3 = 3 OR ?3 = 6 THEN " PURGE_AT_END " ELSE 0 END,"
               " due_at = CASE WHEN ?3 = 5 THEN ?10 ELSE 0 END,"
               " lease_deadline = 0"
               " WHERE seq = ?1 AND state = 1 AND attempts = ?2",
@@ -272,8 +396,8 @@ static const char *const SQL[S_COUNT] = {
                       " child_pid = excluded.child_pid, finished_at = excluded.finished_at,"
                       " state = excluded.state, code = excluded.code,"
                       " message = excluded.message",
-    [S_EXPIRE] = "UPDATE tasks SET state = 7, finished_at = ?2, due_at = 0, lease_deadline = 0"
-                 " WHERE seq = ?1 AND state = 0",
+    [S_EXPIRE] = "UPDATE tasks SET state = 7, finished_at = ?2, due_at = 0, lease_deadline = 0,"
+                 " purge_at = " PURGE_AT_EXPIRE " WHERE seq = ?1 AND state = 0",
     [S_PROGRESS] = "UPDATE tasks SET progress_current = ?3, progress_total = ?4,"
                    " progress_message = ?5 WHERE id = ?1 AND state = 1 AND attempts = ?2",
     [S_LOAD_RUNNING] = "SELECT id, attempts, worker, name, queue FROM tasks WHERE state = 1",
@@ -284,17 +408,73 @@ static const char *const SQL[S_COUNT] = {
     [S_EXPIRY_SCAN] = "SELECT seq, id, state, queue FROM tasks"
                       " WHERE " STATE_EXPIRABLE " AND expires_at > 0 AND expires_at <= ?1"
                       " ORDER BY expires_at, seq LIMIT ?2",
-    [S_EXPIRE_SEQ] = "UPDATE tasks SET state = 7, finished_at = ?3, due_at = 0"
-                     " WHERE seq = ?1 AND state = ?2",
+    [S_EXPIRE_SEQ] = "UPDATE tasks SET state = 7, finished_at = ?3, due_at = 0,"
+                     " purge_at = " PURGE_AT_EXPIRE_SEQ " WHERE seq = ?1 AND state = ?2",
     [S_NEXT_EXPIRY] = "SELECT expires_at FROM tasks WHERE " STATE_EXPIRABLE
                       " AND expires_at > 0 ORDER BY expires_at LIMIT 1",
     [S_ATTEMPTS] = "SELECT attempt, worker, child_pid, started_at, finished_at, state, code,"
                    " message FROM attempts WHERE task_seq = ?1 ORDER BY attempt",
     [S_OLDEST] = "SELECT seq, submitted_at FROM tasks WHERE state = 0 AND queue = ?1"
                  " AND priority = ?2 ORDER BY seq LIMIT 1",
-    [S_PURGE] = "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks"
-                " WHERE " STATE_TERMINAL " AND finished_at < ?1 ORDER BY finished_at"
-                " LIMIT ?2) RETURNING state, queue",
+    /* in purge_at order: the rows finished earliest come first unless
+     * their TTLs differ */
+    [S_PURGE_STATE] = "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks"
+                      " WHERE " STATE_TERMINAL " AND state = ?1 AND finished_at < ?2"
+                      " ORDER BY purge_at LIMIT ?3)" PURGED_COLS,
+    /* the four terminal ranges of tasks_purge merged (co-routines, no sort) */
+    [S_PURGE_DUE] = "DELETE FROM tasks WHERE seq IN (SELECT seq FROM (" PURGE_DUE_23
+                    " UNION ALL " PURGE_DUE_67 " ORDER BY purge_at, seq LIMIT ?2))" PURGED_COLS,
+    [S_GROUP_GC] = "DELETE FROM groups WHERE id = ?1"
+                   " AND NOT EXISTS (SELECT 1 FROM tasks WHERE group_id = ?1)",
+    /* a purged holder: its key goes once any --unique-for hold is over
+     * (?3: a time known to be past), else it is marked released */
+    [S_UNIQUE_GC] = "DELETE FROM uniques WHERE key = ?1 AND holder = ?2 AND hold_until <= ?3",
+    [S_UNIQUE_ORPHAN] = "UPDATE uniques SET released = 1 WHERE key = ?1 AND holder = ?2",
+    [S_META_LOAD] = "SELECT k, v FROM meta",
+    [S_META_SAVE] = "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET"
+                    " v = excluded.v",
+    [S_GROUP_INSERT] = "INSERT INTO groups (id, total, succeeded, failed, callback, on_fail)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+    [S_GROUP_GET] = "SELECT total, succeeded, failed, callback, on_fail FROM groups WHERE id = ?1",
+    [S_GROUP_END] = "UPDATE groups SET succeeded = succeeded + ?2, failed = failed + ?3"
+                    " WHERE id = ?1 AND succeeded + failed < total",
+    [S_GROUP_MEMBERS] = "SELECT group_index, id FROM tasks WHERE group_id = ?1 AND is_callback = 0"
+                        " ORDER BY group_index",
+    [S_GROUP_RESULTS] = "SELECT group_index, id, state, result, error, code FROM tasks"
+                        " WHERE group_id = ?1 AND is_callback = 0 ORDER BY group_index",
+    [S_CHILDREN] = "SELECT id FROM tasks WHERE parent_id = ?1 AND state = 8",
+    [S_PENDING] = "SELECT state, args, immutable, is_callback, group_id, deps_left FROM tasks"
+                  " WHERE id = ?1",
+    [S_FIND_PENDING] = "SELECT seq, queue, state, deps_left FROM tasks WHERE id = ?1",
+    [S_DEP_DONE] = "UPDATE tasks SET deps_left = ?2, state = ?3,"
+                   " args = CASE WHEN ?4 IS NOT NULL THEN ?4 ELSE args END"
+                   " WHERE seq = ?1 AND state = 8",
+    [S_REVOKE] =
+        "UPDATE tasks SET state = 6, error = ?3, finished_at = ?4, due_at = 0,"
+        " lease_deadline = 0, purge_at = " PURGE_AT_REVOKE " WHERE seq = ?1 AND state = ?2",
+    [S_ATTEMPT_REVOKE] = "UPDATE attempts SET state = 'revoked', finished_at = ?3, message = ?4"
+                         " WHERE task_seq = ?1 AND attempt = ?2",
+    [S_FAIL_UNRUN] = "UPDATE tasks SET state = 3, code = ?3, error = ?4, finished_at = ?5,"
+                     " due_at = 0, purge_at = ?5 + ?6 WHERE seq = ?1 AND state = ?2",
+    [S_RERUN_FIND] = "SELECT seq, state, rerun_by IS NOT NULL, queue FROM tasks WHERE id = ?1",
+    [S_RERUN_INSERT] = "INSERT INTO tasks (id, name, args, state, max_attempts, time_limit_ms,"
+                       " submitted_at, queue, priority, backoff_base_ms, backoff_factor,"
+                       " backoff_max_ms, jitter, retry_on, no_retry_on, result_ttl_ms, rerun_of)"
+                       " SELECT ?2, name, args, 0, max_attempts, time_limit_ms, ?3, queue,"
+                       " priority, backoff_base_ms, backoff_factor, backoff_max_ms, jitter,"
+                       " retry_on, no_retry_on, result_ttl_ms, id FROM tasks WHERE seq = ?1"
+                       " ON CONFLICT(id) DO NOTHING",
+    [S_RERUN_LINK] = "UPDATE tasks SET rerun_by = ?2 WHERE seq = ?1 AND rerun_by IS NULL",
+    [S_UNIQUE_GET] = "SELECT holder, released, hold_until FROM uniques WHERE key = ?1",
+    [S_UNIQUE_PUT] = "INSERT INTO uniques (key, holder, released, hold_until)"
+                     " VALUES (?1, ?2, 0, ?3) ON CONFLICT(key) DO UPDATE SET"
+                     " holder = excluded.holder, released = 0, hold_until = excluded.hold_until",
+    /* ?2: -1 or 0 (the holder ended: whatever its until) release; 1 (it
+     * started) only a key held until start */
+    [S_UNIQUE_RELEASE] = "UPDATE uniques SET released = 1 WHERE holder = ?1 AND released = 0"
+                         " AND (?2 < 1 OR EXISTS (SELECT 1 FROM tasks WHERE id = ?1"
+                         " AND unique_until = 1))",
+    [S_UNIQUE_ANY] = "SELECT 1 FROM uniques LIMIT 1",
     [S_LOAD_QCOUNTS] = "SELECT queue, state, n FROM qcounts",
     [S_SAVE_QCOUNT] = "INSERT INTO qcounts (queue, state, n) VALUES (?1, ?2, ?3)"
                       " ON CONFLICT(queue, state) DO UPDATE SET n = excluded.n",
@@ -377,6 +557,16 @@ struct store {
     char *namebuf;
     size_t namebuf_cap;
     char worker[TQ_NODE_MAX + 1];
+    /* lifecycle (issue 7): TTLs applied at terminal transitions */
+    int64_t result_ttl_ms, failed_ttl_ms;
+    /* records ever purged and the purge horizon (ms), as of the current
+     * transaction; *_base: as committed (rollback restores, commit saves
+     * what differs) */
+    uint64_t purged, purged_base;
+    int64_t horizon_ms, horizon_base;
+    /* false: the uniques table is empty (store_unique_release has nothing
+     * to do: the dispatch and end paths skip it) */
+    bool has_unique;
 };
 
 static taskq_err_t fail(store_t *self, const char *what)
@@ -565,7 +755,24 @@ static taskq_err_t migrate(store_t *self)
         goto bad;
     if (version < 3 && exec(self, SCHEMA_V3) != TASKQ_OK)
         goto bad;
-    if (exec(self, "PRAGMA user_version = 3") != TASKQ_OK || exec(self, "COMMIT") != TASKQ_OK)
+    if (version < 4) {
+        if (exec(self, SCHEMA_V4) != TASKQ_OK)
+            goto bad;
+        if (sqlite3_prepare_v2(self->db, SCHEMA_V4_PURGE_AT, -1, &st, NULL) != SQLITE_OK) {
+            fail(self, "v4 purge_at");
+            goto bad;
+        }
+        sqlite3_bind_int64(st, 1, TQ_DEFAULT_RETENTION_MS);
+        sqlite3_bind_int64(st, 2, TQ_DEFAULT_FAILED_TTL_MS);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            fail(self, "v4 purge_at");
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            goto bad;
+    }
+    if (exec(self, "PRAGMA user_version = " STR(SCHEMA_VERSION)) != TASKQ_OK ||
+        exec(self, "COMMIT") != TASKQ_OK)
         goto bad;
     if (version > 0)
         tlog_info("store: schema migrated from version %d to %d", version, SCHEMA_VERSION);
@@ -575,7 +782,10 @@ bad:
     return TASKQ_ESTORE;
 }
 
-/* Start-up: the qcounts rows and the queue names (not a scan of the tasks). */
+static const char *col_cstr(sqlite3_stmt *st, int col);
+
+/* Start-up: the qcounts rows, the queue names (not a scan of the tasks),
+ * the purge counters and whether any unique key exists. */
 static taskq_err_t load_counts(store_t *self)
 {
     sqlite3_stmt *st = self->st[S_LOAD_QCOUNTS];
@@ -601,6 +811,26 @@ static taskq_err_t load_counts(store_t *self)
     if (rc != SQLITE_DONE)
         return fail(self, "load queues");
     memcpy(self->all_base, self->all, sizeof self->all);
+    st = self->st[S_META_LOAD];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = col_cstr(st, 0);
+        sqlite3_int64 v = sqlite3_column_int64(st, 1);
+        if (strcmp(k, "purged") == 0)
+            self->purged = v > 0 ? (uint64_t)v : 0;
+        else if (strcmp(k, "purge_horizon_ms") == 0)
+            self->horizon_ms = v > 0 ? v : 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return fail(self, "load meta");
+    self->purged_base = self->purged;
+    self->horizon_base = self->horizon_ms;
+    st = self->st[S_UNIQUE_ANY];
+    rc = sqlite3_step(st);
+    self->has_unique = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(self, "load uniques");
     return TASKQ_OK;
 }
 
@@ -646,6 +876,8 @@ store_t *store_open(const char *url, store_durability_t durability, taskq_err_t 
         }
     }
     self->trows = xmalloc(SCAN_CHUNK * sizeof *self->trows);
+    self->result_ttl_ms = TQ_DEFAULT_RETENTION_MS;
+    self->failed_ttl_ms = TQ_DEFAULT_FAILED_TTL_MS;
     if (load_counts(self) != TASKQ_OK)
         goto bad;
     if (err)
@@ -690,12 +922,15 @@ static void reset_reads(store_t *self)
 {
     sqlite3_reset(self->st[S_GET]);
     sqlite3_reset(self->st[S_POLICY]);
+    sqlite3_reset(self->st[S_PENDING]);
 }
 
 taskq_err_t store_begin(store_t *self)
 {
     reset_reads(self);
     memcpy(self->all_base, self->all, sizeof self->all);
+    self->purged_base = self->purged;
+    self->horizon_base = self->horizon_ms;
     taskq_err_t err = run(self, S_BEGIN);
     self->in_tx = err == TASKQ_OK;
     return err;
@@ -717,6 +952,19 @@ static taskq_err_t save_counts(store_t *self)
                 return TASKQ_ESTORE;
         }
     }
+    sqlite3_stmt *m = self->st[S_META_SAVE];
+    if (self->purged != self->purged_base) {
+        sqlite3_bind_text(m, 1, "purged", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(m, 2, (sqlite3_int64)self->purged);
+        if (run(self, S_META_SAVE) != TASKQ_OK)
+            return TASKQ_ESTORE;
+    }
+    if (self->horizon_ms != self->horizon_base) {
+        sqlite3_bind_text(m, 1, "purge_horizon_ms", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(m, 2, self->horizon_ms);
+        if (run(self, S_META_SAVE) != TASKQ_OK)
+            return TASKQ_ESTORE;
+    }
     return TASKQ_OK;
 }
 
@@ -730,6 +978,8 @@ taskq_err_t store_commit(store_t *self)
         self->in_tx = false;
         dirty_clear(self);
         memcpy(self->all_base, self->all, sizeof self->all);
+        self->purged_base = self->purged;
+        self->horizon_base = self->horizon_ms;
     }
     return err;
 }
@@ -744,6 +994,8 @@ void store_rollback(store_t *self)
     }
     dirty_clear(self);
     memcpy(self->all, self->all_base, sizeof self->all);
+    self->purged = self->purged_base;
+    self->horizon_ms = self->horizon_base;
     if (sqlite3_get_autocommit(self->db)) { /* SQLite already rolled back */
         self->in_tx = false;
         return;
@@ -821,17 +1073,45 @@ static taskq_err_t stale_or_missing(store_t *self, const taskq_id_t *id)
 
 /* ---- tasks ---------------------------------------------------------------- */
 
+static bool id_is_zero(const taskq_id_t *id)
+{
+    for (size_t i = 0; i < sizeof id->b; i++)
+        if (id->b[i])
+            return false;
+    return true;
+}
+
+/* An id column: NULL for the zero id. */
+static void bind_id_or_null(sqlite3_stmt *st, int col, const taskq_id_t *id)
+{
+    if (id && !id_is_zero(id))
+        bind_id(st, col, id);
+    else
+        sqlite3_bind_null(st, col);
+}
+
+/* Whether t uses any lifecycle column (else the plain S_INSERT). */
+static bool has_lifecycle(const store_new_task_t *t)
+{
+    return !id_is_zero(&t->parent) || !id_is_zero(&t->group) || t->group_index || t->is_callback ||
+           t->immutable || t->deps_left || t->unique_key.len || t->unique_until ||
+           t->result_ttl_ms > 0 || !id_is_zero(&t->rerun_of) || t->flags;
+}
+
 taskq_err_t store_insert_task(store_t *self, const store_new_task_t *t, bool *inserted)
 {
     if (inserted)
         *inserted = false;
-    if ((t->state != TASKQ_STATE_QUEUED && t->state != TASKQ_STATE_SCHEDULED) || t->priority < 0 ||
-        t->priority > TQ_PRIORITY_MAX) {
-        tlog_error("store: insert: bad state %d or priority %d", t->state, (int)t->priority);
+    bool pending = t->state == TASKQ_STATE_PENDING;
+    if ((t->state != TASKQ_STATE_QUEUED && t->state != TASKQ_STATE_SCHEDULED && !pending) ||
+        pending != (t->deps_left > 0) || t->priority < 0 || t->priority > TQ_PRIORITY_MAX) {
+        tlog_error("store: insert: bad state %d (deps %u) or priority %d", t->state,
+                   (unsigned)t->deps_left, (int)t->priority);
         return TASKQ_EINVAL;
     }
     proto_str_t queue = t->queue.len ? t->queue : proto_str(TQ_DEFAULT_QUEUE);
-    sqlite3_stmt *st = self->st[S_INSERT];
+    int which = has_lifecycle(t) ? S_INSERT_FULL : S_INSERT;
+    sqlite3_stmt *st = self->st[which];
     bind_id(st, 1, &t->id);
     bind_str(st, 2, t->name);
     if (t->args.len)
@@ -853,7 +1133,20 @@ taskq_err_t store_insert_task(store_t *self, const store_new_task_t *t, bool *in
     bind_str(st, 16, t->policy.retry_on);
     bind_str(st, 17, t->policy.no_retry_on);
     bind_str(st, 18, t->schedule);
-    taskq_err_t err = run(self, S_INSERT);
+    if (which == S_INSERT_FULL) {
+        bind_id_or_null(st, 19, &t->parent);
+        bind_id_or_null(st, 20, &t->group);
+        sqlite3_bind_int64(st, 21, t->group_index);
+        sqlite3_bind_int(st, 22, t->is_callback ? 1 : 0);
+        sqlite3_bind_int(st, 23, t->immutable ? 1 : 0);
+        sqlite3_bind_int64(st, 24, t->deps_left);
+        bind_str(st, 25, t->unique_key);
+        sqlite3_bind_int(st, 26, t->unique_until == 1 ? 1 : 0);
+        sqlite3_bind_int64(st, 27, t->result_ttl_ms > 0 ? t->result_ttl_ms : 0);
+        bind_id_or_null(st, 28, &t->rerun_of);
+        sqlite3_bind_int(st, 29, t->flags);
+    }
+    taskq_err_t err = run(self, which);
     if (err != TASKQ_OK || sqlite3_changes(self->db) == 0)
         return err;
     size_t qi = queue_find(self, queue.ptr, queue.len, true);
@@ -870,22 +1163,10 @@ taskq_err_t store_insert_task(store_t *self, const store_new_task_t *t, bool *in
     return TASKQ_OK;
 }
 
-taskq_err_t store_get_task(store_t *self, const taskq_id_t *id, proto_task_rec_t *rec)
+/* Fills *rec (but its id) from the REC_COLS of st's current row. */
+static void rec_fill(sqlite3_stmt *st, proto_task_rec_t *rec)
 {
-    sqlite3_stmt *st = self->st[S_GET];
-    sqlite3_reset(st); /* ends the previous record's borrow */
-    bind_id(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return TASKQ_ENOTFOUND;
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return fail(self, "get task");
-    }
     memset(rec, 0, sizeof *rec);
-    rec->id = *id;
     rec->name = col_str(st, 0);
     rec->state = sqlite3_column_int(st, 1);
     rec->attempts = (uint32_t)sqlite3_column_int64(st, 2);
@@ -908,6 +1189,29 @@ taskq_err_t store_get_task(store_t *self, const taskq_id_t *id, proto_task_rec_t
     rec->due_at = sqlite3_column_int64(st, 18);
     rec->expires_at = sqlite3_column_int64(st, 19);
     rec->schedule = col_str(st, 20);
+    col_id(st, 21, &rec->group_id);
+    col_id(st, 22, &rec->parent_id);
+    col_id(st, 23, &rec->rerun_of);
+    col_id(st, 24, &rec->rerun_by);
+    rec->unique_key = col_str(st, 25);
+}
+
+taskq_err_t store_get_task(store_t *self, const taskq_id_t *id, proto_task_rec_t *rec)
+{
+    sqlite3_stmt *st = self->st[S_GET];
+    sqlite3_reset(st); /* ends the previous record's borrow */
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return TASKQ_ENOTFOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return fail(self, "get task");
+    }
+    rec_fill(st, rec);
+    rec->id = *id;
     return TASKQ_OK;
 }
 
@@ -953,6 +1257,7 @@ static bool ready_row(sqlite3_stmt *st, const char *queue, store_queued_t *row)
     row->attempts = (uint32_t)sqlite3_column_int64(st, 4);
     row->priority = sqlite3_column_int(st, 5);
     row->expires_at = sqlite3_column_int64(st, 6);
+    row->flags = (uint8_t)sqlite3_column_int(st, 7);
     row->queue = proto_str(queue);
     return true;
 }
@@ -1204,6 +1509,8 @@ taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t atte
     sqlite3_bind_int(st, 8, o->child_pid);
     sqlite3_bind_int64(st, 9, o->now);
     sqlite3_bind_int64(st, 10, o->due_at);
+    sqlite3_bind_int64(st, 11, self->result_ttl_ms);
+    sqlite3_bind_int64(st, 12, self->failed_ttl_ms);
     if ((err = run_cas(self, S_END)) != TASKQ_OK)
         return err;
     count_move(self, f.q, TASKQ_STATE_RUNNING, to);
@@ -1231,6 +1538,7 @@ taskq_err_t store_expire_task(store_t *self, const taskq_id_t *id, int64_t now)
     sqlite3_stmt *st = self->st[S_EXPIRE];
     sqlite3_bind_int64(st, 1, f.seq);
     sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, self->result_ttl_ms);
     if ((err = run_cas(self, S_EXPIRE)) != TASKQ_OK)
         return err;
     count_move(self, f.q, TASKQ_STATE_QUEUED, TASKQ_STATE_EXPIRED);
@@ -1327,8 +1635,10 @@ static taskq_err_t move_due(store_t *self, int scan, int update, int to_state, i
             sqlite3_stmt *st = self->st[update];
             sqlite3_bind_int64(st, 1, r->seq);
             sqlite3_bind_int(st, 2, r->state);
-            if (update == S_EXPIRE_SEQ)
+            if (update == S_EXPIRE_SEQ) {
                 sqlite3_bind_int64(st, 3, now);
+                sqlite3_bind_int64(st, 4, self->result_ttl_ms);
+            }
             if ((err = run(self, update)) != TASKQ_OK)
                 break;
             if (sqlite3_changes(self->db) == 0)
@@ -1452,22 +1762,703 @@ taskq_err_t store_queue_oldest(store_t *self, const char *queue, int64_t *submit
     return TASKQ_OK;
 }
 
+/* Deletes up to limit terminal tasks finished before before_at, one
+ * terminal state after the other (store_purge_state). Kept for callers of
+ * the v3 retention; store_purge_due replaces it. */
 taskq_err_t store_purge_finished(store_t *self, int64_t before_at, size_t limit, size_t *purged)
 {
-    sqlite3_stmt *st = self->st[S_PURGE];
-    sqlite3_bind_int64(st, 1, before_at);
-    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
-    size_t n = 0;
+    static const int terminal[] = {TASKQ_STATE_SUCCEEDED, TASKQ_STATE_FAILED, TASKQ_STATE_REVOKED,
+                                   TASKQ_STATE_EXPIRED};
+    size_t total = 0;
+    taskq_err_t err = TASKQ_OK;
+    for (size_t i = 0; i < sizeof terminal / sizeof terminal[0] && total < limit; i++) {
+        size_t n = 0;
+        if ((err = store_purge_state(self, terminal[i], before_at, limit - total, &n)) != TASKQ_OK)
+            break;
+        total += n;
+    }
+    if (purged)
+        *purged = err == TASKQ_OK ? total : 0;
+    return err;
+}
+
+/* ---- lifecycle (issue 7) ------------------------------------------------- */
+
+static sqlite3_int64 sql_limit(size_t limit)
+{
+    return limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit;
+}
+
+/* A UUIDv7's unix ms: bytes 0..5, big-endian. */
+static int64_t id_time_ms(const taskq_id_t *id)
+{
+    int64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = (ms << 8) | id->b[i];
+    return ms;
+}
+
+/* A growable list of (id, index) (workflow verbs collect their rows before
+ * calling back: the callback may change those rows). */
+typedef struct {
+    store_member_t *v;
+    size_t n, cap;
+} idlist_t;
+
+static void idlist_add(idlist_t *l, const taskq_id_t *id, uint32_t index)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    store_member_t *m = &l->v[l->n++];
+    memset(m, 0, sizeof *m);
+    m->id = *id;
+    m->index = index;
+}
+
+/* Collects the ids in column 0 of st (bound) into l, up to max rows (0 =
+ * no limit); resets st. */
+static taskq_err_t collect_ids(store_t *self, sqlite3_stmt *st, idlist_t *l, size_t max,
+                               const char *what)
+{
+    int rc = SQLITE_DONE;
+    while ((max == 0 || l->n < max) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        taskq_id_t id;
+        if (col_id(st, 0, &id))
+            idlist_add(l, &id, 0);
+    }
+    taskq_err_t err = (max && l->n >= max) || rc == SQLITE_DONE ? TASKQ_OK : fail(self, what);
+    finish_stmt(st);
+    return err;
+}
+
+/* A row a purge deleted that leaves work behind: its group (gone with its
+ * last task) or its unique key. */
+typedef struct {
+    taskq_id_t id, group;
+    bool has_group;
+    char *key; /* NULL: none */
+} gone_t;
+
+/* Steps a bound purge statement (PURGED_COLS): counts, the purge counter
+ * and horizon; then the groups left without tasks go, and the unique keys
+ * of the purged holders: deleted if their --unique-for hold ends at or
+ * before `past` (a time known to be past), else marked released. */
+static taskq_err_t purge_rows(store_t *self, int which, int64_t past, size_t *purged)
+{
+    sqlite3_stmt *st = self->st[which];
+    gone_t *gone = NULL;
+    size_t ngone = 0, cap = 0, n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        count_move(self, queue_of_col(self, st, 1), sqlite3_column_int(st, 0), -1);
+        taskq_id_t id;
+        col_id(st, 0, &id);
+        count_move(self, queue_of_col(self, st, 2), sqlite3_column_int(st, 1), -1);
+        int64_t ms = id_time_ms(&id);
+        if (ms > self->horizon_ms)
+            self->horizon_ms = ms;
+        self->purged++;
         n++;
+        taskq_id_t group;
+        bool has_group = col_id(st, 3, &group);
+        const char *key = col_cstr(st, 4);
+        if (!has_group && !*key)
+            continue;
+        if (ngone == cap) {
+            cap = cap ? cap * 2 : 16;
+            gone = xrealloc(gone, cap * sizeof *gone);
+        }
+        gone[ngone].id = id;
+        gone[ngone].group = group;
+        gone[ngone].has_group = has_group;
+        gone[ngone].key = *key ? xstrdup(key) : NULL;
+        ngone++;
     }
-    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "purge");
     finish_stmt(st);
+    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "purge");
+    for (size_t i = 0; i < ngone && err == TASKQ_OK; i++) {
+        const gone_t *g = &gone[i];
+        /* members of a group are mostly purged together: once per run */
+        if (g->has_group && (i == 0 || !gone[i - 1].has_group ||
+                             memcmp(gone[i - 1].group.b, g->group.b, sizeof g->group.b) != 0)) {
+            bind_id(self->st[S_GROUP_GC], 1, &g->group);
+            err = run(self, S_GROUP_GC);
+        }
+        if (g->key && err == TASKQ_OK) {
+            sqlite3_stmt *u = self->st[S_UNIQUE_GC];
+            bind_cstr(u, 1, g->key);
+            bind_id(u, 2, &g->id);
+            sqlite3_bind_int64(u, 3, past);
+            if ((err = run(self, S_UNIQUE_GC)) == TASKQ_OK && sqlite3_changes(self->db) == 0) {
+                u = self->st[S_UNIQUE_ORPHAN];
+                bind_cstr(u, 1, g->key);
+                bind_id(u, 2, &g->id);
+                err = run(self, S_UNIQUE_ORPHAN);
+            }
+        }
+    }
+    for (size_t i = 0; i < ngone; i++)
+        free(gone[i].key);
+    free(gone);
     if (purged)
         *purged = err == TASKQ_OK ? n : 0;
     return err;
+}
+
+void store_set_ttls(store_t *self, int64_t result_ttl_ms, int64_t failed_ttl_ms)
+{
+    self->result_ttl_ms = result_ttl_ms > 0 ? result_ttl_ms : 0;
+    self->failed_ttl_ms = failed_ttl_ms > 0 ? failed_ttl_ms : 0;
+}
+
+taskq_err_t store_purge_due(store_t *self, int64_t now, size_t limit, size_t *purged)
+{
+    if (purged)
+        *purged = 0;
+    if (limit == 0)
+        return TASKQ_OK;
+    sqlite3_stmt *st = self->st[S_PURGE_DUE];
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, sql_limit(limit));
+    return purge_rows(self, S_PURGE_DUE, now, purged);
+}
+
+taskq_err_t store_purge_state(store_t *self, int state, int64_t before_at, size_t limit,
+                              size_t *purged)
+{
+    if (purged)
+        *purged = 0;
+    if (!is_terminal(state)) {
+        tlog_error("store: purge: state %d is not terminal", state);
+        return TASKQ_EINVAL;
+    }
+    if (limit == 0)
+        return TASKQ_OK;
+    sqlite3_stmt *st = self->st[S_PURGE_STATE];
+    sqlite3_bind_int(st, 1, state);
+    sqlite3_bind_int64(st, 2, before_at);
+    sqlite3_bind_int64(st, 3, sql_limit(limit));
+    /* finished before before_at: a hold ending then is over */
+    return purge_rows(self, S_PURGE_STATE, before_at, purged);
+}
+
+void store_purge_info(store_t *self, uint64_t *purged, int64_t *horizon_ms)
+{
+    if (purged)
+        *purged = self->purged;
+    if (horizon_ms)
+        *horizon_ms = self->horizon_ms;
+}
+
+/* ---- groups ---- */
+
+taskq_err_t store_group_insert(store_t *self, const store_group_t *g)
+{
+    sqlite3_stmt *st = self->st[S_GROUP_INSERT];
+    bind_id(st, 1, &g->id);
+    sqlite3_bind_int64(st, 2, g->total);
+    sqlite3_bind_int64(st, 3, g->succeeded);
+    sqlite3_bind_int64(st, 4, g->failed);
+    bind_id_or_null(st, 5, g->has_callback ? &g->callback : NULL);
+    sqlite3_bind_int(st, 6, g->on_fail == 1 ? 1 : 0);
+    return run(self, S_GROUP_INSERT);
+}
+
+taskq_err_t store_group_get(store_t *self, const taskq_id_t *id, store_group_t *out)
+{
+    sqlite3_stmt *st = self->st[S_GROUP_GET];
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    taskq_err_t err = TASKQ_OK;
+    if (rc == SQLITE_ROW) {
+        store_group_t g;
+        memset(&g, 0, sizeof g);
+        g.id = *id;
+        g.total = (uint32_t)sqlite3_column_int64(st, 0);
+        g.succeeded = (uint32_t)sqlite3_column_int64(st, 1);
+        g.failed = (uint32_t)sqlite3_column_int64(st, 2);
+        g.has_callback = col_id(st, 3, &g.callback);
+        g.on_fail = sqlite3_column_int(st, 4);
+        if (out)
+            *out = g;
+    } else if (rc == SQLITE_DONE) {
+        err = TASKQ_ENOTFOUND;
+    } else {
+        err = fail(self, "group get");
+    }
+    finish_stmt(st);
+    return err;
+}
+
+taskq_err_t store_group_member_ended(store_t *self, const taskq_id_t *id, bool ok,
+                                     store_group_t *out)
+{
+    sqlite3_stmt *st = self->st[S_GROUP_END];
+    bind_id(st, 1, id);
+    sqlite3_bind_int(st, 2, ok ? 1 : 0);
+    sqlite3_bind_int(st, 3, ok ? 0 : 1);
+    taskq_err_t err = run(self, S_GROUP_END);
+    if (err != TASKQ_OK)
+        return err;
+    bool changed = sqlite3_changes(self->db) > 0;
+    err = store_group_get(self, id, out);
+    if (err == TASKQ_OK && !changed)
+        err = TASKQ_ESTALE; /* every member already counted */
+    return err;
+}
+
+/* The members of group id (ids, indexes) into l; ENOTFOUND if no group. */
+static taskq_err_t group_member_ids(store_t *self, const taskq_id_t *id, idlist_t *l)
+{
+    taskq_err_t err = store_group_get(self, id, NULL);
+    if (err != TASKQ_OK)
+        return err;
+    sqlite3_stmt *st = self->st[S_GROUP_MEMBERS];
+    bind_id(st, 1, id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        taskq_id_t mid;
+        if (col_id(st, 1, &mid))
+            idlist_add(l, &mid, (uint32_t)sqlite3_column_int64(st, 0));
+    }
+    err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "group members");
+    finish_stmt(st);
+    return err;
+}
+
+taskq_err_t store_group_members(store_t *self, const taskq_id_t *id, store_member_fn fn, void *arg)
+{
+    idlist_t l = {0};
+    taskq_err_t err = group_member_ids(self, id, &l);
+    for (size_t i = 0; err == TASKQ_OK && i < l.n; i++)
+        fn(&l.v[i], arg);
+    free(l.v);
+    return err;
+}
+
+/* fn gets borrowed results: it must not change the store while called. */
+taskq_err_t store_group_results(store_t *self, const taskq_id_t *id, store_member_fn fn, void *arg)
+{
+    taskq_err_t err = store_group_get(self, id, NULL);
+    if (err != TASKQ_OK)
+        return err;
+    sqlite3_stmt *st = self->st[S_GROUP_RESULTS];
+    bind_id(st, 1, id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_member_t m;
+        memset(&m, 0, sizeof m);
+        m.index = (uint32_t)sqlite3_column_int64(st, 0);
+        if (!col_id(st, 1, &m.id))
+            continue;
+        m.state = sqlite3_column_int(st, 2);
+        if (m.state == TASKQ_STATE_SUCCEEDED)
+            m.result = col_bin(st, 3);
+        m.error = col_str(st, 4);
+        m.code = col_str(st, 5);
+        fn(&m, arg);
+    }
+    err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "group results");
+    finish_stmt(st);
+    return err;
+}
+
+/* ---- dependencies ---- */
+
+taskq_err_t store_children(store_t *self, const taskq_id_t *parent, store_task_fn fn, void *arg)
+{
+    idlist_t l = {0};
+    sqlite3_stmt *st = self->st[S_CHILDREN];
+    bind_id(st, 1, parent);
+    taskq_err_t err = collect_ids(self, st, &l, 0, "children");
+    for (size_t i = 0; err == TASKQ_OK && i < l.n; i++)
+        fn(&l.v[i].id, arg);
+    free(l.v);
+    return err;
+}
+
+taskq_err_t store_get_pending(store_t *self, const taskq_id_t *id, store_pending_t *out)
+{
+    sqlite3_stmt *st = self->st[S_PENDING];
+    sqlite3_reset(st); /* ends the previous borrow */
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? TASKQ_ENOTFOUND : fail(self, "get pending");
+    }
+    memset(out, 0, sizeof *out);
+    out->state = sqlite3_column_int(st, 0);
+    out->args = col_bin(st, 1);
+    out->immutable = sqlite3_column_int(st, 2) != 0;
+    out->is_callback = sqlite3_column_int(st, 3) != 0;
+    col_id(st, 4, &out->group);
+    out->deps_left = (uint32_t)sqlite3_column_int64(st, 5);
+    return TASKQ_OK;
+}
+
+taskq_err_t store_dep_done(store_t *self, const taskq_id_t *id, proto_bin_t new_args, bool *queued)
+{
+    if (queued)
+        *queued = false;
+    sqlite3_stmt *st = self->st[S_FIND_PENDING];
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        finish_stmt(st);
+        return rc == SQLITE_DONE ? TASKQ_ENOTFOUND : fail(self, "find pending");
+    }
+    sqlite3_int64 seq = sqlite3_column_int64(st, 0);
+    size_t qi = queue_of_col(self, st, 1);
+    int state = sqlite3_column_int(st, 2);
+    sqlite3_int64 left = sqlite3_column_int64(st, 3);
+    finish_stmt(st);
+    if (state != TASKQ_STATE_PENDING)
+        return TASKQ_ESTALE;
+    left = left > 1 ? left - 1 : 0;
+    int to = left == 0 ? TASKQ_STATE_QUEUED : TASKQ_STATE_PENDING;
+    st = self->st[S_DEP_DONE];
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, left);
+    sqlite3_bind_int(st, 3, to);
+    if (new_args.ptr && new_args.len)
+        sqlite3_bind_blob(st, 4, new_args.ptr, (int)new_args.len, SQLITE_STATIC);
+    else if (new_args.ptr)
+        sqlite3_bind_blob(st, 4, "\x90", 1, SQLITE_STATIC); /* empty = [] */
+    else
+        sqlite3_bind_null(st, 4);
+    taskq_err_t err = run_cas(self, S_DEP_DONE);
+    if (err != TASKQ_OK)
+        return err;
+    if (to == TASKQ_STATE_QUEUED) {
+        count_move(self, qi, TASKQ_STATE_PENDING, TASKQ_STATE_QUEUED);
+        if (queued)
+            *queued = true;
+    }
+    return TASKQ_OK;
+}
+
+/* ---- revoke / fail ---- */
+
+taskq_err_t store_revoke(store_t *self, const taskq_id_t *id, const char *reason, int64_t now,
+                         int *prev_state, uint32_t *attempt)
+{
+    if (attempt)
+        *attempt = 0;
+    found_t f;
+    taskq_err_t err = find_task(self, id, &f, false);
+    if (err != TASKQ_OK)
+        return err;
+    if (prev_state)
+        *prev_state = f.state;
+    if (is_terminal(f.state))
+        return TASKQ_ETERMINAL;
+    sqlite3_stmt *st = self->st[S_REVOKE];
+    sqlite3_bind_int64(st, 1, f.seq);
+    sqlite3_bind_int(st, 2, f.state);
+    bind_cstr(st, 3, reason);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, self->result_ttl_ms);
+    if ((err = run_cas(self, S_REVOKE)) != TASKQ_OK)
+        return err;
+    count_move(self, f.q, f.state, TASKQ_STATE_REVOKED);
+    if (f.state != TASKQ_STATE_RUNNING)
+        return TASKQ_OK;
+    /* the running attempt ends here: its history row says so */
+    if (attempt)
+        *attempt = f.attempts;
+    st = self->st[S_ATTEMPT_REVOKE];
+    sqlite3_bind_int64(st, 1, f.seq);
+    sqlite3_bind_int64(st, 2, f.attempts);
+    sqlite3_bind_int64(st, 3, now);
+    bind_cstr(st, 4, reason);
+    return run(self, S_ATTEMPT_REVOKE);
+}
+
+taskq_err_t store_fail_unrun(store_t *self, const taskq_id_t *id, const char *code,
+                             const char *message, int64_t now)
+{
+    found_t f;
+    taskq_err_t err = find_task(self, id, &f, false);
+    if (err != TASKQ_OK)
+        return err;
+    if (f.state != TASKQ_STATE_PENDING && f.state != TASKQ_STATE_QUEUED)
+        return TASKQ_ESTALE;
+    sqlite3_stmt *st = self->st[S_FAIL_UNRUN];
+    sqlite3_bind_int64(st, 1, f.seq);
+    sqlite3_bind_int(st, 2, f.state);
+    bind_cstr(st, 3, code);
+    /* the task's error: the message, else the code (as store_end_attempt) */
+    bind_cstr(st, 4, message && *message ? message : code);
+    sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_int64(st, 6, self->failed_ttl_ms);
+    if ((err = run_cas(self, S_FAIL_UNRUN)) != TASKQ_OK)
+        return err;
+    count_move(self, f.q, f.state, TASKQ_STATE_FAILED);
+    return TASKQ_OK;
+}
+
+/* ---- selections ---- */
+
+/* Appends to a statement text being built (the buffers are sized for the
+ * longest text: an overflow is a bug, logged and refused). */
+typedef struct {
+    char buf[1024];
+    size_t len;
+    bool overflow;
+} sqlbuf_t;
+
+static void sql_add(sqlbuf_t *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->len + n >= sizeof b->buf) {
+        b->overflow = true;
+        return;
+    }
+    memcpy(b->buf + b->len, s, n + 1);
+    b->len += n;
+}
+
+/* The filter terms of f (parameters ?1 queue, ?2 name, ?3 code, ?4 code
+ * prefix length, ?5 since, ?6 group). */
+static void sql_filters(sqlbuf_t *b, const store_filter_t *f)
+{
+    if (f->group)
+        sql_add(b, " AND group_id = ?6");
+    if (f->queue)
+        sql_add(b, " AND queue = ?1");
+    if (f->name)
+        sql_add(b, " AND name = ?2");
+    if (f->code) {
+        size_t n = strlen(f->code);
+        if (n && f->code[n - 1] == '*')
+            sql_add(b, " AND substr(code, 1, ?4) = ?3");
+        else
+            sql_add(b, " AND code = ?3");
+    }
+    if (f->since_ms > 0)
+        sql_add(b, " AND finished_at >= ?5");
+}
+
+static void bind_filters(sqlite3_stmt *st, const store_filter_t *f)
+{
+    if (f->group)
+        bind_id(st, 6, f->group);
+    if (f->queue)
+        bind_cstr(st, 1, f->queue);
+    if (f->name)
+        bind_cstr(st, 2, f->name);
+    if (f->code) {
+        size_t n = strlen(f->code);
+        if (n && f->code[n - 1] == '*') {
+            sqlite3_bind_text(st, 3, f->code, (int)(n - 1), SQLITE_STATIC);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)(n - 1));
+        } else {
+            bind_cstr(st, 3, f->code);
+        }
+    }
+    if (f->since_ms > 0)
+        sqlite3_bind_int64(st, 5, f->since_ms);
+}
+
+/* Prepares the text of b (not a hot path: prepared per call). */
+static sqlite3_stmt *sql_prepare(store_t *self, const sqlbuf_t *b)
+{
+    if (b->overflow) {
+        tlog_error("store: statement too long");
+        return NULL;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(self->db, b->buf, -1, &st, NULL) != SQLITE_OK) {
+        fail(self, b->buf);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* "SELECT id FROM tasks WHERE" + a term that finds one state through a
+ * partial index: tasks_ready (0), tasks_running (1), tasks_due (4, 5),
+ * tasks_purge (terminal); pending tasks (8) are children (tasks_children)
+ * or chord callbacks (tasks_group): a union of the two. Filter terms
+ * follow. */
+static void sql_state(sqlbuf_t *b, int state)
+{
+    char t[240];
+    if (state == TASKQ_STATE_PENDING)
+        snprintf(t, sizeof t,
+                 "SELECT id FROM tasks WHERE seq IN (SELECT seq FROM tasks"
+                 " WHERE parent_id IS NOT NULL AND state = 8 UNION SELECT seq FROM tasks"
+                 " WHERE group_id IS NOT NULL AND is_callback = 1 AND state = 8)");
+    else if (state == TASKQ_STATE_SCHEDULED || state == TASKQ_STATE_RETRYING)
+        snprintf(t, sizeof t, "SELECT id FROM tasks WHERE " STATE_DUE " AND state = %d", state);
+    else if (is_terminal(state))
+        snprintf(t, sizeof t, "SELECT id FROM tasks WHERE " STATE_TERMINAL " AND state = %d",
+                 state);
+    else
+        snprintf(t, sizeof t, "SELECT id FROM tasks WHERE state = %d", state);
+    sql_add(b, t);
+}
+
+#define STATES_ALL ((1u << TASKQ_NSTATES) - 1)
+#define STATES_LIVE                                                                                \
+    ((1u << TASKQ_STATE_QUEUED) | (1u << TASKQ_STATE_RUNNING) | (1u << TASKQ_STATE_SCHEDULED) |    \
+     (1u << TASKQ_STATE_RETRYING) | (1u << TASKQ_STATE_PENDING))
+
+taskq_err_t store_select(store_t *self, const store_filter_t *f, bool terminal_ok, store_task_fn fn,
+                         void *arg)
+{
+    unsigned states = (f->states ? f->states : terminal_ok ? STATES_ALL : STATES_LIVE) & STATES_ALL;
+    idlist_t l = {0};
+    taskq_err_t err = TASKQ_OK;
+    if (f->group) {
+        /* one seek in tasks_group; the states filter the group's rows */
+        sqlbuf_t b = {.len = 0};
+        sql_add(&b, "SELECT id FROM tasks WHERE ((?7 >> state) & 1) = 1");
+        sql_filters(&b, f);
+        sql_add(&b, " ORDER BY is_callback, group_index");
+        sqlite3_stmt *st = sql_prepare(self, &b);
+        if (!st)
+            return TASKQ_ESTORE;
+        bind_filters(st, f);
+        sqlite3_bind_int64(st, 7, states);
+        err = collect_ids(self, st, &l, f->limit, "select");
+        sqlite3_finalize(st);
+    } else {
+        /* state by state, each through its partial index */
+        for (int s = 0; s < TASKQ_NSTATES && err == TASKQ_OK; s++) {
+            if (!(states & (1u << s)) || (f->limit && l.n >= f->limit))
+                continue;
+            sqlbuf_t b = {.len = 0};
+            sql_state(&b, s);
+            sql_filters(&b, f);
+            sqlite3_stmt *st = sql_prepare(self, &b);
+            if (!st) {
+                err = TASKQ_ESTORE;
+                break;
+            }
+            bind_filters(st, f);
+            err = collect_ids(self, st, &l, f->limit, "select");
+            sqlite3_finalize(st);
+        }
+    }
+    for (size_t i = 0; err == TASKQ_OK && i < l.n; i++)
+        fn(&l.v[i].id, arg);
+    free(l.v);
+    return err;
+}
+
+taskq_err_t store_list_failed(store_t *self, const store_filter_t *f, store_rec_fn fn, void *arg)
+{
+    sqlbuf_t b = {.len = 0};
+    /* newest first: tasks_purge backwards over the failed range (its rows
+     * end in seq). A failed task's purge_at is finished_at + the failed
+     * TTL: the order is by end time while --failed-ttl is unchanged, and
+     * costs O(rows listed), not a sort of the dead-letter set. */
+    sql_add(&b, "SELECT " REC_COLS ", id FROM tasks WHERE " STATE_TERMINAL " AND state = 3");
+    sql_filters(&b, f);
+    sql_add(&b, " ORDER BY purge_at DESC, seq DESC");
+    if (f->limit)
+        sql_add(&b, " LIMIT ?7");
+    sqlite3_stmt *st = sql_prepare(self, &b);
+    if (!st)
+        return TASKQ_ESTORE;
+    bind_filters(st, f);
+    if (f->limit)
+        sqlite3_bind_int64(st, 7, sql_limit(f->limit));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        proto_task_rec_t rec;
+        rec_fill(st, &rec);
+        if (!col_id(st, REC_NCOLS, &rec.id))
+            continue;
+        fn(&rec, arg);
+    }
+    taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "list failed");
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* ---- rerun ---- */
+
+taskq_err_t store_rerun(store_t *self, const taskq_id_t *old, const taskq_id_t *new_id, int64_t now)
+{
+    sqlite3_stmt *st = self->st[S_RERUN_FIND];
+    bind_id(st, 1, old);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        finish_stmt(st);
+        return rc == SQLITE_DONE ? TASKQ_ENOTFOUND : fail(self, "rerun find");
+    }
+    sqlite3_int64 seq = sqlite3_column_int64(st, 0);
+    int state = sqlite3_column_int(st, 1);
+    bool rerun = sqlite3_column_int(st, 2) != 0;
+    size_t qi = queue_of_col(self, st, 3);
+    finish_stmt(st);
+    if (state != TASKQ_STATE_FAILED)
+        return TASKQ_ETERMINAL;
+    if (rerun)
+        return TASKQ_EEXIST;
+    st = self->st[S_RERUN_INSERT];
+    sqlite3_bind_int64(st, 1, seq);
+    bind_id(st, 2, new_id);
+    sqlite3_bind_int64(st, 3, now);
+    taskq_err_t err = run(self, S_RERUN_INSERT);
+    if (err != TASKQ_OK)
+        return err;
+    if (sqlite3_changes(self->db) == 0)
+        return TASKQ_EEXIST; /* new_id is taken */
+    count_move(self, qi, -1, TASKQ_STATE_QUEUED);
+    st = self->st[S_RERUN_LINK];
+    sqlite3_bind_int64(st, 1, seq);
+    bind_id(st, 2, new_id);
+    return run_cas(self, S_RERUN_LINK);
+}
+
+/* ---- unique keys ---- */
+
+taskq_err_t store_unique_get(store_t *self, const char *key, store_unique_t *out)
+{
+    sqlite3_stmt *st = self->st[S_UNIQUE_GET];
+    bind_cstr(st, 1, key);
+    int rc = sqlite3_step(st);
+    taskq_err_t err = TASKQ_OK;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        col_id(st, 0, &out->holder);
+        out->released = sqlite3_column_int(st, 1) != 0;
+        out->hold_until = sqlite3_column_int64(st, 2);
+    } else if (rc == SQLITE_DONE) {
+        err = TASKQ_ENOTFOUND;
+    } else {
+        err = fail(self, "unique get");
+    }
+    finish_stmt(st);
+    return err;
+}
+
+taskq_err_t store_unique_put(store_t *self, const char *key, const taskq_id_t *holder,
+                             int64_t hold_until)
+{
+    sqlite3_stmt *st = self->st[S_UNIQUE_PUT];
+    bind_cstr(st, 1, key);
+    bind_id(st, 2, holder);
+    sqlite3_bind_int64(st, 3, hold_until > 0 ? hold_until : 0);
+    taskq_err_t err = run(self, S_UNIQUE_PUT);
+    if (err == TASKQ_OK)
+        self->has_unique = true;
+    return err;
+}
+
+taskq_err_t store_unique_release(store_t *self, const taskq_id_t *holder, int until)
+{
+    if (!self->has_unique)
+        return TASKQ_OK; /* no key was ever taken: nothing to look up */
+    sqlite3_stmt *st = self->st[S_UNIQUE_RELEASE];
+    bind_id(st, 1, holder);
+    sqlite3_bind_int(st, 2, until);
+    return run(self, S_UNIQUE_RELEASE);
 }
 
 /* ---- queues --------------------------------------------------------------- */
@@ -1579,14 +2570,6 @@ taskq_err_t store_limit_save_bucket(store_t *self, const char *key, double token
 }
 
 /* ---- schedules ------------------------------------------------------------ */
-
-static bool id_is_zero(const taskq_id_t *id)
-{
-    for (size_t i = 0; i < sizeof id->b; i++)
-        if (id->b[i])
-            return false;
-    return true;
-}
 
 taskq_err_t store_schedule_put(store_t *self, const store_schedule_t *s, bool replace)
 {

@@ -1203,8 +1203,8 @@ taskq_task_t *h_status(taskq_client_t *c, const taskq_id_t *id)
 {
     taskq_task_t *t = NULL;
     taskq_err_t rc = taskq_status(c, id, &t);
-    if (rc == TASKQ_ENOTFOUND)
-        return NULL;
+    if (rc == TASKQ_ENOTFOUND || rc == TASKQ_EPURGED)
+        return NULL; /* no record: never existed, or purged after its TTL */
     H_ASSERT(rc == TASKQ_OK && t != NULL, "taskq_status(%s): %s", h_id_str(id),
              taskq_err_name(rc));
     return t;

@@ -1,8 +1,9 @@
 /* test_store_counts.c - the store's counts per (queue, state) (O(1) STATS
  * and queue listings): kept by every verb, restored by a rollback,
  * persisted by the commit and read back at open without counting; version
- * 1 and 2 databases are migrated with their counts computed once; a newer
- * database is refused. */
+ * 1 and 2 databases are migrated with their counts computed once; a
+ * version 3 database gets the lifecycle schema (v4) with its rows' TTLs; a
+ * newer database is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -299,6 +300,101 @@ static const char *const V1_SQL =
     "CREATE INDEX tasks_finished ON tasks(finished_at) WHERE state IN (2, 3);"
     "CREATE INDEX tasks_running ON tasks(worker) WHERE state = 1;";
 
+/* Schema steps 2 and 3 as a v3 broker ran them (store_sqlite.c: SCHEMA_V2,
+ * SCHEMA_V3; steps never change once released). */
+#define STATE_EXPIRABLE "(state = 0 OR state BETWEEN 4 AND 5)"
+#define STATE_TERMINAL "(state BETWEEN 2 AND 3 OR state BETWEEN 6 AND 7)"
+static const char *const V2_SQL =
+    "CREATE TABLE IF NOT EXISTS counts ("
+    " k INTEGER PRIMARY KEY CHECK (k = 0),"
+    " queued INTEGER NOT NULL, running INTEGER NOT NULL,"
+    " succeeded INTEGER NOT NULL, failed INTEGER NOT NULL);"
+    "INSERT OR REPLACE INTO counts (k, queued, running, succeeded, failed) SELECT 0,"
+    " COALESCE(SUM(state = 0), 0), COALESCE(SUM(state = 1), 0),"
+    " COALESCE(SUM(state = 2), 0), COALESCE(SUM(state = 3), 0) FROM tasks;";
+static const char *const V3_SQL =
+    "ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;"
+    "ALTER TABLE tasks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN code TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN schedule TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN backoff_base_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN backoff_factor REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN backoff_max_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN jitter INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE tasks ADD COLUMN retry_on TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN no_retry_on TEXT NOT NULL DEFAULT '';"
+    "UPDATE tasks SET failures = attempts WHERE state = 0 AND attempts > 0;"
+    "UPDATE tasks SET failures = attempts - 1 WHERE state = 1 AND attempts > 1;"
+    "DROP INDEX IF EXISTS tasks_queued;"
+    "DROP INDEX IF EXISTS tasks_finished;"
+    /* dispatch: a queue's best task (priority desc, FIFO) */
+    "CREATE INDEX tasks_ready ON tasks(queue, priority DESC, seq) WHERE state = 0;"
+    /* dispatch with names excluded (limits): distinct names, then per name */
+    "CREATE INDEX tasks_ready_name ON tasks(queue, name, priority DESC, seq) WHERE state = 0;"
+    /* ETAs and retry backoffs: earliest due first */
+    "CREATE INDEX tasks_due ON tasks(due_at) WHERE state IN (4, 5);"
+    /* expiry of tasks not started yet (state 0, 4, 5: see STATE_EXPIRABLE) */
+    "CREATE INDEX tasks_expiry ON tasks(expires_at)"
+    " WHERE " STATE_EXPIRABLE " AND expires_at > 0;"
+    /* retention: oldest finished first (2, 3, 6, 7) */
+    "CREATE INDEX tasks_terminal ON tasks(finished_at) WHERE " STATE_TERMINAL ";"
+    "CREATE TABLE attempts ("
+    " task_seq INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " worker TEXT NOT NULL DEFAULT '',"
+    " child_pid INTEGER NOT NULL DEFAULT 0,"
+    " started_at INTEGER NOT NULL DEFAULT 0,"
+    " finished_at INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL DEFAULT '',"
+    " code TEXT NOT NULL DEFAULT '',"
+    " message TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (task_seq, attempt)) WITHOUT ROWID;"
+    "CREATE TRIGGER tasks_delete_attempts AFTER DELETE ON tasks"
+    " BEGIN DELETE FROM attempts WHERE task_seq = old.seq; END;"
+    "CREATE TABLE queues ("
+    " name TEXT PRIMARY KEY,"
+    " paused INTEGER NOT NULL DEFAULT 0,"
+    " max_pending INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE qcounts ("
+    " queue TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (queue, state)) WITHOUT ROWID;"
+    "INSERT INTO qcounts (queue, state, n) SELECT queue, state, COUNT(*) FROM tasks"
+    " GROUP BY queue, state;"
+    "INSERT INTO queues (name) VALUES ('default');"
+    "INSERT OR IGNORE INTO queues (name) SELECT DISTINCT queue FROM qcounts;"
+    "DROP TABLE counts;"
+    "CREATE TABLE limits ("
+    " key TEXT PRIMARY KEY,"
+    " rate REAL NOT NULL DEFAULT 0,"
+    " burst INTEGER NOT NULL DEFAULT 0,"
+    " max_running INTEGER NOT NULL DEFAULT 0,"
+    " tokens REAL NOT NULL DEFAULT 0,"
+    " tokens_at INTEGER NOT NULL DEFAULT 0,"
+    " paused_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE schedules ("
+    " name TEXT PRIMARY KEY,"
+    " cron TEXT NOT NULL,"
+    " task TEXT NOT NULL,"
+    " args BLOB,"
+    " queue TEXT NOT NULL DEFAULT '',"
+    " priority INTEGER NOT NULL DEFAULT -1,"
+    " tz TEXT NOT NULL DEFAULT '',"
+    " max_attempts INTEGER NOT NULL DEFAULT 0,"
+    " overlap INTEGER NOT NULL DEFAULT 0,"
+    " catchup INTEGER NOT NULL DEFAULT 1,"
+    " paused INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL DEFAULT 0,"
+    " last_fire_at INTEGER NOT NULL DEFAULT 0,"
+    " last_task_id BLOB,"
+    " fires INTEGER NOT NULL DEFAULT 0,"
+    " skipped INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL DEFAULT 0);";
+
 static void write_db(const char *path, const char *sql)
 {
     sqlite3 *db;
@@ -387,7 +483,7 @@ static void test_version_2_database_is_migrated(void **state)
              "INSERT INTO counts VALUES (0, 2, 1, 1, 1);"
              "PRAGMA user_version = 2;");
     reopen(fx);
-    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 3);
+    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 4);
     expect(fx->s, 2, 1, 1, 1);
     assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
                                          " ('counts', 'tasks_queued', 'tasks_finished')"),
@@ -452,6 +548,130 @@ static void test_version_2_database_is_migrated(void **state)
     expect(fx->s, 2, 0, 0, 0);
 }
 
+static int64_t id_ms(uint8_t n)
+{
+    (void)n;
+    return 0x010000000000LL; /* tid(): byte 0 = 1, bytes 1..5 = 0 */
+}
+
+/* A database written by a schema-3 broker (issue 6), made with its own
+ * schema steps: the v4 step adds the lifecycle columns and tables, gives
+ * the terminal rows a purge_at from the default TTLs, replaces the
+ * terminal index, and the new verbs work on the old rows. */
+static void test_version_3_database_is_migrated(void **state)
+{
+    fx_t *fx = *state;
+    write_db(fx->path, V1_SQL);
+    write_db(fx->path, V2_SQL);
+    write_db(fx->path, V3_SQL);
+    write_db(fx->path,
+             "INSERT INTO tasks (id, name, state, attempts, max_attempts, submitted_at, worker,"
+             " started_at, finished_at, result, error, queue, priority, code, due_at) VALUES"
+             " (x'01000000000000000000000000000001', 'a', 0, 0, 3, 1, '', 0, 0, NULL, '', 'q', 5,"
+             "  '', 0),"
+             " (x'01000000000000000000000000000002', 'b', 1, 1, 3, 2, 'w', 5, 0, NULL, '',"
+             "  'default', 5, '', 0),"
+             " (x'01000000000000000000000000000003', 'c', 2, 1, 3, 3, 'w', 5, 100, x'2a', '',"
+             "  'default', 5, '', 0),"
+             " (x'01000000000000000000000000000004', 'd', 3, 3, 3, 4, 'w', 5, 200, NULL, 'boom',"
+             "  'q', 7, 'e.x', 0),"
+             " (x'01000000000000000000000000000005', 'e', 7, 0, 3, 5, '', 0, 300, NULL, '',"
+             "  'default', 5, '', 0),"
+             " (x'01000000000000000000000000000006', 'f', 4, 0, 3, 6, '', 0, 0, NULL, '',"
+             "  'default', 5, '', 50);"
+             "INSERT INTO attempts (task_seq, attempt, worker, started_at, state)"
+             " SELECT seq, 1, 'w', 5, 'running' FROM tasks WHERE name = 'b';"
+             "INSERT INTO queues (name) VALUES ('q');"
+             "DELETE FROM qcounts;"
+             "INSERT INTO qcounts (queue, state, n) SELECT queue, state, COUNT(*) FROM tasks"
+             " GROUP BY queue, state;"
+             "PRAGMA user_version = 3;");
+    reopen(fx);
+    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 4);
+    want_t w = {.q = 1, .r = 1, .ok = 1, .failed = 1, .sched = 1, .expired = 1};
+    expect_all(fx->s, w);
+    want_t wq = {.q = 1, .failed = 1};
+    expect_queue(fx->s, "q", wq);
+    /* indexes: the terminal one replaced; no partial index tests a list of
+     * more than two values (see STATE_TERMINAL in store_sqlite.c) */
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
+                                         " ('tasks_terminal', 'tasks_finished')"),
+                     0);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
+                                         " ('tasks_purge', 'tasks_children', 'tasks_group',"
+                                         " 'uniques_holder', 'groups', 'uniques', 'meta')"),
+                     7);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
+                                         " AND sql LIKE '%IN (%,%,%)%'"),
+                     0);
+    /* terminal rows: purge_at = finished_at + the default TTL of their state */
+    assert_int_equal(query_int(fx->path, "SELECT purge_at FROM tasks WHERE name = 'c'"),
+                     100 + TQ_DEFAULT_RETENTION_MS);
+    assert_int_equal(query_int(fx->path, "SELECT purge_at FROM tasks WHERE name = 'd'"),
+                     200 + TQ_DEFAULT_FAILED_TTL_MS);
+    assert_int_equal(query_int(fx->path, "SELECT purge_at FROM tasks WHERE name = 'e'"),
+                     300 + TQ_DEFAULT_RETENTION_MS);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM tasks WHERE purge_at <> 0"), 3);
+    assert_int_equal(query_int(fx->path, "SELECT v FROM meta WHERE k = 'purged'"), 0);
+    uint64_t purged = 9;
+    int64_t horizon = 9;
+    store_purge_info(fx->s, &purged, &horizon);
+    assert_int_equal(purged, 0);
+    assert_int_equal(horizon, 0);
+
+    /* old records read with empty lifecycle fields */
+    proto_task_rec_t rec;
+    taskq_id_t a = tid(1), b = tid(2), c = tid(3), d = tid(4), zero;
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(store_get_task(fx->s, &c, &rec), TASKQ_OK);
+    assert_true(rec.has_result);
+    assert_memory_equal(rec.group_id.b, zero.b, 16);
+    assert_memory_equal(rec.parent_id.b, zero.b, 16);
+    assert_memory_equal(rec.rerun_of.b, zero.b, 16);
+    assert_memory_equal(rec.rerun_by.b, zero.b, 16);
+    assert_int_equal(rec.unique_key.len, 0);
+
+    /* the new verbs on old rows */
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    int prev = -1;
+    uint32_t attempt = 0;
+    assert_int_equal(store_revoke(fx->s, &b, "stop", 1000, &prev, &attempt), TASKQ_OK);
+    assert_int_equal(prev, TASKQ_STATE_RUNNING);
+    assert_int_equal(attempt, 1);
+    assert_int_equal(store_revoke(fx->s, &c, "stop", 1000, &prev, &attempt), TASKQ_ETERMINAL);
+    assert_int_equal(prev, TASKQ_STATE_SUCCEEDED);
+    taskq_id_t n7 = tid(7);
+    assert_int_equal(store_rerun(fx->s, &d, &n7, 1000), TASKQ_OK);
+    size_t n = 0;
+    assert_int_equal(store_purge_due(fx->s, 100 + TQ_DEFAULT_RETENTION_MS, 10, &n), TASKQ_OK);
+    assert_int_equal(n, 1); /* c */
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    hist_t h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(store_attempts(fx->s, &b, on_attempt, &h), TASKQ_OK);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.state[0], "revoked");
+    assert_int_equal(store_get_task(fx->s, &d, &rec), TASKQ_OK);
+    assert_int_equal(rec.state, TASKQ_STATE_FAILED);
+    assert_memory_equal(rec.rerun_by.b, n7.b, 16);
+    assert_int_equal(store_get_task(fx->s, &n7, &rec), TASKQ_OK);
+    assert_int_equal(rec.state, TASKQ_STATE_QUEUED);
+    assert_int_equal(rec.priority, 7);
+    assert_int_equal(rec.queue.len, 1);
+    assert_memory_equal(rec.rerun_of.b, d.b, 16);
+    uint8_t first = 0;
+    assert_int_equal(store_next_ready(fx->s, "q", NULL, 0, 1, first_ready, &first), TASKQ_OK);
+    assert_int_equal(first, 7); /* priority 7 before a's 5 */
+    (void)a;
+    want_t w2 = {.q = 2, .revoked = 1, .failed = 1, .sched = 1, .expired = 1};
+    expect_all(fx->s, w2);
+    reopen(fx);
+    expect_all(fx->s, w2);
+    store_purge_info(fx->s, &purged, &horizon);
+    assert_int_equal(purged, 1);
+    assert_int_equal(horizon, id_ms(3));
+}
+
 static void test_newer_schema_is_refused(void **state)
 {
     fx_t *fx = *state;
@@ -472,6 +692,7 @@ int main(void)
         T(test_counts_are_read_not_counted_at_open),
         T(test_version_1_database_is_counted_once),
         T(test_version_2_database_is_migrated),
+        T(test_version_3_database_is_migrated),
         T(test_newer_schema_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
