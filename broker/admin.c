@@ -707,10 +707,19 @@ static void op_revoke(admin_t *a)
     for (size_t i = 0; i < n && !a->b->turn_failed; i++) {
         int prev = -1;
         taskq_err_t e = handlers_revoke(a->b, &ids[i], reason, terminate, (int64_t)grace, &prev);
-        if (e == TASKQ_OK)
+        if (e == TASKQ_OK) {
             revoked++;
-        else if (e == TASKQ_ETERMINAL)
-            terminal++, last_state = prev;
+        } else if (e == TASKQ_ETERMINAL) {
+            /* revoked a moment ago in this very operation, by the cascade
+             * of an earlier one (a chord's callback, a chain's rest)? */
+            proto_task_rec_t rec;
+            if (n > 1 && prev == TASKQ_STATE_REVOKED &&
+                store_get_task(a->b->store, &ids[i], &rec) == TASKQ_OK &&
+                rec.finished_at == broker_now(a->b))
+                revoked++;
+            else
+                terminal++, last_state = prev;
+        }
         else if (e == TASKQ_ENOTFOUND)
             notfound++;
     }

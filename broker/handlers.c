@@ -1122,7 +1122,10 @@ static void on_done(broker_t *b, registry_node_t *node, proto_msg_t *msg)
             store_failed(b, node->identity, node->identity_len, 0);
             return;
         }
-        bool repeat = g == TASKQ_OK && taskq_state_is_terminal(rec.state) &&
+        /* only a DONE can have made a task succeeded or failed with this
+         * attempt; a revoked attempt's DONE is stale, never a repeat */
+        bool repeat = g == TASKQ_OK &&
+                      (rec.state == TASKQ_STATE_SUCCEEDED || rec.state == TASKQ_STATE_FAILED) &&
                       rec.attempts == attempt && !msg->u.done.retry;
         code = repeat ? TASKQ_OK : TASKQ_ESTALE;
         thist_event("%s %s %u", repeat ? "done_repeat" : "stale", ids, attempt);

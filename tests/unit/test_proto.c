@@ -1024,7 +1024,7 @@ static void test_precheck_limits(void **state)
     free(big);
 
     /* more than TQ_MAX_OBJECTS objects in arrays that are each legal */
-    size_t per = 50000, arrays = 5;
+    size_t per = 50000, arrays = TQ_MAX_OBJECTS / 50000 + 1;
     size_t len = 3 + arrays * (3 + per);
     uint8_t *many = malloc(len), *p = many;
     *p++ = 0xdc, *p++ = 0, *p++ = (uint8_t)arrays;
