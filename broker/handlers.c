@@ -713,7 +713,30 @@ static void on_submit(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
         idmap_destroy(&pos);
     }
     /* A resent graph (its first task is known) was accepted before: the
-     * insert below is a no-op task by task, and the groups exist. */
+     * insert below is a no-op task by task, and the groups exist. A known
+     * group id with unknown tasks would graft new members onto it: refused. */
+    if (graph && msg->u.submit.ngroups) {
+        store_pending_t first;
+        taskq_err_t fe = store_get_pending(b->store, &msg->u.submit.tasks[0].id, &first);
+        if (fe == TASKQ_ESTORE) {
+            store_failed(b, from, flen, req);
+            return;
+        }
+        for (uint32_t g = 0; fe == TASKQ_ENOTFOUND && g < msg->u.submit.ngroups; g++) {
+            store_group_t old;
+            taskq_err_t ge = store_group_get(b->store, &msg->u.submit.groups[g].id, &old);
+            if (ge == TASKQ_ESTORE) {
+                store_failed(b, from, flen, req);
+                return;
+            }
+            if (ge == TASKQ_OK) {
+                char text[96];
+                snprintf(text, sizeof text, "groups[%u]: the group id exists already", g);
+                out_error(b, from, flen, req, TASKQ_EINVAL, text);
+                return;
+            }
+        }
+    }
     for (uint32_t g = 0; g < msg->u.submit.ngroups; g++) {
         const proto_group_t *pg = &msg->u.submit.groups[g];
         store_group_t sg = {.id = pg->id, .total = pg->size, .on_fail = pg->on_fail};

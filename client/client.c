@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #include "client_priv.h"
+#include "flow.h"
 #include "outbox.h"
 #include "proto.h"
 #include "taskq.h"
@@ -40,6 +41,7 @@
 #define CHUNK_BYTES_MAX (TQ_MAX_BODY - 64 * 1024)
 #define TASK_OVERHEAD 96       /* bytes of keys and fixed fields per task */
 #define POLICY_OVERHEAD 256    /* bytes of the dispatch policy keys and values */
+#define LIFE_OVERHEAD 160      /* lifecycle and workflow keys and values */
 
 void client_inmsg_clear(inmsg_t *in)
 {
@@ -184,7 +186,7 @@ uint64_t client_reply_req(const proto_msg_t *m)
 /* An ERROR code from the wire: a known nonzero code, else EPROTO. */
 taskq_err_t client_wire_code(uint32_t code)
 {
-    return code >= 1 && code <= TASKQ_ENOQUEUE ? (taskq_err_t)code : TASKQ_EPROTO;
+    return code >= 1 && code <= TASKQ_ETERMINAL ? (taskq_err_t)code : TASKQ_EPROTO;
 }
 
 taskq_err_t client_on_error(taskq_client_t *self, const proto_msg_t *m)
@@ -392,7 +394,39 @@ static taskq_err_t policy_check(const taskq_task_spec_t *s)
     return TASKQ_OK;
 }
 
-static taskq_err_t spec_check(const taskq_task_spec_t *s)
+static bool printable_ascii(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Unique keys and retention (docs/tasks.md, "Unique tasks"). */
+static taskq_err_t lifecycle_check(const taskq_task_spec_t *s)
+{
+    bool key = s->unique_key && s->unique_key[0];
+    if (key) {
+        size_t kl = strlen(s->unique_key);
+        if (kl > TQ_UNIQUE_KEY_MAX)
+            return TASKQ_ETOOBIG;
+        if (!printable_ascii(s->unique_key, kl))
+            return TASKQ_EINVAL;
+        if (s->unique)
+            return TASKQ_EINVAL; /* a key, or one computed by the broker: not both */
+    }
+    bool until = s->unique_until && s->unique_until[0];
+    if (until && strcmp(s->unique_until, "done") != 0 && strcmp(s->unique_until, "start") != 0)
+        return TASKQ_EINVAL;
+    if (s->unique_for_ms < 0 || s->unique_for_ms > TQ_TTL_MAX_MS || s->result_ttl_ms < 0 ||
+        s->result_ttl_ms > TQ_TTL_MAX_MS)
+        return TASKQ_EINVAL;
+    if ((until || s->unique_for_ms > 0) && !key && !s->unique)
+        return TASKQ_EINVAL; /* options of a unique key without one */
+    return TASKQ_OK;
+}
+
+taskq_err_t client_spec_check(const taskq_task_spec_t *s)
 {
     if (!s->name)
         return TASKQ_EINVAL;
@@ -411,7 +445,8 @@ static taskq_err_t spec_check(const taskq_task_spec_t *s)
         return TASKQ_EINVAL;
     if (s->time_limit_ms < 0 || s->max_attempts > TQ_ATTEMPTS_MAX)
         return TASKQ_EINVAL;
-    return policy_check(s);
+    taskq_err_t e = policy_check(s);
+    return e != TASKQ_OK ? e : lifecycle_check(s);
 }
 
 static int32_t jitter_to_wire(const char *j)
@@ -441,26 +476,52 @@ static void spec_policy_to_wire(const taskq_task_spec_t *s, proto_task_spec_t *t
     t->policy.no_retry_on = proto_str(s->no_retry_on);
 }
 
+/* The lifecycle fields of a (checked) spec. */
+static void spec_life_to_wire(const taskq_task_spec_t *s, proto_task_spec_t *t)
+{
+    t->immutable = s->immutable != 0;
+    t->unique_key = proto_str(s->unique_key ? s->unique_key : "");
+    t->unique = s->unique != 0;
+    t->unique_until = s->unique_until && !strcmp(s->unique_until, "start") ? 1 : 0;
+    t->unique_for_ms = s->unique_for_ms;
+    t->result_ttl_ms = s->result_ttl_ms;
+}
+
+/* The bytes a spec takes in a SUBMIT, roughly (for chunking). */
+static size_t spec_bytes(const taskq_task_spec_t *s)
+{
+    return s->args_len + strlen(s->name) + TASK_OVERHEAD + POLICY_OVERHEAD + LIFE_OVERHEAD +
+           (s->retry_on ? strlen(s->retry_on) : 0) + (s->no_retry_on ? strlen(s->no_retry_on) : 0) +
+           (s->unique_key ? strlen(s->unique_key) : 0);
+}
+
 /* Encodes specs[first..] into one SUBMIT of at most SUBMIT_CHUNK tasks and
- * CHUNK_BYTES_MAX bytes; *count says how many it took (>= 1). */
+ * CHUNK_BYTES_MAX bytes; *count says how many it took (>= 1). A workflow
+ * (graph not NULL) goes whole in one SUBMIT with its groups, or not at all
+ * (TASKQ_ETOOBIG past TQ_MAX_BODY): its parts refer to each other. */
 static taskq_err_t encode_chunk(uint64_t req, const taskq_task_spec_t *specs, size_t first, size_t n,
-                                size_t *count, void **body, size_t *len)
+                                const client_graph_t *graph, size_t *count, void **body,
+                                size_t *len)
 {
     size_t k = 0, bytes = 0;
-    while (first + k < n && k < SUBMIT_CHUNK) {
-        size_t b = specs[first + k].args_len + strlen(specs[first + k].name) + TASK_OVERHEAD +
-                   POLICY_OVERHEAD + (specs[first + k].retry_on ? strlen(specs[first + k].retry_on) : 0) +
-                   (specs[first + k].no_retry_on ? strlen(specs[first + k].no_retry_on) : 0);
-        if (k > 0 && bytes + b > CHUNK_BYTES_MAX)
-            break;
-        bytes += b;
-        k++;
+    if (graph) {
+        k = n - first;
+    } else {
+        while (first + k < n && k < SUBMIT_CHUNK) {
+            size_t b = spec_bytes(&specs[first + k]);
+            if (k > 0 && bytes + b > CHUNK_BYTES_MAX)
+                break;
+            bytes += b;
+            k++;
+        }
     }
-    proto_task_spec_t *ts = calloc(k, sizeof *ts);
+    proto_task_spec_t *ts = calloc(k ? k : 1, sizeof *ts);
+    proto_group_t *gs = NULL;
     if (!ts)
         return TASKQ_ENOMEM;
     for (size_t i = 0; i < k; i++) {
         const taskq_task_spec_t *s = &specs[first + i];
+        proto_task_spec_init(&ts[i]);
         ts[i].id = s->id;
         ts[i].name = proto_str(s->name);
         if (s->args_len > 0)
@@ -470,14 +531,49 @@ static taskq_err_t encode_chunk(uint64_t req, const taskq_task_spec_t *specs, si
         ts[i].time_limit_ms = s->time_limit_ms;
         ts[i].max_attempts = s->max_attempts;
         spec_policy_to_wire(s, &ts[i]);
+        spec_life_to_wire(s, &ts[i]);
+        if (!graph)
+            continue;
+        const flow_node_t *d = &graph->nodes[first + i];
+        if (d->parent >= 0) {
+            ts[i].has_parent = true;
+            ts[i].parent = specs[d->parent].id;
+        }
+        if (d->group >= 0) {
+            ts[i].has_group = true;
+            ts[i].group = graph->groups[d->group].id;
+            ts[i].index = d->index;
+        }
+        if (d->callback_of >= 0) {
+            ts[i].has_callback_of = true;
+            ts[i].callback_of = graph->groups[d->callback_of].id;
+        }
     }
     proto_msg_t m;
     proto_msg_init(&m, PROTO_SUBMIT);
     m.u.submit.req = req;
     m.u.submit.ntasks = (uint32_t)k;
     m.u.submit.tasks = ts;
+    if (graph && graph->ngroups > 0) {
+        gs = calloc(graph->ngroups, sizeof *gs);
+        if (!gs) {
+            free(ts);
+            return TASKQ_ENOMEM;
+        }
+        for (size_t g = 0; g < graph->ngroups; g++)
+            gs[g] = (proto_group_t){graph->groups[g].id, graph->groups[g].size,
+                                    graph->groups[g].on_fail};
+        m.u.submit.ngroups = (uint32_t)graph->ngroups;
+        m.u.submit.groups = gs;
+    }
     taskq_err_t e = client_encode(&m, body, len);
     free(ts);
+    free(gs);
+    if (e == TASKQ_OK && graph && *len > TQ_MAX_BODY) {
+        free(*body);
+        *body = NULL;
+        e = TASKQ_ETOOBIG; /* one message or nothing: the broker could not take it */
+    }
     *count = k;
     return e;
 }
@@ -512,8 +608,10 @@ static bool submit_on_reply(taskq_client_t *self, outbox_t *ob, const proto_msg_
         for (size_t i = 0; i < e->count; i++)
             codes[e->first + i] = TASKQ_EPROTO;
     } else {
-        /* queues: one per task from a current broker, none from an old one */
+        /* queues: one per task from a current broker, none from an old one;
+         * holders: only when some task hit a live unique key */
         bool has_queues = m->u.submit_ack.nqueues == e->count;
+        bool has_holders = m->u.submit_ack.nholders == e->count;
         for (size_t i = 0; i < e->count; i++) {
             uint32_t c = m->u.submit_ack.codes[i];
             taskq_task_spec_t *s = &specs[e->first + i];
@@ -521,6 +619,10 @@ static bool submit_on_reply(taskq_client_t *self, outbox_t *ob, const proto_msg_
             if (c == 0 && has_queues)
                 proto_str_copy(s->queue_out, sizeof s->queue_out, m->u.submit_ack.queues[i]);
             s->soft_limit = m->u.submit_ack.soft ? 1 : 0;
+            if (c == 0 && has_holders && !taskq_id_is_zero(&m->u.submit_ack.holders[i])) {
+                s->duplicate = 1;
+                s->holder_id = m->u.submit_ack.holders[i];
+            }
         }
     }
     outbox_ack(ob, req);
@@ -531,7 +633,7 @@ static bool submit_on_reply(taskq_client_t *self, outbox_t *ob, const proto_msg_
  * The deadline is measured from the last progress (any answer), so a large
  * batch that keeps moving never times out. codes[] starts as -1 (pending). */
 static taskq_err_t submit_loop(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
-                               taskq_err_t *codes)
+                               const client_graph_t *graph, taskq_err_t *codes)
 {
     outbox_t *ob = outbox_new();
     if (!ob)
@@ -545,7 +647,7 @@ static taskq_err_t submit_loop(taskq_client_t *self, taskq_task_spec_t *specs, s
             void *body = NULL;
             size_t len = 0, k = 0;
             uint64_t req = self->next_req++;
-            fatal = encode_chunk(req, specs, next, n, &k, &body, &len);
+            fatal = encode_chunk(req, specs, next, n, graph, &k, &body, &len);
             if (fatal == TASKQ_OK)
                 fatal = outbox_add(ob, req, next, k, &body, len, RESEND_FIRST_MS);
             if (fatal != TASKQ_OK) {
@@ -609,8 +711,8 @@ out:
     return fatal;
 }
 
-taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
-                               taskq_err_t *results)
+taskq_err_t client_submit_specs(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
+                                taskq_err_t *results, const client_graph_t *graph)
 {
     taskq_err_t e = client_check_handle(self);
     if (e != TASKQ_OK)
@@ -619,6 +721,8 @@ taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, s
         return TASKQ_OK;
     if (!specs)
         return TASKQ_EINVAL;
+    if (graph && n > TQ_GRAPH_MAX)
+        return TASKQ_ETOOBIG;
     taskq_err_t *codes = results ? results : malloc(n * sizeof *codes);
     if (!codes)
         return TASKQ_ENOMEM;
@@ -626,7 +730,7 @@ taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, s
      * does: one bad task rejects it (the others get EINVAL: not sent) */
     taskq_err_t bad = TASKQ_OK;
     for (size_t i = 0; i < n; i++) {
-        codes[i] = spec_check(&specs[i]);
+        codes[i] = client_spec_check(&specs[i]);
         if (codes[i] != TASKQ_OK && bad == TASKQ_OK)
             bad = codes[i];
     }
@@ -642,6 +746,8 @@ taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, s
             taskq_id_generate(&specs[i].id); /* written back: the caller keeps it */
         specs[i].queue_out[0] = '\0';
         specs[i].soft_limit = 0;
+        specs[i].duplicate = 0;
+        memset(&specs[i].holder_id, 0, sizeof specs[i].holder_id);
         codes[i] = (taskq_err_t)-1;
     }
     /* history (TASKQ_HISTORY): opened on first use; a no-op when unset */
@@ -652,7 +758,7 @@ taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, s
         taskq_id_format(&specs[i].id, ids);
         thist_event("submit_invoke %s", ids);
     }
-    taskq_err_t fatal = submit_loop(self, specs, n, codes);
+    taskq_err_t fatal = submit_loop(self, specs, n, graph, codes);
     e = TASKQ_OK;
     for (size_t i = 0; i < n; i++) {
         if ((int)codes[i] == -1)
@@ -673,6 +779,12 @@ out:
     if (codes != results)
         free(codes);
     return e;
+}
+
+taskq_err_t taskq_submit_batch(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
+                               taskq_err_t *results)
+{
+    return client_submit_specs(self, specs, n, results, NULL);
 }
 
 taskq_err_t taskq_submit(taskq_client_t *self, taskq_task_spec_t *spec)

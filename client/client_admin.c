@@ -203,6 +203,47 @@ taskq_err_t client_get_id(const msgpack_object *map, const char *key, taskq_id_t
     return TASKQ_OK;
 }
 
+void client_pack_kv_ids(msgpack_packer *pk, const char *key, const taskq_id_t *ids, size_t n)
+{
+    proto_pack_key(pk, key);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_bin(pk, sizeof ids[i].b);
+        msgpack_pack_bin_body(pk, ids[i].b, sizeof ids[i].b);
+    }
+}
+
+taskq_err_t client_get_ids(const msgpack_object *data, const char *key, size_t max,
+                           taskq_id_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    const msgpack_object *a = data && data->type == MSGPACK_OBJECT_MAP ? proto_obj_get(data, key)
+                                                                        : NULL;
+    if (!a || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size > max) {
+        tlog_warn("ADMIN_REPLY: '%s' is missing or not an array of at most %zu ids", key, max);
+        return TASKQ_EPROTO;
+    }
+    uint32_t k = a->via.array.size;
+    if (k == 0)
+        return TASKQ_OK;
+    taskq_id_t *v = malloc(k * sizeof *v);
+    if (!v)
+        return TASKQ_ENOMEM;
+    for (uint32_t i = 0; i < k; i++) {
+        const msgpack_object *o = &a->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != 16) {
+            tlog_warn("ADMIN_REPLY: %s[%u] is not a 16-byte id", key, i);
+            free(v);
+            return TASKQ_EPROTO;
+        }
+        memcpy(v[i].b, o->via.bin.ptr, 16);
+    }
+    *ids = v;
+    *n = k;
+    return TASKQ_OK;
+}
+
 /* ---- test clock --------------------------------------------------------- */
 
 taskq_err_t taskq_test_clock(taskq_client_t *self, int64_t advance_ms, int64_t set_ms,

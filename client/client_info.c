@@ -143,6 +143,7 @@ taskq_err_t taskq_stats(taskq_client_t *self, taskq_stats_t *out)
     out->nodes = s->nodes;
     out->children = s->children;
     out->uptime_ms = s->uptime_ms;
+    out->purged = s->purged;
     proto_str_copy(out->broker_id, sizeof out->broker_id, s->broker);
     client_inmsg_clear(&in);
     return TASKQ_OK;

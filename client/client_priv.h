@@ -3,8 +3,10 @@
  * submit; client_task.c: task records, status, wait; client_info.c:
  * workers, stats; client_admin.c: ADMIN requests, reply readers, test
  * clock; client_attempt.c, client_queue.c, client_limit.c,
- * client_schedule.c: one ADMIN noun each) share. Private: never
- * installed, nothing here is exported from libtaskq.
+ * client_schedule.c: one ADMIN noun each; client_flow.c: workflows and
+ * groups (flow.c: their pure planning); client_life.c: revoke, dead
+ * letters, re-run, purge) share. Private: never installed, nothing here is
+ * exported from libtaskq.
  */
 #ifndef TASKQ_CLIENT_PRIV_H
 #define TASKQ_CLIENT_PRIV_H
@@ -13,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "flow.h"
 #include "proto.h"
 #include "taskq.h"
 
@@ -71,6 +74,39 @@ taskq_err_t client_request(taskq_client_t *self, const proto_msg_t *msg, uint64_
 taskq_err_t client_request_ex(taskq_client_t *self, const proto_msg_t *msg, uint64_t req,
                               int reply_type, inmsg_t *in, bool resend);
 
+/* ---- submit (client.c) -------------------------------------------------- */
+
+/* A workflow's structure for a submit: nodes[i] describes specs[i] (specs
+ * in submit order: every parent before its children), groups as in
+ * flow.h. */
+typedef struct {
+    const flow_node_t *nodes;
+    const flow_group_t *groups;
+    size_t ngroups;
+} client_graph_t;
+
+/* The checks taskq_submit_batch applies to one spec (name, args, limits,
+ * dispatch policy, unique key and TTLs): TASKQ_OK, EINVAL, ENAME, ETOOBIG. */
+taskq_err_t client_spec_check(const taskq_task_spec_t *s);
+/* taskq_submit_batch; with graph, all n specs go in ONE SUBMIT with the
+ * groups (resent whole with the same ids and req until acknowledged). */
+taskq_err_t client_submit_specs(taskq_client_t *self, taskq_task_spec_t *specs, size_t n,
+                                taskq_err_t *results, const client_graph_t *graph);
+
+/* ---- records and waits (client_task.c) ---------------------------------- */
+
+/* A decoded record as an owned taskq_task_t (one allocation). */
+taskq_err_t client_task_from_rec(const proto_task_rec_t *r, taskq_task_t **out);
+/* Called with an owned task; may take it (set *task = NULL). Nonzero stops. */
+typedef int (*client_take_fn)(taskq_task_t **task, void *arg);
+/* The WAIT loop: delivers each of ids[0..n) once as it becomes terminal;
+ * stops after `stop_after` deliveries (0 = all), when fn returns nonzero,
+ * at the deadline (TASKQ_ETIMEDOUT) or once every id is answered (unknown
+ * or purged ids are not delivered: the call then returns TASKQ_ENOTFOUND /
+ * TASKQ_EPURGED, unless it stopped early). */
+taskq_err_t client_wait_core(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                             int64_t timeout_ms, size_t stop_after, client_take_fn fn, void *arg);
+
 /* ---- ADMIN (client_admin.c) -------------------------------------------- */
 
 /* Admin ops that change something and must not run twice on a resend
@@ -122,5 +158,12 @@ taskq_err_t client_get_f64(const msgpack_object *map, const char *key, double *o
 taskq_err_t client_get_bool(const msgpack_object *map, const char *key, int *out);
 /* A 16-byte id (bin 16) or nil / absent (zero id). */
 taskq_err_t client_get_id(const msgpack_object *map, const char *key, taskq_id_t *out);
+/* Packs "key": [bin16, ...] of ids[0..n). */
+void client_pack_kv_ids(msgpack_packer *pk, const char *key, const taskq_id_t *ids, size_t n);
+/* The array of ids (bin 16 each) under key in data into *ids (malloc'd,
+ * caller frees; NULL when empty) and *n; at most max. TASKQ_EPROTO if it is
+ * missing or malformed. */
+taskq_err_t client_get_ids(const msgpack_object *data, const char *key, size_t max,
+                           taskq_id_t **ids, size_t *n);
 
 #endif

@@ -14,12 +14,12 @@
 /* ---- tasks ---------------------------------------------------------- */
 
 /* One allocation: the struct, then its strings, then the result bytes. */
-static taskq_err_t task_from_rec(const proto_task_rec_t *r, taskq_task_t **out)
+taskq_err_t client_task_from_rec(const proto_task_rec_t *r, taskq_task_t **out)
 {
     size_t rlen = r->has_result ? r->result.len : 0;
-    enum { NSTR = 7 };
+    enum { NSTR = 8 };
     const proto_str_t *src[NSTR] = {&r->name,  &r->worker, &r->progress_message, &r->error,
-                                    &r->queue, &r->code,   &r->schedule};
+                                    &r->queue, &r->code,   &r->schedule,         &r->unique_key};
     size_t sz = sizeof(taskq_task_t) + NSTR + rlen;
     for (int i = 0; i < NSTR; i++)
         sz += src[i]->len;
@@ -44,7 +44,9 @@ static taskq_err_t task_from_rec(const proto_task_rec_t *r, taskq_task_t **out)
         .result = NULL, .result_len = 0, .error = dst[3], .queue = dst[4],
         .priority = r->priority < 0 ? TQ_DEFAULT_PRIORITY : r->priority,
         .failures = r->failures, .code = dst[5], .due_at = r->due_at,
-        .expires_at = r->expires_at, .schedule = dst[6],
+        .expires_at = r->expires_at, .schedule = dst[6], .group_id = r->group_id,
+        .parent_id = r->parent_id, .rerun_of = r->rerun_of, .rerun_by = r->rerun_by,
+        .unique_key = dst[7],
     };
     if (r->has_result) {
         if (rlen)
@@ -81,7 +83,7 @@ taskq_err_t taskq_status(taskq_client_t *self, const taskq_id_t *id, taskq_task_
     e = client_request(self, &m, req, PROTO_STATUS_REPLY, &in);
     if (e != TASKQ_OK)
         return e;
-    e = task_from_rec(&in.msg.u.status_reply.task, out);
+    e = client_task_from_rec(&in.msg.u.status_reply.task, out);
     client_inmsg_clear(&in);
     return e;
 }
@@ -99,9 +101,6 @@ static int id_index_cmp(const void *a, const void *b)
 }
 
 enum { W_PENDING = 0, W_DONE = 1 };
-
-/* Called with an owned task; may take it (set *task = NULL). Nonzero stops. */
-typedef int (*wait_take_fn)(taskq_task_t **task, void *arg);
 
 typedef struct {
     const taskq_id_t *ids;
@@ -144,8 +143,8 @@ static taskq_err_t wait_send(taskq_client_t *self, const waitset_t *w, int64_t r
     return TASKQ_OK;
 }
 
-static taskq_err_t wait_core(taskq_client_t *self, const taskq_id_t *ids, size_t n,
-                             int64_t timeout_ms, wait_take_fn fn, void *arg)
+taskq_err_t client_wait_core(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                             int64_t timeout_ms, size_t stop_after, client_take_fn fn, void *arg)
 {
     taskq_err_t e = client_check_handle(self);
     if (e != TASKQ_OK)
@@ -175,7 +174,7 @@ static taskq_err_t wait_core(taskq_client_t *self, const taskq_id_t *ids, size_t
     self->next_req += w.nchunks;
     int64_t start = tclock_mono_ms();
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms;
-    size_t outstanding = n, notfound = 0;
+    size_t outstanding = n, notfound = 0, delivered = 0;
     taskq_err_t first_err = TASKQ_OK;
     int64_t next_send = start, last_activity = start;
     bool stopped = false;
@@ -226,19 +225,21 @@ static taskq_err_t wait_core(taskq_client_t *self, const taskq_id_t *ids, size_t
                 state[hit->idx] = W_DONE;
                 outstanding--;
                 if (code == TASKQ_ENOTFOUND) {
-                    notfound++;
+                    notfound++; /* purged ids (EPURGED) are the first error */
                 } else if (code != TASKQ_OK) {
                     if (first_err == TASKQ_OK)
                         first_err = client_wire_code(code);
                 } else {
                     taskq_task_t *t = NULL;
-                    e = task_from_rec(&in.msg.u.result.task, &t);
+                    e = client_task_from_rec(&in.msg.u.result.task, &t);
                     if (e != TASKQ_OK) {
                         client_inmsg_clear(&in);
                         goto out;
                     }
                     stopped = fn(&t, arg) != 0;
                     taskq_task_destroy(&t);
+                    if (++delivered == stop_after)
+                        stopped = true;
                 }
             }
         }
@@ -269,7 +270,28 @@ taskq_err_t taskq_wait_many(taskq_client_t *self, const taskq_id_t *ids, size_t 
     if (!fn)
         return TASKQ_EINVAL;
     borrow_arg_t b = {fn, arg};
-    return wait_core(self, ids, n, timeout_ms, wait_borrow, &b);
+    return client_wait_core(self, ids, n, timeout_ms, 0, wait_borrow, &b);
+}
+
+/* fn may be NULL: only wait. */
+static int wait_borrow_opt(taskq_task_t **task, void *arg)
+{
+    borrow_arg_t *b = arg;
+    return b->fn ? b->fn(*task, b->arg) : 0;
+}
+
+taskq_err_t taskq_wait_any(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                           int64_t timeout_ms, taskq_wait_fn fn, void *arg)
+{
+    borrow_arg_t b = {fn, arg};
+    return client_wait_core(self, ids, n, timeout_ms, 1, wait_borrow_opt, &b);
+}
+
+taskq_err_t taskq_wait_all(taskq_client_t *self, const taskq_id_t *ids, size_t n,
+                           int64_t timeout_ms, taskq_wait_fn fn, void *arg)
+{
+    borrow_arg_t b = {fn, arg};
+    return client_wait_core(self, ids, n, timeout_ms, 0, wait_borrow_opt, &b);
 }
 
 static int wait_take(taskq_task_t **task, void *arg)
@@ -285,7 +307,7 @@ taskq_err_t taskq_wait(taskq_client_t *self, const taskq_id_t *id, int64_t timeo
     if (!id || !out)
         return TASKQ_EINVAL;
     *out = NULL;
-    taskq_err_t e = wait_core(self, id, 1, timeout_ms, wait_take, out);
+    taskq_err_t e = client_wait_core(self, id, 1, timeout_ms, 0, wait_take, out);
     if (e == TASKQ_OK && !*out)
         e = TASKQ_EINTERNAL;
     if (e != TASKQ_OK)

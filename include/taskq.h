@@ -491,7 +491,9 @@ TASKQ_EXPORT void taskq_task_list_destroy(taskq_task_list_t **self_p);
 /* Creates a new task per failed one (same name, args, queue, priority and
  * options, fresh budget, linked both ways: rerun_of / rerun_by); the old one
  * keeps its state. ids[0..n), or with n == 0 every failed task matching
- * filter. new_ids (may be NULL) receives up to n ids; *count the number made. */
+ * filter (at most 10,000 per call). new_ids (may be NULL) receives the new
+ * ids: up to n of them, or with n == 0 up to *count on entry (its
+ * capacity). On return *count is the number made. */
 TASKQ_EXPORT taskq_err_t taskq_rerun(taskq_client_t *self, const taskq_id_t *ids, size_t n,
                                      const taskq_failed_filter_t *filter, taskq_id_t *new_ids,
                                      uint64_t *count);

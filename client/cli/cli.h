@@ -2,7 +2,9 @@
  * cli.h - what the files of the `taskq` CLI share: the exit codes, the
  * per-run state, and the helpers every command uses (util.c). One file per
  * noun: main.c (submit, status, result, workers, stats, the command table),
- * cmd_queue.c (queues, queue), cmd_limit.c, cmd_schedule.c, cmd_clock.c;
+ * cmd_queue.c (queues, queue), cmd_limit.c, cmd_schedule.c, cmd_clock.c,
+ * cmd_flow.c (chain, group, map, wait), cmd_life.c (revoke, failed, rerun,
+ * purge);
  * render.c builds the JSON and tables, parse.c parses option values.
  */
 #ifndef TASKQ_CLI_H
@@ -69,6 +71,16 @@ int cmd_queue(cli_t *cli, int argc, char **argv);
 int cmd_limit(cli_t *cli, int argc, char **argv);
 int cmd_schedule(cli_t *cli, int argc, char **argv);
 int cmd_clock(cli_t *cli, int argc, char **argv);
+/* cmd_flow.c: workflows and waiting */
+int cmd_chain(cli_t *cli, int argc, char **argv);
+int cmd_group(cli_t *cli, int argc, char **argv);
+int cmd_map(cli_t *cli, int argc, char **argv);
+int cmd_wait(cli_t *cli, int argc, char **argv);
+/* cmd_life.c: revoke, dead letters, re-run, purge */
+int cmd_revoke(cli_t *cli, int argc, char **argv);
+int cmd_failed(cli_t *cli, int argc, char **argv);
+int cmd_rerun(cli_t *cli, int argc, char **argv);
+int cmd_purge(cli_t *cli, int argc, char **argv);
 
 /* A "verb" dispatcher for commands with subcommands (queue, limit,
  * schedule, clock). */

@@ -47,6 +47,8 @@ static int print_outcome(const taskq_task_t *t, bool as_record)
     if (t->state == TASKQ_STATE_FAILED)
         fprintf(stderr, "taskq: task %s failed: %s%s%s%s\n", id, t->error[0] ? t->error : "(no message)",
                 t->code[0] ? " [" : "", t->code, t->code[0] ? "]" : "");
+    else if (t->error[0])
+        fprintf(stderr, "taskq: task %s ended %s: %s\n", id, taskq_state_name(t->state), t->error);
     else
         fprintf(stderr, "taskq: task %s ended %s\n", id, taskq_state_name(t->state));
     return EXIT_FAILED;
@@ -70,7 +72,8 @@ static int submit_spec_opt(submit_opts_t *o, int argc, char **argv, int *i)
 {
     static const char *const spec_opts[] = {
         "--time-limit", "--max-attempts", "--queue", "--priority", "--countdown", "--eta",
-        "--expires", "--backoff", "--jitter", "--retry-on", "--no-retry-on", "--block", NULL};
+        "--expires", "--backoff", "--jitter", "--retry-on", "--no-retry-on", "--block",
+        "--unique-key", "--unique-until", "--unique-for", "--result-ttl", NULL};
     const char *a = argv[*i];
     bool known = false;
     for (size_t k = 0; spec_opts[k]; k++)
@@ -112,6 +115,23 @@ static int submit_spec_opt(submit_opts_t *o, int argc, char **argv, int *i)
         sp->no_retry_on = v;
     } else if (!strcmp(a, "--block")) {
         ok = parse_seconds(v, &o->block_ms);
+    } else if (!strcmp(a, "--unique-key")) {
+        size_t n = strlen(v);
+        for (size_t k = 0; k < n; k++)
+            ok = ok && v[k] >= 0x20 && v[k] <= 0x7e;
+        ok = ok && n >= 1 && n <= 200;
+        sp->unique_key = v;
+        why = "a unique key is 1-200 printable ASCII characters";
+    } else if (!strcmp(a, "--unique-until")) {
+        ok = !strcmp(v, "done") || !strcmp(v, "start");
+        sp->unique_until = v;
+        why = "expected done or start";
+    } else if (!strcmp(a, "--unique-for")) {
+        ok = parse_duration_ms(v, &sp->unique_for_ms) && sp->unique_for_ms > 0;
+        why = "expected a duration > 0 (e.g. 30, 90s, 10m, 1h)";
+    } else if (!strcmp(a, "--result-ttl")) {
+        ok = parse_duration_ms(v, &sp->result_ttl_ms) && sp->result_ttl_ms > 0;
+        why = "expected a duration > 0 (e.g. 3600, 90m, 7d)";
     }
     if (!ok) {
         if (why)
@@ -145,13 +165,15 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
         "                    [--expires S|TIME] [--time-limit S] [--max-attempts N]\n"
         "                    [--backoff BASE,FACTOR,MAX] [--jitter equal|full|none]\n"
         "                    [--retry-on CODES] [--no-retry-on CODES] [--block S]\n"
-        "                    [--broker EP]\n"
+        "                    [--unique-key K | --unique] [--unique-until done|start]\n"
+        "                    [--unique-for D] [--result-ttl D] [--broker EP]\n"
         "Submits one task and prints its id. ARGS_JSON is a JSON array of arguments or\n"
         "a single JSON value (sent as that value).\n"
         "  --wait            wait for the task and print its result as JSON (with\n"
         "                    --json: the whole record); --timeout S bounds the wait\n"
         "                    (default: forever)\n"
-        "  --json            print {\"id\", \"queue\", \"soft_limit\"} (without --wait)\n"
+        "  --json            print {\"id\", \"queue\", \"soft_limit\", \"duplicate\"}\n"
+        "                    (without --wait)\n"
         "  --queue Q         queue [a-z0-9_.-]{1,64} (default: the broker's routes, else\n"
         "                    \"default\")\n"
         "  --priority P      0-9, default 5, 9 runs first (FIFO within a priority)\n"
@@ -169,7 +191,17 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
         "  --retry-on CODES  retry only these failure codes (comma list, 'http.5*'\n"
         "                    prefixes); --no-retry-on CODES never retries these\n"
         "  --block S         if the queue is full, retry for up to S seconds instead of\n"
-        "                    failing at once (exit 7 when still refused)\n";
+        "                    failing at once (exit 7 when still refused)\n"
+        "  --unique-key K    at most one live task with key K (1-200 printable ASCII):\n"
+        "                    a duplicate creates nothing, prints \"duplicate of ID\" on\n"
+        "                    stderr and the holder's id on stdout (exit 0)\n"
+        "  --unique          the key is a hash of the name, the arguments and the queue\n"
+        "  --unique-until W  done (default: held until the holder ends) or start (held\n"
+        "                    only while it waits to start)\n"
+        "  --unique-for D    also hold the key D after the submit (a throttle; D: 30,\n"
+        "                    90s, 10m, 1h)\n"
+        "  --result-ttl D    keep the record D after it ends (default: the broker's\n"
+        "                    --retention, 24 h); then status answers 'purged'\n";
     const char *name = NULL, *args_text = NULL;
     submit_opts_t o;
     memset(&o, 0, sizeof o);
@@ -191,6 +223,8 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
             return EXIT_OK;
         } else if (!strcmp(a, "--wait")) {
             o.wait = true;
+        } else if (!strcmp(a, "--unique")) {
+            o.spec.unique = 1;
         } else if (!strcmp(a, "--json")) {
             o.as_json = true;
         } else if (!strcmp(a, "--timeout")) {
@@ -211,6 +245,11 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
         return usage_error("submit ", "missing task NAME"), EXIT_USAGE;
     if (o.spec.countdown_ms > 0 && o.spec.eta_ms > 0)
         return usage_error("submit ", "--countdown and --eta exclude each other"), EXIT_USAGE;
+    if (o.spec.unique && o.spec.unique_key)
+        return usage_error("submit ", "--unique and --unique-key exclude each other"), EXIT_USAGE;
+    if ((o.spec.unique_until || o.spec.unique_for_ms > 0) && !o.spec.unique && !o.spec.unique_key)
+        return usage_error("submit ", "--unique-until and --unique-for need --unique-key or "
+                                      "--unique"), EXIT_USAGE;
     void *args = NULL;
     size_t args_len = 0;
     if (args_text) {
@@ -249,13 +288,20 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
         if (spec.soft_limit)
             fprintf(stderr, "taskq: note: queue %s is past %d%% of its max_pending: slow down\n",
                     spec.queue_out[0] ? spec.queue_out : "?", 80);
+        /* a live task holds the unique key: nothing was created; the
+         * holder stands in for it (wait for it, print its id) */
+        const taskq_id_t *tid = spec.duplicate ? &spec.holder_id : &spec.id;
+        taskq_id_format(tid, id);
+        if (spec.duplicate)
+            fprintf(stderr, "duplicate of %s\n", id);
         if (o.wait) {
-            fprintf(stderr, "submitted %s\n", id);
-            rc = wait_and_print(cli, c, &spec.id, o.wait_ms, o.as_json);
+            if (!spec.duplicate)
+                fprintf(stderr, "submitted %s\n", id);
+            rc = wait_and_print(cli, c, tid, o.wait_ms, o.as_json);
         } else if (o.as_json) {
-            json_t *j = json_pack("{s:s, s:o, s:b}", "id", id, "queue",
+            json_t *j = json_pack("{s:s, s:o, s:b, s:b}", "id", id, "queue",
                                   spec.queue_out[0] ? json_string(spec.queue_out) : json_null(),
-                                  "soft_limit", spec.soft_limit);
+                                  "soft_limit", spec.soft_limit, "duplicate", spec.duplicate);
             print_json(j);
             json_decref(j);
         } else {
@@ -271,11 +317,16 @@ static int cmd_submit(cli_t *cli, int argc, char **argv)
 static int cmd_status(cli_t *cli, int argc, char **argv)
 {
     static const char *help =
-        "usage: taskq status ID [--attempts] [--json] [--broker EP]\n"
+        "usage: taskq status ID|GID [--attempts] [--json] [--broker EP]\n"
         "Prints a task's record: aligned key: value lines, or one JSON object with\n"
         "--json (id, name, state, queue, priority, attempts, max_attempts, failures,\n"
-        "code, progress{current,total,message}, result, error, worker, child_pid,\n"
-        "submitted_at, started_at, finished_at, due_at, expires_at, schedule).\n"
+        "code, progress{current,total,message}, result, error (failed: the error;\n"
+        "revoked: the reason), worker, child_pid, submitted_at, started_at,\n"
+        "finished_at, due_at, expires_at, schedule, group_id, parent_id, rerun_of,\n"
+        "rerun_by, unique_key).\n"
+        "A group id (group, chord, map) prints its progress instead: JSON {group,\n"
+        "total, succeeded, failed, remaining, on_fail, callback, callback_state}.\n"
+        "A task deleted after its retention time is reported as purged (exit 5).\n"
         "--attempts adds every attempt, oldest first: one line each (attempt, worker,\n"
         "pid, start, duration, state, code, message), or with --json the array\n"
         "\"attempt_history\" of {attempt, worker, child_pid, started_at, finished_at,\n"
@@ -311,6 +362,28 @@ static int cmd_status(cli_t *cli, int argc, char **argv)
     taskq_task_t *t = NULL;
     taskq_attempts_t *at = NULL;
     taskq_err_t e = taskq_status(c, &id, &t);
+    if (e == TASKQ_ENOTFOUND || e == TASKQ_EPURGED) {
+        /* not a task: maybe a group (group, chord or map; its id may be
+         * older than the purge horizon of task ids) */
+        taskq_group_info_t g;
+        taskq_err_t ge = taskq_group_status(c, &id, &g);
+        if (ge == TASKQ_OK) {
+            if (as_json) {
+                json_t *o = group_json(&g);
+                print_json(o);
+                json_decref(o);
+            } else {
+                print_group_human(stdout, &g);
+            }
+            taskq_client_destroy(&c);
+            return EXIT_OK;
+        }
+        if (ge != TASKQ_ENOTFOUND)
+            e = ge;
+        rc = fail_on(cli, c, e, "status", e == TASKQ_EPURGED ? "task" : "task or group", ids);
+        taskq_client_destroy(&c);
+        return rc;
+    }
     if (e == TASKQ_OK && with_attempts)
         e = taskq_attempts(c, &id, &at);
     if (e != TASKQ_OK) {
@@ -571,9 +644,9 @@ static int cmd_stats(cli_t *cli, int argc, char **argv)
 {
     static const char *help =
         "usage: taskq stats [--json] [--broker EP]\n"
-        "Tasks by state, totals, nodes and children, broker uptime. JSON fields:\n"
-        "queued, running, succeeded, failed, total, submitted, nodes, children,\n"
-        "uptime_s, broker.\n";
+        "Tasks by state, totals, records purged (by TTL or purge, ever), nodes and\n"
+        "children, broker uptime. JSON fields: queued, running, succeeded, failed,\n"
+        "total, submitted, purged, nodes, children, uptime_s, broker.\n";
     bool as_json;
     int prc = parse_simple(cli, argc, argv, "stats ", help, &as_json, NULL, 0);
     if (prc >= 0)
@@ -588,10 +661,11 @@ static int cmd_stats(cli_t *cli, int argc, char **argv)
     if (e != TASKQ_OK)
         return fail(cli, e, "stats", NULL);
     if (as_json) {
-        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s}", "queued",
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s}", "queued",
                               (json_int_t)s.queued, "running", (json_int_t)s.running, "succeeded",
                               (json_int_t)s.succeeded, "failed", (json_int_t)s.failed, "total",
-                              (json_int_t)s.total, "submitted", (json_int_t)s.submitted, "nodes",
+                              (json_int_t)s.total, "submitted", (json_int_t)s.submitted,
+                              "purged", (json_int_t)s.purged, "nodes",
                               (json_int_t)s.nodes, "children", (json_int_t)s.children, "uptime_s",
                               (double)s.uptime_ms / 1000.0, "broker", s.broker_id);
         print_json_flags(o, JSON_REAL_PRECISION(15));
@@ -604,6 +678,8 @@ static int cmd_stats(cli_t *cli, int argc, char **argv)
            "succeeded:", (unsigned long long)s.succeeded, "failed:", (unsigned long long)s.failed);
     printf("%-11s %llu\n%-11s %llu (since broker start)\n", "total:", (unsigned long long)s.total,
            "submitted:", (unsigned long long)s.submitted);
+    printf("%-11s %llu (records deleted by TTL or purge, ever)\n", "purged:",
+           (unsigned long long)s.purged);
     printf("%-11s %llu\n%-11s %llu\n", "nodes:", (unsigned long long)s.nodes, "children:",
            (unsigned long long)s.children);
     printf("%-11s %lldh %02lldm %02llds\n%-11s %s\n", "uptime:", (long long)(up / 3600),
@@ -628,6 +704,14 @@ static const struct {
     {"limit", cmd_limit, "set | list | rm rate and concurrency limits"},
     {"schedule", cmd_schedule, "add | list | pause | resume | rm | run-now periodic schedules"},
     {"clock", cmd_clock, "advance | set the broker's test clock (--test-clock only)"},
+    {"revoke", cmd_revoke, "revoke tasks (by id, group, queue, name, state); --terminate"},
+    {"chain", cmd_chain, "submit a chain: each task gets the previous one's result"},
+    {"group", cmd_group, "submit a group (with --then: a chord)"},
+    {"map", cmd_map, "one task per chunk of items, as a group; --wait prints results"},
+    {"wait", cmd_wait, "wait for any / all of some tasks, or a group"},
+    {"failed", cmd_failed, "list failed tasks (the dead-letter set)"},
+    {"rerun", cmd_rerun, "re-run failed tasks as new tasks"},
+    {"purge", cmd_purge, "delete terminal task records older than a duration"},
 };
 
 static void print_help(FILE *f)
@@ -637,8 +721,9 @@ static void print_help(FILE *f)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions:\n  --broker EP  broker endpoint list (else $TASKQ_BROKER, else %s)\n"
                "  --help       this text; 'taskq COMMAND --help' for a command\n\n"
-               "Dispatch policy (queues, priorities, ETAs, retries, limits, schedules):\n"
-               "docs/tasks.md.\n\nexit codes:\n",
+               "Dispatch policy (queues, priorities, ETAs, retries, limits, schedules)\n"
+               "and task lifecycle (revoke, workflows, waiting, unique tasks, retention,\n"
+               "dead letters): docs/tasks.md.\n\nexit codes:\n",
             TASKQ_DEFAULT_BROKER);
     print_exit_codes(f);
 }

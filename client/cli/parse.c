@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "taskq.h"
+
 #define SECONDS_MAX 1e9 /* ~31 years: larger is a typo */
 
 /* A non-negative finite decimal number; *end points past it. Refuses
@@ -303,7 +307,7 @@ bool queue_name_ok(const char *s)
     return true;
 }
 
-static bool task_name_ok(const char *s)
+bool task_name_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 128)
@@ -323,4 +327,86 @@ bool limit_key_ok(const char *s)
     if (!strncmp(s, "queue:", 6))
         return queue_name_ok(s + 6);
     return false;
+}
+
+/* ---- issue 7: workflows, revoke, dead letters ------------------------------ */
+
+static bool json_ok(const char *text)
+{
+    json_error_t err;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &err);
+    if (!j)
+        return false;
+    json_decref(j);
+    return true;
+}
+
+bool parse_task_arg(const char *s, char *name, size_t namesz, const char **json_text)
+{
+    size_t len = strlen(s);
+    /* the leftmost ':' whose right side is JSON (or empty); names have no
+     * JSON-opening characters, so "a:b:[1]" splits before "[1]" */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != ':')
+            continue;
+        const char *rest = s + i + 1;
+        if (i == 0 || i >= namesz || (*rest && !json_ok(rest)))
+            continue;
+        char tmp[129];
+        if (i >= sizeof tmp)
+            return false;
+        memcpy(tmp, s, i);
+        tmp[i] = '\0';
+        if (!task_name_ok(tmp))
+            continue;
+        memcpy(name, tmp, i + 1);
+        *json_text = *rest ? rest : NULL;
+        return true;
+    }
+    if (len >= namesz || !task_name_ok(s))
+        return false;
+    memcpy(name, s, len + 1);
+    *json_text = NULL;
+    return true;
+}
+
+bool parse_states(const char *s, unsigned *bits)
+{
+    unsigned b = 0;
+    const char *p = s;
+    if (!*p)
+        return false;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        char w[16];
+        if (n == 0 || n >= sizeof w)
+            return false;
+        memcpy(w, p, n);
+        w[n] = '\0';
+        int st = taskq_state_from_name(w);
+        if (st < 0)
+            return false;
+        b |= 1u << st;
+        p += n;
+        if (!*p)
+            break;
+        p++; /* ',' */
+    }
+    *bits = b;
+    return true;
+}
+
+bool parse_since(const char *s, int64_t now_ms, int64_t *unix_ms, const char **why)
+{
+    size_t n = strlen(s);
+    /* a duration needs its unit ("90m", "2h", "7d"): a bare number is a
+     * unix time, as for --eta */
+    if (n > 0 && strchr("smhd", s[n - 1])) {
+        int64_t d;
+        if (parse_duration_ms(s, &d)) {
+            *unix_ms = now_ms - d > 0 ? now_ms - d : 1;
+            return true;
+        }
+    }
+    return parse_time_ms(s, unix_ms, why);
 }

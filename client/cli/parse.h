@@ -8,6 +8,7 @@
 #define TASKQ_CLI_PARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Non-negative seconds, possibly fractional ("2", "0.5") -> ms. */
@@ -42,5 +43,22 @@ bool parse_rate(const char *s, double *per_second);
 bool queue_name_ok(const char *s);
 /* Limit keys: "task:NAME" (NAME [A-Za-z0-9_.:-]{1,128}) or "queue:Q". */
 bool limit_key_ok(const char *s);
+/* Task names: [A-Za-z0-9_.:-]{1,128}. */
+bool task_name_ok(const char *s);
+
+/* NAME:ARGS_JSON (chain, group, map --then): splits at the leftmost ':'
+ * that leaves a valid task name on its left and valid JSON (or nothing) on
+ * its right; without such a ':' the whole text is the name (no args). So
+ * "test.add:[1,2]" -> test.add, [1,2]; "mod:resize" -> the name
+ * "mod:resize"; "mod:resize:[3]" -> mod:resize, [3]; "a:1" -> a, 1 (write
+ * "a:1:" for a task named "a:1" without args). name gets the name (namesz
+ * >= 129); *json_text points into s, or is NULL for no args. false if no
+ * valid name results. */
+bool parse_task_arg(const char *s, char *name, size_t namesz, const char **json_text);
+/* --state S,...: comma-separated state names -> bits (1 << state). */
+bool parse_states(const char *s, unsigned *bits);
+/* --since: an absolute time as parse_time_ms, or a duration with its unit
+ * ("90m", "2h", "7d") meaning that long before now_ms. */
+bool parse_since(const char *s, int64_t now_ms, int64_t *unix_ms, const char **why);
 
 #endif

@@ -36,6 +36,15 @@ static json_t *json_str_or_null(const char *s)
     return s && s[0] ? json_string(s) : json_null();
 }
 
+json_t *json_id_or_null(const taskq_id_t *id)
+{
+    if (taskq_id_is_zero(id))
+        return json_null();
+    char s[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(id, s);
+    return json_string(s);
+}
+
 const char *format_rate(double per_second, char *buf, size_t sz)
 {
     if (!(per_second > 0))
@@ -118,7 +127,10 @@ json_t *task_json(const taskq_task_t *t)
     json_object_set_new(p, "message", json_string(t->progress_message));
     json_object_set_new(o, "progress", p);
     json_object_set_new(o, "result", t->state == TASKQ_STATE_SUCCEEDED ? result_json(t) : json_null());
-    json_object_set_new(o, "error", t->state == TASKQ_STATE_FAILED ? json_string(t->error) : json_null());
+    /* failed: the error; revoked: the reason (e.g. upstream_failed) */
+    bool has_error = t->state == TASKQ_STATE_FAILED ||
+                     (t->state == TASKQ_STATE_REVOKED && t->error && t->error[0]);
+    json_object_set_new(o, "error", has_error ? json_string(t->error) : json_null());
     json_object_set_new(o, "worker", json_str_or_null(t->worker));
     json_object_set_new(o, "child_pid", json_integer(t->child_pid));
     json_object_set_new(o, "submitted_at", json_time(t->submitted_at));
@@ -127,6 +139,11 @@ json_t *task_json(const taskq_task_t *t)
     json_object_set_new(o, "due_at", json_time(t->due_at));
     json_object_set_new(o, "expires_at", json_time(t->expires_at));
     json_object_set_new(o, "schedule", json_str_or_null(t->schedule));
+    json_object_set_new(o, "group_id", json_id_or_null(&t->group_id));
+    json_object_set_new(o, "parent_id", json_id_or_null(&t->parent_id));
+    json_object_set_new(o, "rerun_of", json_id_or_null(&t->rerun_of));
+    json_object_set_new(o, "rerun_by", json_id_or_null(&t->rerun_by));
+    json_object_set_new(o, "unique_key", json_str_or_null(t->unique_key));
     return o;
 }
 
@@ -168,6 +185,8 @@ void print_task_human(FILE *f, const taskq_task_t *t)
     }
     if (t->state == TASKQ_STATE_FAILED)
         fprintf(f, "%-13s %s\n", "error:", t->error);
+    if (t->state == TASKQ_STATE_REVOKED && t->error[0])
+        fprintf(f, "%-13s %s\n", "reason:", t->error);
     fprintf(f, "%-13s %s\n", "worker:", t->worker[0] ? t->worker : "-");
     fprintf(f, "%-13s %d\n", "child_pid:", (int)t->child_pid);
     kv_time(f, "submitted_at:", t->submitted_at);
@@ -179,6 +198,20 @@ void print_task_human(FILE *f, const taskq_task_t *t)
         kv_time(f, "expires_at:", t->expires_at);
     if (t->schedule[0])
         fprintf(f, "%-13s %s\n", "schedule:", t->schedule);
+    const struct {
+        const char *key;
+        const taskq_id_t *id;
+    } links[] = {{"group:", &t->group_id}, {"parent:", &t->parent_id},
+                 {"rerun_of:", &t->rerun_of}, {"rerun_by:", &t->rerun_by}};
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        if (taskq_id_is_zero(links[i].id))
+            continue;
+        char id2[TASKQ_ID_STRLEN + 1];
+        taskq_id_format(links[i].id, id2);
+        fprintf(f, "%-13s %s\n", links[i].key, id2);
+    }
+    if (t->unique_key && t->unique_key[0])
+        fprintf(f, "%-13s %s\n", "unique_key:", t->unique_key);
 }
 
 /* ---- attempts ---------------------------------------------------------- */
@@ -361,4 +394,75 @@ void print_schedule_row(FILE *f, const taskq_schedule_t *s)
             s->next_at > 0 ? iso_time(s->next_at, next, sizeof next) : "-",
             s->last_fire_at > 0 ? iso_time(s->last_fire_at, last, sizeof last) : "-", fires,
             skipped);
+}
+
+/* ---- groups, waits, dead letters ----------------------------------------- */
+
+json_t *group_json(const taskq_group_info_t *g)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "group", json_id_or_null(&g->id));
+    json_object_set_new(o, "total", json_integer((json_int_t)g->total));
+    json_object_set_new(o, "succeeded", json_integer((json_int_t)g->succeeded));
+    json_object_set_new(o, "failed", json_integer((json_int_t)g->failed));
+    json_object_set_new(o, "remaining", json_integer((json_int_t)g->remaining));
+    json_object_set_new(o, "on_fail", json_string(g->on_fail ? g->on_fail : "fail"));
+    json_object_set_new(o, "callback", json_id_or_null(&g->callback));
+    json_object_set_new(o, "callback_state", g->callback_state >= 0
+                                                 ? json_string(taskq_state_name(g->callback_state))
+                                                 : json_null());
+    return o;
+}
+
+void print_group_human(FILE *f, const taskq_group_info_t *g)
+{
+    char id[TASKQ_ID_STRLEN + 1];
+    taskq_id_format(&g->id, id);
+    fprintf(f, "%-13s %s\n", "group:", id);
+    fprintf(f, "%-13s %llu/%llu done (%llu succeeded, %llu failed), %llu remaining\n",
+            "progress:", (unsigned long long)(g->succeeded + g->failed),
+            (unsigned long long)g->total, (unsigned long long)g->succeeded,
+            (unsigned long long)g->failed, (unsigned long long)g->remaining);
+    fprintf(f, "%-13s %s\n", "on_fail:", g->on_fail ? g->on_fail : "fail");
+    if (taskq_id_is_zero(&g->callback)) {
+        fprintf(f, "%-13s -\n", "callback:");
+    } else {
+        taskq_id_format(&g->callback, id);
+        fprintf(f, "%-13s %s (%s)\n", "callback:", id,
+                g->callback_state >= 0 ? taskq_state_name(g->callback_state) : "unknown");
+    }
+}
+
+const char *format_wait_bar(char *buf, size_t sz, uint64_t done, uint64_t total, uint64_t failed,
+                            int64_t elapsed_ms)
+{
+    enum { W = 20 };
+    char bar[W + 1];
+    size_t full = total ? (size_t)((double)done / (double)total * W) : W;
+    if (full > W)
+        full = W;
+    for (size_t i = 0; i < W; i++)
+        bar[i] = i < full ? '#' : '.';
+    bar[W] = '\0';
+    snprintf(buf, sz, "[%s] %llu/%llu done, %llu failed, %.1f s", bar, (unsigned long long)done,
+             (unsigned long long)total, (unsigned long long)failed,
+             (double)(elapsed_ms > 0 ? elapsed_ms : 0) / 1000.0);
+    return buf;
+}
+
+#define FAILED_ROW "%-36s  %-24s %-12s %-24s %8s  %-16s %s\n"
+
+void print_failed_header(FILE *f)
+{
+    fprintf(f, FAILED_ROW, "ID", "NAME", "QUEUE", "FINISHED", "ATTEMPTS", "CODE", "ERROR");
+}
+
+void print_failed_row(FILE *f, const taskq_task_t *t)
+{
+    char id[TASKQ_ID_STRLEN + 1], fin[40], att[24];
+    taskq_id_format(&t->id, id);
+    snprintf(att, sizeof att, "%u/%u", t->attempts, t->max_attempts);
+    fprintf(f, FAILED_ROW, id, t->name, t->queue[0] ? t->queue : "-",
+            t->finished_at > 0 ? iso_time(t->finished_at, fin, sizeof fin) : "-", att,
+            t->code[0] ? t->code : "-", t->error);
 }

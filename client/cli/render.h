@@ -28,9 +28,13 @@ const char *format_age(int64_t ms, char *buf, size_t sz);
 /* 8 characters that differ between ids of one batch. */
 void short_id(const taskq_id_t *id, char out[9]);
 
+/* An id as a JSON string, or null for the zero id. */
+json_t *json_id_or_null(const taskq_id_t *id);
+
 /* The result as JSON (null if none); notes lossy parts on stderr. */
 json_t *result_json(const taskq_task_t *t);
-/* `status --json`: the record. */
+/* `status --json`: the record (with group_id, parent_id, rerun_of,
+ * rerun_by, unique_key; error is the reason for a revoked task). */
 json_t *task_json(const taskq_task_t *t);
 void print_task_human(FILE *f, const taskq_task_t *t);
 
@@ -66,5 +70,19 @@ json_t *schedule_json(const taskq_schedule_t *s);
 /* NAME CRON TZ TASK QUEUE PRIO PAUSED NEXT LAST FIRES SKIPPED */
 void print_schedule_header(FILE *f);
 void print_schedule_row(FILE *f, const taskq_schedule_t *s);
+
+/* `status GID --json`: {group, total, succeeded, failed, remaining,
+ * on_fail, callback (id or null), callback_state (state name or null)} */
+json_t *group_json(const taskq_group_info_t *g);
+void print_group_human(FILE *f, const taskq_group_info_t *g);
+
+/* The `taskq wait` progress line: "[#####...............] 512/2000 done,
+ * 3 failed, 12.3 s" (20 cells; done counts every terminal task). */
+const char *format_wait_bar(char *buf, size_t sz, uint64_t done, uint64_t total, uint64_t failed,
+                            int64_t elapsed_ms);
+
+/* `taskq failed`: ID NAME QUEUE FINISHED ATTEMPTS CODE ERROR */
+void print_failed_header(FILE *f);
+void print_failed_row(FILE *f, const taskq_task_t *t);
 
 #endif

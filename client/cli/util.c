@@ -17,8 +17,8 @@ static const struct {
     {EXIT_USAGE, "bad usage"},
     {EXIT_TIMEOUT, "timed out"},
     {EXIT_UNREACH, "cannot reach the broker"},
-    {EXIT_NOTFOUND, "not found (task, queue, limit or schedule)"},
-    {EXIT_OTHER, "other error"},
+    {EXIT_NOTFOUND, "not found (task, group, queue, limit or schedule), or purged"},
+    {EXIT_OTHER, "other error (e.g. revoke of a task that already ended)"},
     {EXIT_BUSY, "busy: refused by backpressure (the queue is full)"},
 };
 
@@ -38,6 +38,7 @@ int exit_for(taskq_err_t e)
     case TASKQ_ETIMEDOUT: return EXIT_TIMEOUT;
     case TASKQ_EUNREACH: return EXIT_UNREACH;
     case TASKQ_ENOTFOUND:
+    case TASKQ_EPURGED:
     case TASKQ_ENOQUEUE: return EXIT_NOTFOUND;
     case TASKQ_EBUSY: return EXIT_BUSY;
     default: return EXIT_OTHER;
@@ -75,6 +76,10 @@ int fail_on(const cli_t *cli, const taskq_client_t *c, taskq_err_t e, const char
         break;
     case TASKQ_ENOTFOUND:
         fprintf(stderr, "taskq: no such %s: %s\n", noun ? noun : "task", name ? name : "?");
+        break;
+    case TASKQ_EPURGED:
+        fprintf(stderr, "taskq: %s %s was purged (it ended and its record was deleted after its "
+                        "retention time)\n", noun ? noun : "task", name ? name : "?");
         break;
     case TASKQ_EBUSY: {
         taskq_busy_info_t b = {{0}, 0, 0, 0};

@@ -1,12 +1,15 @@
 /* it_cli: the `taskq` CLI end to end: exit codes (0 ok, 1 task failed,
- * 2 usage, 3 timeout, 4 broker unreachable, 5 not found, 7 busy) and the
- * documented JSON of `status --json`, `workers --json`, `queues --json`,
- * `limit list --json`. The broker is passed through $TASKQ_BROKER. */
+ * 2 usage, 3 timeout, 4 broker unreachable, 5 not found, 6 other, 7 busy)
+ * and the documented JSON of `status --json`, `workers --json`, `queues
+ * --json`, `limit list --json`; the task-lifecycle commands (chain, group,
+ * map --wait, wait, status GID, revoke, failed, rerun, purge, submit
+ * --unique-key) once each. The broker is passed through $TASKQ_BROKER. */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -66,6 +69,176 @@ static int free_port(void)
     getsockname(s, (struct sockaddr *)&a, &l);
     close(s);
     return ntohs(a.sin_port);
+}
+
+/* The n-th (0-based) line of stdout as an id. */
+static taskq_id_t line_id(int n, const char *what)
+{
+    const char *p = out;
+    for (int i = 0; i < n && p; i++) {
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    H_ASSERT(p && strlen(p) >= TASKQ_ID_STRLEN, "%s: no line %d in stdout '%.300s'", what, n, out);
+    char buf[TASKQ_ID_STRLEN + 1];
+    memcpy(buf, p, TASKQ_ID_STRLEN);
+    buf[TASKQ_ID_STRLEN] = '\0';
+    taskq_id_t id;
+    H_ASSERT(taskq_id_parse(buf, &id) == TASKQ_OK, "%s: line %d is not an id: '%.300s'", what, n,
+             out);
+    return id;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* True if the stderr log of the last CLI run contains needle. */
+static bool cli_stderr_has(const char *needle)
+{
+    FILE *f = fopen(h_cli_last_log(), "r");
+    if (!f)
+        return false;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* Issue 7 commands, once each. test.hang occupies one of the two children:
+ * everything here runs on the other one, or waits in a paused queue. */
+static void lifecycle_checks(const char *ep)
+{
+    int rc;
+    json_t *j;
+    char a[TASKQ_ID_STRLEN + 1], b[TASKQ_ID_STRLEN + 1], g[TASKQ_ID_STRLEN + 1];
+
+    /* chain: ids in order; the second gets the first's result appended */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "chain", "test.concat:[\"a\"]", "test.concat:[\"b\"]");
+    H_ASSERT(rc == 0 && count_lines(out) == 2, "chain: exit %d, stdout '%.300s'", rc, out);
+    taskq_id_t c0 = line_id(0, "chain"), c1 = line_id(1, "chain");
+    taskq_id_format(&c0, a);
+    taskq_id_format(&c1, b);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "wait", "--all", a, b, "--timeout", "20");
+    H_ASSERT(rc == 0 && count_lines(out) == 2, "wait --all (chain): exit %d, '%.300s'", rc, out);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "status", b, "--json");
+    H_ASSERT(rc == 0, "status of a chained task: exit %d", rc);
+    j = parse_json("status (chained)");
+    char *res = json_dumps(json_object_get(j, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
+    H_ASSERT(res && strcmp(res, "[\"b\",[\"a\"]]") == 0, "chain result '%s'", res ? res : "?");
+    free(res);
+    need_key(j, "parent_id", JSON_STRING, "status (chained)");
+    H_ASSERT(strcmp(json_string_value(json_object_get(j, "parent_id")), a) == 0, "parent_id");
+    json_decref(j);
+
+    /* group with --then (a chord): group id, members, callback */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "group", "test.sum:[1]", "test.sum:[2]", "--then",
+                   "test.sum:[]");
+    H_ASSERT(rc == 0 && count_lines(out) == 4, "group --then: exit %d, '%.300s'", rc, out);
+    taskq_id_t gid = line_id(0, "group"), cb = line_id(3, "group");
+    taskq_id_format(&gid, g);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "wait", "--group", g, "--json", "--timeout", "20");
+    H_ASSERT(rc == 0 && count_lines(out) == 3, "wait --group: exit %d, '%.300s'", rc, out);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "status", g, "--json");
+    H_ASSERT(rc == 0, "status GID: exit %d", rc);
+    j = parse_json("status GID");
+    H_ASSERT(json_integer_value(json_object_get(j, "total")) == 2 &&
+                 json_integer_value(json_object_get(j, "succeeded")) == 2 &&
+                 json_integer_value(json_object_get(j, "remaining")) == 0,
+             "status GID: '%.300s'", out);
+    need_key(j, "callback", JSON_STRING, "status GID");
+    json_decref(j);
+    taskq_id_format(&cb, a);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "result", a, "--timeout", "10");
+    H_ASSERT(rc == 0 && atoi(out) == 3, "chord callback result: exit %d, '%.100s'", rc, out);
+
+    /* map --wait: results in item order, one per line */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "map", "test.sum", "[5,6,7]", "--wait", "--timeout", "20");
+    H_ASSERT(rc == 0 && strcmp(out, "5\n6\n7\n") == 0, "map --wait: exit %d, '%.300s'", rc, out);
+
+    /* a paused queue holds a task queued: wait --any returns the other one */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "queue", "pause", "cliq7");
+    H_ASSERT(rc == 0, "queue pause cliq7: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "submit", "test.square", "[4]", "--queue", "cliq7",
+                   "--unique-key", "cli-k");
+    H_ASSERT(rc == 0, "submit --unique-key: exit %d", rc);
+    taskq_id_t held = find_id("submit --unique-key");
+    taskq_id_format(&held, a);
+    /* the same key again: nothing created, the holder's id, exit 0 */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "submit", "test.square", "[4]", "--queue", "cliq7",
+                   "--unique-key", "cli-k");
+    H_ASSERT(rc == 0 && strncmp(out, a, TASKQ_ID_STRLEN) == 0,
+             "duplicate submit: exit %d, stdout '%.100s', expected the holder %s", rc, out, a);
+    H_ASSERT(cli_stderr_has("duplicate of"), "duplicate submit: no 'duplicate of' on stderr");
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "wait", "--any", a, b, "--timeout", "10");
+    H_ASSERT(rc == 0 && count_lines(out) == 1 && strncmp(out, b, TASKQ_ID_STRLEN) == 0,
+             "wait --any: exit %d, '%.300s'", rc, out);
+
+    /* revoke: once (exit 0), again (already revoked: exit 6), unknown (5) */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "revoke", a, "--reason", "cli test");
+    H_ASSERT(rc == 0 && strstr(out, "revoked 1"), "revoke: exit %d, '%.200s'", rc, out);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "revoke", a);
+    H_ASSERT(rc == 6 && cli_stderr_has("already revoked"), "revoke twice: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "revoke", "01890a5d-ac96-774b-bcce-b302099a8057");
+    H_ASSERT(rc == 5, "revoke of an unknown id: exit %d, expected 5", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "status", a, "--json");
+    j = parse_json("status (revoked)");
+    H_ASSERT(strcmp(json_string_value(json_object_get(j, "state")), "revoked") == 0 &&
+                 json_is_string(json_object_get(j, "error")),
+             "revoked task: '%.300s'", out);
+    json_decref(j);
+
+    /* failed --json lists test.fail (from above) with its attempts; rerun
+     * makes a new task once, the second time exit 6 */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "failed", "--name", "test.fail", "--json");
+    H_ASSERT(rc == 0, "failed --json: exit %d", rc);
+    j = parse_json("failed --json");
+    H_ASSERT(json_is_array(j) && json_array_size(j) >= 1, "failed --json: '%.300s'", out);
+    json_t *f0 = json_array_get(j, 0);
+    need_key(f0, "attempt_history", JSON_ARRAY, "failed --json");
+    H_ASSERT(strcmp(json_string_value(json_object_get(f0, "state")), "failed") == 0, "not failed");
+    snprintf(a, sizeof a, "%s", json_string_value(json_object_get(f0, "id")));
+    json_decref(j);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "rerun", a);
+    H_ASSERT(rc == 0 && count_lines(out) == 1, "rerun: exit %d, '%.200s'", rc, out);
+    taskq_id_t again = line_id(0, "rerun");
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "rerun", a);
+    H_ASSERT(rc == 6, "rerun of a re-run task: exit %d, expected 6", rc);
+    taskq_id_format(&again, b);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "status", b, "--json");
+    j = parse_json("status (rerun)");
+    H_ASSERT(json_is_string(json_object_get(j, "rerun_of")) &&
+                 strcmp(json_string_value(json_object_get(j, "rerun_of")), a) == 0,
+             "rerun_of: '%.300s'", out);
+    json_decref(j);
+
+    /* purge (nothing that old) and the purged counter */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "purge", "--state", "succeeded", "--older-than", "30d");
+    H_ASSERT(rc == 0 && strcmp(out, "purged 0\n") == 0, "purge: exit %d, '%.100s'", rc, out);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "stats", "--json");
+    j = parse_json("stats --json");
+    need_key(j, "purged", JSON_INTEGER, "stats --json");
+    json_decref(j);
+
+    /* usage errors: exit 2 */
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "chain");
+    H_ASSERT(rc == 2, "chain without tasks: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "map", "test.sum", "{\"a\":1}");
+    H_ASSERT(rc == 2, "map with an object: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "wait", "--any", "--all", a);
+    H_ASSERT(rc == 2, "wait --any --all: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "revoke", "--state", "queued");
+    H_ASSERT(rc == 2, "revoke --state without a selector: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "purge", "--state", "queued", "--older-than", "1d");
+    H_ASSERT(rc == 2, "purge of a non-terminal state: exit %d", rc);
+    rc = h_run_cli(out, OUTSZ, NULL, ep, "chain", "test.concat:[1]", "test.concat:7");
+    H_ASSERT(rc == 2, "chain into non-array args: exit %d", rc);
 }
 
 int main(int argc, char **argv)
@@ -240,6 +413,8 @@ int main(int argc, char **argv)
     /* no test clock on this broker: refused */
     rc = h_run_cli(out, OUTSZ, NULL, ep, "clock", "advance", "1000");
     H_ASSERT(rc == 2, "clock advance without --test-clock: exit %d, expected 2", rc);
+
+    lifecycle_checks(ep);
 
     /* workers --json lists our node and its children */
     rc = h_run_cli(out, OUTSZ, NULL, ep, "workers", "--json");

@@ -385,8 +385,8 @@ static void terminate_and_cancel(void)
     pid_t p3 = run_square(c, 7);
     H_ASSERT(p3 == child, "after a plain cancel the same child should serve (ran in %d, "
              "cancelled child %d)", (int)p3, (int)child);
-    h_log("cancel without --terminate: task stopped after %lld ms, DONE stale, child %d kept",
-          (long long)ended, (int)child);
+    h_log("cancel without --terminate: task stopped after %lld ms, its DONE answered %s, "
+          "child %d kept", (long long)ended, st.f2_out, (int)child);
     taskq_client_destroy(&c);
 }
 

@@ -262,13 +262,14 @@ static void test_task_json_fields(void **state)
     assert_string_equal(
         s, "{\"attempts\":2,\"child_pid\":77,\"code\":\"taskq.crash\",\"due_at\":null,"
            "\"error\":null,\"expires_at\":\"2026-11-25T17:01:00.000Z\",\"failures\":1,"
-           "\"finished_at\":\"2026-11-25T17:00:00.200Z\","
+           "\"finished_at\":\"2026-11-25T17:00:00.200Z\",\"group_id\":null,"
            "\"id\":\"01890a5d-ac96-774b-bcce-b302099a8057\",\"max_attempts\":3,"
-           "\"name\":\"test.square\",\"priority\":9,"
+           "\"name\":\"test.square\",\"parent_id\":null,\"priority\":9,"
            "\"progress\":{\"current\":0,\"message\":\"\",\"total\":0},\"queue\":\"media\","
+           "\"rerun_by\":null,\"rerun_of\":null,"
            "\"result\":49,\"schedule\":null,\"started_at\":\"2026-11-25T17:00:00.100Z\","
            "\"state\":\"succeeded\",\"submitted_at\":\"2026-11-25T17:00:00.000Z\","
-           "\"worker\":\"h.1\"}");
+           "\"unique_key\":null,\"worker\":\"h.1\"}");
     free(s);
     /* a scheduled task: due_at shown, no worker yet */
     t.state = TASKQ_STATE_SCHEDULED;
@@ -282,6 +283,156 @@ static void test_task_json_fields(void **state)
     assert_true(json_is_null(json_object_get(j, "worker")));
     assert_true(json_is_null(json_object_get(j, "result")));
     json_decref(j);
+}
+
+static void test_task_json_lifecycle(void **state)
+{
+    (void)state;
+    /* a revoked chain member re-run from a failed task, with a unique key:
+     * the links are ids, the reason shows as the error */
+    taskq_task_t t = {.name = "n", .state = TASKQ_STATE_REVOKED, .progress_message = "",
+                      .error = "upstream_failed", .queue = "default", .code = "",
+                      .schedule = "", .worker = "", .unique_key = "k:1"};
+    taskq_id_parse("01890a5d-ac96-774b-bcce-b302099a8057", &t.id);
+    taskq_id_parse("01890a5d-ac96-774b-bcce-b302099a8058", &t.group_id);
+    taskq_id_parse("01890a5d-ac96-774b-bcce-b302099a8059", &t.parent_id);
+    taskq_id_parse("01890a5d-ac96-774b-bcce-b302099a805a", &t.rerun_of);
+    json_t *j = task_json(&t);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "revoked");
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "upstream_failed");
+    assert_string_equal(json_string_value(json_object_get(j, "group_id")),
+                        "01890a5d-ac96-774b-bcce-b302099a8058");
+    assert_string_equal(json_string_value(json_object_get(j, "parent_id")),
+                        "01890a5d-ac96-774b-bcce-b302099a8059");
+    assert_string_equal(json_string_value(json_object_get(j, "rerun_of")),
+                        "01890a5d-ac96-774b-bcce-b302099a805a");
+    assert_true(json_is_null(json_object_get(j, "rerun_by")));
+    assert_string_equal(json_string_value(json_object_get(j, "unique_key")), "k:1");
+    json_decref(j);
+    /* an expired task has no error even if a message is stored */
+    t.state = TASKQ_STATE_EXPIRED;
+    j = task_json(&t);
+    assert_true(json_is_null(json_object_get(j, "error")));
+    json_decref(j);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    t.state = TASKQ_STATE_REVOKED;
+    print_task_human(f, &t);
+    fclose(f);
+    assert_non_null(strstr(buf, "reason:       upstream_failed"));
+    assert_non_null(strstr(buf, "parent:       01890a5d-ac96-774b-bcce-b302099a8059"));
+    assert_non_null(strstr(buf, "unique_key:   k:1"));
+    assert_null(strstr(buf, "rerun_by:"));
+    free(buf);
+}
+
+static void test_group_json_and_bar(void **state)
+{
+    (void)state;
+    taskq_group_info_t g = {.total = 1000, .succeeded = 509, .failed = 3, .remaining = 488,
+                            .callback_state = TASKQ_STATE_PENDING, .on_fail = "settle"};
+    taskq_id_parse("01890a5d-ac96-774b-bcce-b302099a8057", &g.id);
+    taskq_id_parse("01890a5d-ac96-774b-bcce-b302099a8058", &g.callback);
+    char *s = dump(group_json(&g));
+    assert_string_equal(s, "{\"callback\":\"01890a5d-ac96-774b-bcce-b302099a8058\","
+                           "\"callback_state\":\"pending\",\"failed\":3,"
+                           "\"group\":\"01890a5d-ac96-774b-bcce-b302099a8057\","
+                           "\"on_fail\":\"settle\",\"remaining\":488,\"succeeded\":509,"
+                           "\"total\":1000}");
+    free(s);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    print_group_human(f, &g);
+    fclose(f);
+    assert_non_null(strstr(buf, "512/1000 done (509 succeeded, 3 failed), 488 remaining"));
+    assert_non_null(strstr(buf, "(pending)"));
+    free(buf);
+    /* no callback */
+    g.callback = (taskq_id_t){{0}};
+    g.callback_state = -1;
+    json_t *j = group_json(&g);
+    assert_true(json_is_null(json_object_get(j, "callback")));
+    assert_true(json_is_null(json_object_get(j, "callback_state")));
+    json_decref(j);
+
+    char b[128];
+    assert_string_equal(format_wait_bar(b, sizeof b, 512, 1000, 3, 12345),
+                        "[##########..........] 512/1000 done, 3 failed, 12.3 s");
+    assert_string_equal(format_wait_bar(b, sizeof b, 0, 7, 0, 0),
+                        "[....................] 0/7 done, 0 failed, 0.0 s");
+    assert_string_equal(format_wait_bar(b, sizeof b, 7, 7, 7, 61000),
+                        "[####################] 7/7 done, 7 failed, 61.0 s");
+    assert_string_equal(format_wait_bar(b, sizeof b, 0, 0, 0, -5),
+                        "[####################] 0/0 done, 0 failed, 0.0 s");
+}
+
+static void task_arg(const char *s, const char *name, const char *json)
+{
+    char n[129] = "unset";
+    const char *j = "unset";
+    if (!parse_task_arg(s, n, sizeof n, &j))
+        fail_msg("'%s' refused", s);
+    assert_string_equal(n, name);
+    if (json)
+        assert_string_equal(j, json);
+    else
+        assert_null(j);
+}
+
+static void test_task_args_states_since(void **state)
+{
+    (void)state;
+    task_arg("test.add:[1,2]", "test.add", "[1,2]");
+    task_arg("test.add", "test.add", NULL);
+    task_arg("test.add:", "test.add", NULL);
+    task_arg("mod:resize", "mod:resize", NULL);          /* "resize" is not JSON */
+    task_arg("mod:resize:[3]", "mod:resize", "[3]");
+    task_arg("a:1", "a", "1");                           /* a bare value */
+    task_arg("a:1:", "a:1", NULL);
+    task_arg("t:[\"a:b\"]", "t", "[\"a:b\"]");            /* ':' inside the JSON */
+    task_arg("t:{\"k\": [1, {\"x\": null}]}", "t", "{\"k\": [1, {\"x\": null}]}");
+    task_arg("taskq.sleep:0.5", "taskq.sleep", "0.5");
+    char n[129];
+    const char *j;
+    assert_false(parse_task_arg("", n, sizeof n, &j));
+    assert_false(parse_task_arg(":[1]", n, sizeof n, &j));
+    assert_false(parse_task_arg("bad name:[1]", n, sizeof n, &j));
+    assert_false(parse_task_arg("x:[1", n, sizeof n, &j)); /* "x:[1" is no name either */
+    char longname[140];
+    memset(longname, 'n', 129);
+    strcpy(longname + 129, ":[1]");
+    assert_false(parse_task_arg(longname, n, sizeof n, &j));
+    longname[128] = '\0';
+    task_arg(longname, longname, NULL);
+
+    unsigned bits = 0;
+    assert_true(parse_states("queued", &bits));
+    assert_int_equal(bits, 1u << TASKQ_STATE_QUEUED);
+    assert_true(parse_states("pending,scheduled,retrying", &bits));
+    assert_int_equal(bits, (1u << TASKQ_STATE_PENDING) | (1u << TASKQ_STATE_SCHEDULED) |
+                               (1u << TASKQ_STATE_RETRYING));
+    bits = 42;
+    assert_false(parse_states("", &bits));
+    assert_false(parse_states("queued,", &bits));
+    assert_false(parse_states("queued,,running", &bits));
+    assert_false(parse_states("Queued", &bits));
+    assert_int_equal(bits, 42);
+
+    int64_t ms = 0;
+    const char *why = NULL;
+    int64_t now = 1795626000000LL;
+    assert_true(parse_since("2h", now, &ms, &why));
+    assert_int_equal(ms, now - 7200000);
+    assert_true(parse_since("7d", now, &ms, &why));
+    assert_int_equal(ms, now - 7 * 86400000LL);
+    assert_true(parse_since("2026-11-25T17:00:00Z", now, &ms, &why));
+    assert_int_equal(ms, 1795626000000LL);
+    assert_true(parse_since("1795626000", now, &ms, &why)); /* bare: unix seconds */
+    assert_int_equal(ms, 1795626000000LL);
+    assert_false(parse_since("yesterday", now, &ms, &why));
+    assert_false(parse_since("2026-11-25T17:00:00", now, &ms, &why));
 }
 
 static void test_attempt_json_and_row(void **state)
@@ -424,6 +575,9 @@ int main(void)
         cmocka_unit_test(test_rate_priority_numbers_names),
         cmocka_unit_test(test_format_helpers),
         cmocka_unit_test(test_task_json_fields),
+        cmocka_unit_test(test_task_json_lifecycle),
+        cmocka_unit_test(test_group_json_and_bar),
+        cmocka_unit_test(test_task_args_states_since),
         cmocka_unit_test(test_attempt_json_and_row),
         cmocka_unit_test(test_attempt_rows_text),
         cmocka_unit_test(test_queue_json_and_table),

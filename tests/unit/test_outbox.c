@@ -117,6 +117,45 @@ static void test_outbox_keeps_send_order(void **state)
     outbox_destroy(&ob);
 }
 
+/* A workflow is one SUBMIT of up to TQ_GRAPH_MAX tasks: one entry, resent
+ * whole with the same req and the same bytes (so the same ids), through
+ * resends and a BUSY deferral, until its one acknowledgement. */
+static void test_outbox_graph_is_one_entry(void **state)
+{
+    (void)state;
+    outbox_t *ob = outbox_new();
+    size_t len = 3 * 1024 * 1024;
+    uint8_t *b = malloc(len);
+    assert_non_null(b);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (uint8_t)(i * 31 + 7);
+    uint8_t *copy = malloc(len);
+    assert_non_null(copy);
+    memcpy(copy, b, len);
+    void *bp = b;
+    assert_int_equal(outbox_add(ob, 42, 0, 20000, &bp, len, 1000), TASKQ_OK);
+    outbox_entry_t *e = outbox_find(ob, 42);
+    const void *sent = e->body;
+    outbox_mark_sent(e, 0, 5000);
+    assert_true(outbox_is_due(e, 1000));
+    outbox_mark_sent(e, 1000, 5000);
+    outbox_defer(e, 3000, 1000);
+    assert_false(outbox_is_due(e, 2999));
+    assert_true(outbox_is_due(e, 3000));
+    outbox_mark_sent(e, 3000, 5000);
+    e = outbox_find(ob, 42);
+    assert_int_equal(outbox_count(ob), 1);
+    assert_int_equal(e->first, 0);
+    assert_int_equal(e->count, 20000);
+    assert_ptr_equal(e->body, sent);
+    assert_int_equal(e->len, len);
+    assert_memory_equal(e->body, copy, len);
+    assert_true(outbox_ack(ob, 42));
+    assert_int_equal(outbox_count(ob), 0);
+    free(copy);
+    outbox_destroy(&ob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_outbox_resend_backoff),
         cmocka_unit_test(test_outbox_defer_busy),
         cmocka_unit_test(test_outbox_keeps_send_order),
+        cmocka_unit_test(test_outbox_graph_is_one_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
