@@ -1170,9 +1170,21 @@ static void on_heartbeat(broker_t *b, registry_node_t *node, proto_msg_t *msg)
     registry_set_children(node, msg->u.heartbeat.children, msg->u.heartbeat.nchildren);
     for (uint32_t i = 0; i < msg->u.heartbeat.nleases; i++) {
         const proto_lease_t *l = &msg->u.heartbeat.leases[i];
-        if (lease_renew(b->leases, &l->id, l->attempt, node->id, b->now_mono + b->cfg.lease_ms) !=
+        if (lease_renew(b->leases, &l->id, l->attempt, node->id, b->now_mono + b->cfg.lease_ms) ==
             TASKQ_OK)
-            tlog_debug("heartbeat of %s lists a stale lease (attempt %u)", node->id, l->attempt);
+            continue;
+        /* The node still runs an attempt that is no longer current (revoked
+         * or requeued while it was cut off, so it missed the CANCEL): tell it
+         * again, softly. Its result would be rejected as stale anyway. */
+        tlog_debug("heartbeat of %s lists a stale lease (attempt %u): CANCEL", node->id,
+                   l->attempt);
+        proto_msg_t m;
+        proto_msg_init(&m, PROTO_CANCEL);
+        m.u.cancel.id = l->id;
+        m.u.cancel.attempt = l->attempt;
+        m.u.cancel.terminate = false;
+        m.u.cancel.grace_ms = TQ_DEFAULT_REVOKE_GRACE_MS;
+        out_queue(b, node->identity, node->identity_len, &m, OUT_PLAIN, 0);
     }
 }
 
