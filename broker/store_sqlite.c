@@ -591,6 +591,15 @@ static taskq_err_t run(store_t *self, int which)
     return err;
 }
 
+/* run() for a statement that must change a row: `none` if it changed none. */
+static taskq_err_t run_one(store_t *self, int which, taskq_err_t none)
+{
+    taskq_err_t err = run(self, which);
+    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
+        err = none;
+    return err;
+}
+
 static taskq_err_t exec(store_t *self, const char *sql)
 {
     char *msg = NULL;
@@ -1429,10 +1438,7 @@ static taskq_err_t find_task(store_t *self, const taskq_id_t *id, found_t *f, bo
 /* Runs a CAS update by seq; ESTALE if it changed nothing. */
 static taskq_err_t run_cas(store_t *self, int which)
 {
-    taskq_err_t err = run(self, which);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = TASKQ_ESTALE; /* cannot happen: the row was just read */
-    return err;
+    return run_one(self, which, TASKQ_ESTALE); /* none: cannot happen, the row was just read */
 }
 
 taskq_err_t store_mark_running(store_t *self, const taskq_id_t *id, uint32_t attempt,
@@ -2529,10 +2535,7 @@ taskq_err_t store_limit_put(store_t *self, const store_limit_t *l)
 taskq_err_t store_limit_rm(store_t *self, const char *key)
 {
     bind_cstr(self->st[S_LIMIT_RM], 1, key);
-    taskq_err_t err = run(self, S_LIMIT_RM);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = TASKQ_ENOTFOUND;
-    return err;
+    return run_one(self, S_LIMIT_RM, TASKQ_ENOTFOUND);
 }
 
 taskq_err_t store_limit_list(store_t *self, store_limit_fn fn, void *arg)
@@ -2563,10 +2566,7 @@ taskq_err_t store_limit_save_bucket(store_t *self, const char *key, double token
     sqlite3_bind_double(st, 2, tokens);
     sqlite3_bind_int64(st, 3, tokens_at);
     sqlite3_bind_int64(st, 4, paused_until);
-    taskq_err_t err = run(self, S_LIMIT_BUCKET);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = TASKQ_ENOTFOUND;
-    return err;
+    return run_one(self, S_LIMIT_BUCKET, TASKQ_ENOTFOUND);
 }
 
 /* ---- schedules ------------------------------------------------------------ */
@@ -2607,10 +2607,7 @@ taskq_err_t store_schedule_put(store_t *self, const store_schedule_t *s, bool re
 taskq_err_t store_schedule_rm(store_t *self, const char *name)
 {
     bind_cstr(self->st[S_SCHED_RM], 1, name);
-    taskq_err_t err = run(self, S_SCHED_RM);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = TASKQ_ENOTFOUND;
-    return err;
+    return run_one(self, S_SCHED_RM, TASKQ_ENOTFOUND);
 }
 
 taskq_err_t store_schedule_set_paused(store_t *self, const char *name, bool paused)
@@ -2618,10 +2615,7 @@ taskq_err_t store_schedule_set_paused(store_t *self, const char *name, bool paus
     sqlite3_stmt *st = self->st[S_SCHED_PAUSE];
     bind_cstr(st, 1, name);
     sqlite3_bind_int(st, 2, paused ? 1 : 0);
-    taskq_err_t err = run(self, S_SCHED_PAUSE);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = TASKQ_ENOTFOUND;
-    return err;
+    return run_one(self, S_SCHED_PAUSE, TASKQ_ENOTFOUND);
 }
 
 taskq_err_t store_schedule_list(store_t *self, store_schedule_fn fn, void *arg)
@@ -2669,8 +2663,5 @@ taskq_err_t store_schedule_advance(store_t *self, const char *name, int64_t next
         sqlite3_bind_null(st, 4);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)add_fires);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)add_skipped);
-    taskq_err_t err = run(self, S_SCHED_ADVANCE);
-    if (err == TASKQ_OK && sqlite3_changes(self->db) == 0)
-        err = TASKQ_ENOTFOUND;
-    return err;
+    return run_one(self, S_SCHED_ADVANCE, TASKQ_ENOTFOUND);
 }
