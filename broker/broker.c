@@ -189,6 +189,8 @@ void broker_destroy(broker_t **self_p)
     idmap_destroy(&b->progress);
     for (size_t i = 0; i < b->out_cap; i++)
         msgpack_sbuffer_destroy(&b->out[i].body);
+    for (size_t k = 0; k < b->nbatches; k++)
+        msgpack_sbuffer_destroy(&b->batches[k].buf);
     free(b->out);
     free(b);
     *self_p = NULL;
@@ -219,6 +221,34 @@ static long next_timeout(broker_t *b)
     return t < 0 ? 0 : (long)t;
 }
 
+/* Decodes and handles one message body (alone or a BATCH item). */
+static void handle_body(broker_t *b, const proto_frames_t *f, int type, const void *body,
+                        size_t len, proto_msg_t *msg)
+{
+    const char *detail = NULL;
+    taskq_err_t err = proto_decode(type, body, len, msg, &detail);
+    if (err != TASKQ_OK)
+        handlers_on_malformed(b, f->identity, f->identity_len, type, body, len, err, detail);
+    else
+        handlers_on_message(b, f->identity, f->identity_len, msg);
+    proto_msg_clear(msg);
+}
+
+/* A BATCH: its items in order, as if each had come alone. A malformed
+ * framing ends it there (the items before it stand), answered like any
+ * malformed message. */
+static void handle_batch(broker_t *b, const proto_frames_t *f, proto_msg_t *msg)
+{
+    proto_batch_iter_t it;
+    proto_item_t item;
+    taskq_err_t err = proto_batch_open(&it, f->body, f->body_len);
+    while (err == TASKQ_OK && (err = proto_batch_next(&it, &item)) == TASKQ_OK)
+        handle_body(b, f, item.type, item.body, item.len, msg);
+    if (err != TASKQ_ENOTFOUND)
+        handlers_on_malformed(b, f->identity, f->identity_len, PROTO_BATCH, f->body, f->body_len,
+                              err, "malformed BATCH framing");
+}
+
 /* Receives and handles up to DRAIN_MAX messages without blocking. */
 static void drain(broker_t *b)
 {
@@ -234,15 +264,10 @@ static void drain(broker_t *b)
         if (err != TASKQ_OK) {
             handlers_on_malformed(b, f.identity, f.identity_len, f.type, NULL, 0, err,
                                   "malformed envelope");
+        } else if (f.type == PROTO_BATCH) {
+            handle_batch(b, &f, &msg);
         } else {
-            const char *detail = NULL;
-            err = proto_decode(f.type, f.body, f.body_len, &msg, &detail);
-            if (err != TASKQ_OK)
-                handlers_on_malformed(b, f.identity, f.identity_len, f.type, f.body, f.body_len,
-                                      err, detail);
-            else
-                handlers_on_message(b, f.identity, f.identity_len, &msg);
-            proto_msg_clear(&msg);
+            handle_body(b, &f, f.type, f.body, f.body_len, &msg);
         }
         proto_frames_clear(&f);
     }
@@ -314,12 +339,96 @@ static void send_one(broker_t *b, out_t *o)
     /* other errors were logged by proto_send_body */
 }
 
+/* Sends a peer's open BATCH (a lone item as itself) and closes it. */
+static void batch_flush(broker_t *b, size_t k)
+{
+    out_batch_t *bt = &b->batches[k];
+    if (bt->n == 1) {
+        send_one(b, (out_t *)bt->first);
+    } else if (bt->n > 1) {
+        /* the item count, big-endian, into the array32 header */
+        uint8_t *h = (uint8_t *)bt->buf.data;
+        h[1] = (uint8_t)(bt->n >> 24);
+        h[2] = (uint8_t)(bt->n >> 16);
+        h[3] = (uint8_t)(bt->n >> 8);
+        h[4] = (uint8_t)bt->n;
+        out_t o = {.type = PROTO_BATCH, .identity_len = bt->first->identity_len};
+        memcpy(o.identity, bt->first->identity, o.identity_len);
+        o.body = bt->buf;
+        send_one(b, &o);
+    }
+    bt->n = 0;
+    bt->first = NULL;
+    bt->buf.size = 0;
+}
+
+static bool same_peer(const out_t *a, const out_t *o)
+{
+    return a->identity_len == o->identity_len &&
+           memcmp(a->identity, o->identity, o->identity_len) == 0;
+}
+
+/* The open BATCH of o's peer, or OUT_BATCHES. */
+static size_t batch_find(broker_t *b, const out_t *o)
+{
+    for (size_t k = 0; k < b->nbatches; k++)
+        if (b->batches[k].first && same_peer(b->batches[k].first, o))
+            return k;
+    return OUT_BATCHES;
+}
+
+/* Adds o to its peer's BATCH (opening one, or flushing a full one first). */
+static void batch_add(broker_t *b, const out_t *o)
+{
+    size_t k = batch_find(b, o);
+    if (k < OUT_BATCHES) {
+        out_batch_t *bt = &b->batches[k];
+        if (bt->n >= TQ_BATCH_ITEMS_MAX ||
+            bt->buf.size + o->body.size + proto_batch_item_overhead(o->body.size) > TQ_BATCH_BYTES)
+            batch_flush(b, k);
+    } else {
+        for (k = 0; k < b->nbatches && b->batches[k].first; k++)
+            ;
+        if (k == b->nbatches) {
+            if (b->nbatches == OUT_BATCHES)
+                batch_flush(b, k = 0); /* too many peers at once: send one early */
+            else
+                msgpack_sbuffer_init(&b->batches[b->nbatches++].buf);
+        }
+    }
+    out_batch_t *bt = &b->batches[k];
+    if (bt->n == 0) {
+        static const uint8_t array32[5] = {0xdd, 0, 0, 0, 0}; /* count patched at flush */
+        bt->first = o;
+        bt->buf.size = 0;
+        msgpack_sbuffer_write(&bt->buf, (const char *)array32, sizeof array32);
+    }
+    proto_batch_add(&bt->buf, o->type, o->body.data, o->body.size);
+    bt->n++;
+}
+
 static void send_all(broker_t *b)
 {
     for (size_t i = 0; i < b->nout; i++) {
         out_t *o = &b->out[i];
-        if (o->type != 0)
+        if (o->type != 0 && o->batch) {
+            batch_add(b, o);
+        } else if (o->type != 0) {
+            size_t k = b->nbatches ? batch_find(b, o) : OUT_BATCHES;
+            if (k < OUT_BATCHES)
+                batch_flush(b, k); /* keep the peer's order */
             send_one(b, o);
+        }
+    }
+    for (size_t k = 0; k < b->nbatches; k++) {
+        batch_flush(b, k);
+        if (b->batches[k].buf.alloc > OUT_KEEP_BYTES) {
+            msgpack_sbuffer_destroy(&b->batches[k].buf);
+            msgpack_sbuffer_init(&b->batches[k].buf);
+        }
+    }
+    for (size_t i = 0; i < b->nout; i++) {
+        out_t *o = &b->out[i];
         if (o->body.alloc > OUT_KEEP_BYTES) {
             msgpack_sbuffer_destroy(&o->body);
             msgpack_sbuffer_init(&o->body);

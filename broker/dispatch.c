@@ -276,7 +276,7 @@ static bool give(round_t *r, qcur_t *c, cand_t *k, registry_node_t *node)
     m.u.task.args.ptr = r->arena + k->args_off;
     m.u.task.args.len = (uint32_t)k->args_len;
     m.u.task.time_limit_ms = k->time_limit_ms;
-    out_queue(b, node->identity, node->identity_len, &m, OUT_TASK, 0);
+    out_queue_x(b, node->identity, node->identity_len, &m, OUT_TASK, 0, node->batch);
     if (thist_is_enabled()) {
         char ids[TASKQ_ID_STRLEN + 1];
         taskq_id_format(&k->id, ids);

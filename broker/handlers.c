@@ -34,6 +34,12 @@ static void fmt_id(const taskq_id_t *id, char out[TASKQ_ID_STRLEN + 1])
 void out_queue(broker_t *b, const uint8_t *identity, size_t identity_len, const proto_msg_t *msg,
                out_kind_t kind, uint64_t req)
 {
+    out_queue_x(b, identity, identity_len, msg, kind, req, false);
+}
+
+void out_queue_x(broker_t *b, const uint8_t *identity, size_t identity_len,
+                 const proto_msg_t *msg, out_kind_t kind, uint64_t req, bool batch)
+{
     if (b->nout == b->out_cap) {
         size_t cap = b->out_cap ? b->out_cap * 2 : 256;
         b->out = xrealloc(b->out, cap * sizeof *b->out);
@@ -57,6 +63,7 @@ void out_queue(broker_t *b, const uint8_t *identity, size_t identity_len, const 
     o->type = msg->type;
     o->kind = kind;
     o->req = req;
+    o->batch = batch;
     b->nout++;
 }
 
@@ -123,7 +130,7 @@ typedef struct {
 } notify_t;
 
 static void send_result(const taskq_id_t *id, const void *identity, size_t len, uint64_t req,
-                        void *arg)
+                        bool batch, void *arg)
 {
     notify_t *n = arg;
     if (!n->loaded) {
@@ -138,7 +145,7 @@ static void send_result(const taskq_id_t *id, const void *identity, size_t len, 
     m.u.result.req = req;
     m.u.result.code = TASKQ_OK;
     m.u.result.task = n->rec;
-    out_queue(n->b, identity, len, &m, OUT_WAITER, req);
+    out_queue_x(n->b, identity, len, &m, OUT_WAITER, req, batch);
 }
 
 void handlers_notify_waiters(broker_t *b, const taskq_id_t *id)
@@ -882,6 +889,7 @@ static void on_status(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t
 static void on_wait(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *msg)
 {
     uint64_t req = msg->u.wait.req;
+    bool batch = msg->u.wait.batch;
     int64_t t = msg->u.wait.timeout_ms;
     if (t <= 0 || t > TQ_DEFAULT_WAIT_MAX_MS)
         t = TQ_DEFAULT_WAIT_MAX_MS; /* capped at one hour; clients re-send */
@@ -896,14 +904,15 @@ static void on_wait(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t *
             r.u.result.task.id = *id;
             r.u.result.code =
                 handlers_is_purged(b, id) ? TASKQ_EPURGED : TASKQ_ENOTFOUND;
-            out_queue(b, from, flen, &r, OUT_REPLY, req);
+            out_queue_x(b, from, flen, &r, OUT_REPLY, req, batch);
         } else if (err != TASKQ_OK) {
             store_failed(b, from, flen, req);
             return;
         } else if (taskq_state_is_terminal(r.u.result.task.state)) {
             r.u.result.code = TASKQ_OK;
-            out_queue(b, from, flen, &r, OUT_REPLY, req);
-        } else if (waiters_add(b->waiters, id, from, flen, req, b->now_mono + t) != TASKQ_OK) {
+            out_queue_x(b, from, flen, &r, OUT_REPLY, req, batch);
+        } else if (waiters_add(b->waiters, id, from, flen, req, b->now_mono + t, batch) !=
+                   TASKQ_OK) {
             tlog_warn("waiter table full (%zu): WAIT req %llu refused", waiters_count(b->waiters),
                       (unsigned long long)req);
             out_error(b, from, flen, req, TASKQ_EBUSY, "too many waiters; retry later");
@@ -1007,6 +1016,7 @@ static void on_hello(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t 
     proto_str_copy(node->host, sizeof node->host, msg->u.hello.host);
     node->pid = msg->u.hello.pid;
     node->slots = msg->u.hello.slots;
+    node->batch = msg->u.hello.batch;
     registry_set_queues(node, msg->u.hello.queue_names, msg->u.hello.queue_weights,
                         msg->u.hello.nqueues, msg->u.hello.strict);
     node->last_seen_ms = b->now_mono;
@@ -1034,6 +1044,7 @@ static void on_hello(broker_t *b, const uint8_t *from, size_t flen, proto_msg_t 
     w.u.welcome.broker = proto_str(b->cfg.id);
     w.u.welcome.heartbeat_ms = b->cfg.heartbeat_ms;
     w.u.welcome.liveness = b->cfg.liveness;
+    w.u.welcome.batch = true; /* this broker reads BATCH from any peer */
     out_queue(b, from, flen, &w, OUT_PLAIN, 0);
 }
 
@@ -1160,7 +1171,7 @@ static void on_done(broker_t *b, registry_node_t *node, proto_msg_t *msg)
     a.u.done_ack.id = *id;
     a.u.done_ack.attempt = attempt;
     a.u.done_ack.code = code;
-    out_queue(b, node->identity, node->identity_len, &a, OUT_REPLY, 0);
+    out_queue_x(b, node->identity, node->identity_len, &a, OUT_REPLY, 0, node->batch);
     maybe_forget(b, node);
 }
 

@@ -38,8 +38,17 @@ typedef struct {
     int type;           /* proto_type_t; 0 = cancelled */
     out_kind_t kind;
     uint64_t req;       /* OUT_REPLY: the request's req (0 for worker acks) */
+    bool batch;         /* the peer takes BATCH: may travel in one with others */
     msgpack_sbuffer body;
 } out_t;
+
+/* A BATCH being built for one peer while the turn's messages are sent. */
+typedef struct {
+    const out_t *first;  /* the first item (sent alone if it stays the only one) */
+    uint32_t n;
+    msgpack_sbuffer buf;
+} out_batch_t;
+#define OUT_BATCHES 32   /* peers with an open BATCH at once (more: flush one) */
 
 /* A queue's settings (mirror of the store's queues table). */
 typedef struct {
@@ -68,6 +77,8 @@ struct broker {
     idmap_t *progress;     /* task id -> progress_t* (latest, coalesced) */
     out_t *out;            /* this turn's outgoing messages, sent after commit */
     size_t nout, out_cap;
+    out_batch_t batches[OUT_BATCHES];
+    size_t nbatches;
     bool turn_failed;      /* a store verb failed: roll the turn back */
     uint64_t submitted, submitted_at_turn_start;
     /* non-terminal tasks (queued + running): loaded at start-up, kept on
@@ -160,6 +171,10 @@ taskq_err_t handlers_rebuild_leases(broker_t *b);
 /* Encodes msg for the peer into the outgoing queue. */
 void out_queue(broker_t *b, const uint8_t *identity, size_t identity_len, const proto_msg_t *msg,
                out_kind_t kind, uint64_t req);
+/* The same for a peer that takes BATCH (batch true): the loop may send it
+ * in one BATCH with the peer's other messages of the turn, in order. */
+void out_queue_x(broker_t *b, const uint8_t *identity, size_t identity_len,
+                 const proto_msg_t *msg, out_kind_t kind, uint64_t req, bool batch);
 /* Queues ERROR {req, code, message}. */
 void out_error(broker_t *b, const uint8_t *identity, size_t identity_len, uint64_t req,
                taskq_err_t code, const char *message);

@@ -37,6 +37,7 @@ typedef struct {
     int64_t last_seen_ms;     /* monotonic: any message */
     int64_t last_heartbeat_at;/* unix ms: last HEARTBEAT (or HELLO) */
     bool stopping;            /* sent BYE: no more dispatch */
+    bool batch;               /* HELLO "batch": takes BATCH messages */
     uint32_t nchildren;
     registry_child_t *children;
     /* Subscription from HELLO (worker -Q): nqueues == 0 means every queue. */

@@ -20,6 +20,7 @@ typedef struct entry {
     peer_t *peer;
     uint64_t req;
     int64_t deadline_at;
+    bool batch;
 } entry_t;
 
 typedef struct {
@@ -75,7 +76,7 @@ void waiters_destroy(waiters_t **self_p)
 }
 
 taskq_err_t waiters_add(waiters_t *self, const taskq_id_t *id, const void *identity,
-                        size_t identity_len, uint64_t req, int64_t deadline_at)
+                        size_t identity_len, uint64_t req, int64_t deadline_at, bool batch)
 {
     if (identity_len > TQ_MAX_IDENTITY)
         return TASKQ_EINVAL;
@@ -86,6 +87,7 @@ taskq_err_t waiters_add(waiters_t *self, const taskq_id_t *id, const void *ident
             if (e->peer == p && e->req == req) {
                 if (deadline_at > e->deadline_at)
                     e->deadline_at = deadline_at;
+                e->batch = batch;
                 return TASKQ_OK; /* repeated registration */
             }
         }
@@ -108,6 +110,7 @@ taskq_err_t waiters_add(waiters_t *self, const taskq_id_t *id, const void *ident
     p->refs++;
     e->req = req;
     e->deadline_at = deadline_at;
+    e->batch = batch;
     e->next = l->head;
     l->head = e;
     self->total++;
@@ -123,7 +126,7 @@ size_t waiters_take(waiters_t *self, const taskq_id_t *id, waiters_fn fn, void *
     for (entry_t *e = l->head, *next; e; e = next) {
         next = e->next;
         if (fn)
-            fn(&l->id, e->peer->identity, e->peer->len, e->req, arg);
+            fn(&l->id, e->peer->identity, e->peer->len, e->req, e->batch, arg);
         peer_unref(self, e->peer);
         free(e);
         n++;

@@ -133,9 +133,39 @@ taskq_err_t client_encode(const proto_msg_t *msg, void **body, size_t *len)
  * filled (client_inmsg_clear it). TASKQ_ETIMEDOUT: nothing arrived. TASKQ_EPROTO:
  * something malformed arrived and was dropped (logged). Any arrival counts
  * as a sign of life of the broker. */
+/* The next item of the BATCH being handed out, as if it had come alone. */
+static taskq_err_t batch_item(taskq_client_t *self, inmsg_t *in)
+{
+    proto_item_t item;
+    taskq_err_t e;
+    while ((e = proto_batch_next(&self->batch_it, &item)) == TASKQ_OK) {
+        in->f.type = item.type;
+        in->f.body = malloc(item.len ? item.len : 1);
+        if (!in->f.body)
+            break; /* out of memory: drop the rest, the client re-sends WAIT */
+        memcpy(in->f.body, item.body, item.len);
+        in->f.body_len = item.len;
+        const char *detail = NULL;
+        proto_msg_init(&in->msg, item.type);
+        if (proto_decode(item.type, in->f.body, in->f.body_len, &in->msg, &detail) == TASKQ_OK)
+            return TASKQ_OK;
+        tlog_warn("dropping a malformed %s from the broker (in a BATCH): %s",
+                  proto_type_name(item.type), detail ? detail : "-");
+        client_inmsg_clear(in);
+        memset(in, 0, sizeof *in);
+    }
+    if (e != TASKQ_ENOTFOUND)
+        tlog_warn("dropping the rest of a malformed BATCH from the broker");
+    self->in_batch = false;
+    proto_frames_clear(&self->batch);
+    return TASKQ_ETIMEDOUT;
+}
+
 taskq_err_t client_recv(taskq_client_t *self, int64_t wait_ms, inmsg_t *in)
 {
     memset(in, 0, sizeof *in);
+    if (self->in_batch && batch_item(self, in) == TASKQ_OK)
+        return TASKQ_OK;
     if (wait_ms < 0)
         wait_ms = 0;
     if (wait_ms > 1000000)
@@ -155,6 +185,17 @@ taskq_err_t client_recv(taskq_client_t *self, int64_t wait_ms, inmsg_t *in)
         tlog_warn("dropping a malformed message from the broker: %s", taskq_strerror(e));
         proto_frames_clear(&in->f);
         return e == TASKQ_ESYS ? e : TASKQ_EPROTO;
+    }
+    if (in->f.type == PROTO_BATCH) {
+        self->batch = in->f;
+        memset(&in->f, 0, sizeof in->f);
+        if (proto_batch_open(&self->batch_it, self->batch.body, self->batch.body_len) != TASKQ_OK) {
+            tlog_warn("dropping a malformed BATCH from the broker");
+            proto_frames_clear(&self->batch);
+            return TASKQ_EPROTO;
+        }
+        self->in_batch = true;
+        return batch_item(self, in) == TASKQ_OK ? TASKQ_OK : TASKQ_EPROTO;
     }
     const char *detail = NULL;
     proto_msg_init(&in->msg, in->f.type);
@@ -294,6 +335,7 @@ void taskq_client_destroy(taskq_client_t **self_p)
         if (self->zctx)
             zmq_ctx_term(self->zctx);
     }
+    proto_frames_clear(&self->batch);
     free(self->brokers);
     free(self);
     *self_p = NULL;

@@ -37,6 +37,10 @@ struct taskq_client {
     int64_t block_ms;   /* submit: retry a BUSY refusal this long (0 = fail fast) */
     taskq_busy_info_t last_busy;          /* the last BUSY answer */
     char last_error[TQ_MESSAGE_MAX + 1];  /* message of the last ERROR answer */
+    /* a BATCH being handed out one item per client_recv */
+    bool in_batch;
+    proto_frames_t batch;
+    proto_batch_iter_t batch_it;
 };
 
 /* A received message: msg borrows strings from f.body. */

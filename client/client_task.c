@@ -128,6 +128,7 @@ static taskq_err_t wait_send(taskq_client_t *self, const waitset_t *w, int64_t r
         m.u.wait.req = w->req_base + c;
         m.u.wait.nids = k;
         m.u.wait.ids = tmp;
+        m.u.wait.batch = true; /* client_recv unpacks BATCHes of RESULTs */
         m.u.wait.timeout_ms = remaining_ms < 0 || remaining_ms > TQ_DEFAULT_WAIT_MAX_MS
                                   ? TQ_DEFAULT_WAIT_MAX_MS
                                   : remaining_ms;

@@ -51,6 +51,7 @@ const char *proto_type_name(int type)
     case PROTO_DONE: return "DONE";
     case PROTO_HEARTBEAT: return "HEARTBEAT";
     case PROTO_BYE: return "BYE";
+    case PROTO_BATCH: return "BATCH";
     case PROTO_SUBMIT_ACK: return "SUBMIT_ACK";
     case PROTO_STATUS_REPLY: return "STATUS_REPLY";
     case PROTO_RESULT: return "RESULT";
@@ -1358,6 +1359,7 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         }
         msg->u.wait.nids = d->err ? 0 : n;
         msg->u.wait.timeout_ms = di64(d, m, "timeout_ms", true, 0, INT64_MAX);
+        msg->u.wait.batch = dbool_o(d, m, "batch", false);
         break;
     case PROTO_RESULT:
         msg->u.result.req = du64(d, m, "req", true, UINT64_MAX);
@@ -1409,6 +1411,7 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         msg->u.hello.leases = dleases(d, m, true, &msg->u.hello.nleases);
         dqueues(d, m, msg);
         msg->u.hello.strict = dbool_o(d, m, "strict", false);
+        msg->u.hello.batch = dbool_o(d, m, "batch", false);
         break;
     case PROTO_WELCOME:
         msg->u.welcome.broker = dstr(d, m, "broker", true, TQ_NODE_MAX, STR_PRINTABLE);
@@ -1416,6 +1419,7 @@ static void dbody(dec_t *d, int type, const msgpack_object_map *m, proto_msg_t *
         msg->u.welcome.liveness = (uint32_t)du64(d, m, "liveness", true, UINT32_MAX);
         if (!d->err && msg->u.welcome.liveness == 0)
             dfail(d, TASKQ_EPROTO, "liveness", "zero");
+        msg->u.welcome.batch = dbool_o(d, m, "batch", false);
         break;
     case PROTO_READY:
         msg->u.ready.credit = (uint32_t)du64(d, m, "credit", true, TQ_CREDIT_MAX);
@@ -1511,6 +1515,11 @@ taskq_err_t proto_decode(int type, const void *body, size_t len, proto_msg_t *ms
         return TASKQ_EUNKNOWN;
     }
     taskq_err_t err;
+    if (type == PROTO_BATCH) {
+        err = TASKQ_EPROTO; /* read with proto_batch_open/next, and never nested */
+        snprintf(g_detail, sizeof g_detail, "BATCH here: not expected (a BATCH in a BATCH?)");
+        goto fail;
+    }
     if (len > TQ_MAX_BODY) {
         err = TASKQ_ETOOBIG;
         snprintf(g_detail, sizeof g_detail, "%s body: larger than %u bytes", tname, TQ_MAX_BODY);
@@ -2051,13 +2060,15 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         uint32_t n = msg->u.wait.nids;
         if (n > TQ_WAIT_MAX || (n && !msg->u.wait.ids) || msg->u.wait.timeout_ms < 0)
             efail(e, TASKQ_EINVAL, "ids/timeout_ms");
-        emap(e, 3);
+        emap(e, 3u + msg->u.wait.batch);
         eu64(e, "req", msg->u.wait.req);
         ekey(e, "ids");
         earray(e, n);
         for (uint32_t i = 0; i < n && !e->err; i++)
             eid_val(e, &msg->u.wait.ids[i]);
         ei64(e, "timeout_ms", msg->u.wait.timeout_ms);
+        if (msg->u.wait.batch)
+            ebool(e, "batch", true);
         break;
     }
     case PROTO_RESULT:
@@ -2135,7 +2146,7 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
                     memcmp(qn[j].ptr, qn[i].ptr, qn[i].len) == 0)
                     efail(e, TASKQ_EINVAL, "duplicate queue");
         }
-        emap(e, 5u + (nq != 0) + msg->u.hello.strict);
+        emap(e, 5u + (nq != 0) + msg->u.hello.strict + msg->u.hello.batch);
         estr(e, "node", msg->u.hello.node, TQ_NODE_MAX, STR_NAME);
         estr(e, "host", msg->u.hello.host, TQ_HOST_MAX, STR_PRINTABLE);
         ei64(e, "pid", msg->u.hello.pid);
@@ -2153,16 +2164,20 @@ static void ebody(enc_t *e, const proto_msg_t *msg)
         }
         if (msg->u.hello.strict)
             ebool(e, "strict", true);
+        if (msg->u.hello.batch)
+            ebool(e, "batch", true);
         break;
     }
     case PROTO_WELCOME:
         if (msg->u.welcome.heartbeat_ms < 1 || msg->u.welcome.heartbeat_ms > INT32_MAX ||
             msg->u.welcome.liveness == 0)
             efail(e, TASKQ_EINVAL, "heartbeat_ms/liveness");
-        emap(e, 3);
+        emap(e, 3u + msg->u.welcome.batch);
         estr(e, "broker", msg->u.welcome.broker, TQ_NODE_MAX, STR_PRINTABLE);
         ei64(e, "heartbeat_ms", msg->u.welcome.heartbeat_ms);
         eu64(e, "liveness", msg->u.welcome.liveness);
+        if (msg->u.welcome.batch)
+            ebool(e, "batch", true);
         break;
     case PROTO_READY:
         if (msg->u.ready.credit > TQ_CREDIT_MAX)
@@ -2499,4 +2514,111 @@ taskq_err_t proto_recv(void *socket, bool with_identity, bool dontwait, proto_fr
         f->body_len = 0;
     }
     return err;
+}
+
+/* ---- BATCH ------------------------------------------------------------ */
+
+/* Big-endian reads for the hand-parsed BATCH framing (no msgpack-c unpack:
+ * nothing is allocated on a declared count). */
+static bool rd(proto_batch_iter_t *it, size_t n, uint64_t *v)
+{
+    if (it->len - it->pos < n)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x = x << 8 | it->p[it->pos + i];
+    it->pos += n;
+    *v = x;
+    return true;
+}
+
+taskq_err_t proto_batch_open(proto_batch_iter_t *it, const void *body, size_t len)
+{
+    memset(it, 0, sizeof *it);
+    if (!body || len == 0)
+        return TASKQ_EPROTO;
+    if (len > TQ_MAX_BODY)
+        return TASKQ_ETOOBIG;
+    it->p = body;
+    it->len = len;
+    uint64_t tag, n;
+    if (!rd(it, 1, &tag))
+        return TASKQ_EPROTO;
+    if ((tag & 0xf0) == 0x90)
+        n = tag & 0x0f;
+    else if (tag == 0xdc) {
+        if (!rd(it, 2, &n))
+            return TASKQ_EPROTO;
+    } else if (tag == 0xdd) {
+        if (!rd(it, 4, &n))
+            return TASKQ_EPROTO;
+    } else {
+        return TASKQ_EPROTO;
+    }
+    if (n == 0)
+        return TASKQ_EPROTO;
+    if (n > TQ_BATCH_ITEMS_MAX)
+        return TASKQ_ETOOBIG;
+    /* each item takes at least 4 bytes: [type, bin8 len 0] */
+    if (n * 4 > len - it->pos)
+        return TASKQ_EPROTO;
+    it->left = (uint32_t)n;
+    return TASKQ_OK;
+}
+
+taskq_err_t proto_batch_next(proto_batch_iter_t *it, proto_item_t *item)
+{
+    if (!it->p)
+        return TASKQ_EPROTO;
+    if (it->left == 0)
+        return it->pos == it->len ? TASKQ_ENOTFOUND : TASKQ_EPROTO; /* trailing bytes */
+    uint64_t tag, type, n;
+    if (!rd(it, 1, &tag) || tag != 0x92) /* fixarray of 2 */
+        return TASKQ_EPROTO;
+    if (!rd(it, 1, &tag))
+        return TASKQ_EPROTO;
+    if (tag <= 0x7f)
+        type = tag;
+    else if (tag == 0xcc) {
+        if (!rd(it, 1, &type))
+            return TASKQ_EPROTO;
+    } else {
+        return TASKQ_EPROTO;
+    }
+    if (type == PROTO_BATCH || type == 0)
+        return TASKQ_EPROTO;
+    if (!rd(it, 1, &tag))
+        return TASKQ_EPROTO;
+    size_t w = tag == 0xc4 ? 1 : tag == 0xc5 ? 2 : tag == 0xc6 ? 4 : 0;
+    if (w == 0 || !rd(it, w, &n) || n > it->len - it->pos)
+        return TASKQ_EPROTO;
+    item->type = (int)type;
+    item->body = it->p + it->pos;
+    item->len = (uint32_t)n;
+    it->pos += n;
+    it->left--;
+    return TASKQ_OK;
+}
+
+void proto_batch_begin(msgpack_sbuffer *buf, uint32_t nitems)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, nitems);
+}
+
+void proto_batch_add(msgpack_sbuffer *buf, int type, const void *body, size_t len)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, (uint8_t)type);
+    msgpack_pack_bin(&pk, len);
+    msgpack_pack_bin_body(&pk, body, len);
+}
+
+size_t proto_batch_item_overhead(size_t len)
+{
+    (void)len;
+    return 1 + 2 + 5; /* fixarray, uint8 (<= 2 bytes), bin32 header (<= 5) */
 }

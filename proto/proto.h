@@ -67,6 +67,7 @@ typedef enum {
     PROTO_DONE = 0x13,
     PROTO_HEARTBEAT = 0x14, /* both directions */
     PROTO_BYE = 0x15,
+    PROTO_BATCH = 0x20, /* either direction: several messages in one (below) */
     PROTO_SUBMIT_ACK = 0x81,
     PROTO_STATUS_REPLY = 0x82,
     PROTO_RESULT = 0x83,
@@ -246,7 +247,11 @@ typedef struct {
         } submit_ack;
         struct { uint64_t req; taskq_id_t id; } status;
         struct { uint64_t req; proto_task_rec_t task; } status_reply;
-        struct { uint64_t req; uint32_t nids; taskq_id_t *ids; int64_t timeout_ms; } wait;
+        /* batch: "batch": bool, optional: the client takes its RESULTs
+         * in BATCH messages */
+        struct {
+            uint64_t req; uint32_t nids; taskq_id_t *ids; int64_t timeout_ms; bool batch;
+        } wait;
         /* code: TASKQ_OK with a terminal task, or TASKQ_ENOTFOUND with only task.id set */
         struct { uint64_t req; uint32_t code; proto_task_rec_t task; } result;
         struct { uint64_t req; } workers;
@@ -272,8 +277,12 @@ typedef struct {
             uint32_t nleases; proto_lease_t *leases;
             uint32_t nqueues; proto_str_t *queue_names; uint32_t *queue_weights;
             bool strict;
+            bool batch; /* "batch": bool, optional: the node takes BATCH messages */
         } hello;
-        struct { proto_str_t broker; int64_t heartbeat_ms; uint32_t liveness; } welcome;
+        /* batch: "batch": bool, optional: the broker takes BATCH messages */
+        struct {
+            proto_str_t broker; int64_t heartbeat_ms; uint32_t liveness; bool batch;
+        } welcome;
         struct { uint32_t credit; } ready;
         struct {
             taskq_id_t id; uint32_t attempt; proto_str_t name; proto_bin_t args;
@@ -374,6 +383,39 @@ taskq_err_t proto_send(void *socket, const void *identity, size_t identity_len,
  * commit and sends them after). Same return values as proto_send. */
 taskq_err_t proto_send_body(void *socket, const void *identity, size_t identity_len, int type,
                             const void *body, size_t body_len, bool dontwait);
+
+/* ---- BATCH --------------------------------------------------------------
+ * A BATCH body is a msgpack array of 1..TQ_BATCH_ITEMS_MAX items, each a
+ * 2-array [type: uint, body: bin], the body being what a message of that
+ * type carries alone. It saves a ZeroMQ message (and wake-ups) per item;
+ * the items mean exactly what they mean alone, in order. A sender uses it
+ * only towards a peer that said it takes it (HELLO / WELCOME / WAIT
+ * "batch"). A BATCH never holds a BATCH. */
+typedef struct {
+    int type;
+    const uint8_t *body; /* borrowed from the BATCH body */
+    uint32_t len;
+} proto_item_t;
+
+typedef struct {
+    const uint8_t *p;
+    size_t len, pos;
+    uint32_t left;
+} proto_batch_iter_t;
+
+/* Reads the array header: TASKQ_OK, or TASKQ_EPROTO / TASKQ_ETOOBIG (an
+ * empty, oversized or malformed batch); no allocation, bounded. */
+taskq_err_t proto_batch_open(proto_batch_iter_t *it, const void *body, size_t len);
+/* The next item: TASKQ_OK; TASKQ_ENOTFOUND after the last (and the body had
+ * no trailing bytes); TASKQ_EPROTO if malformed (stop there: items already
+ * returned were well-formed). An item's body is checked by proto_decode. */
+taskq_err_t proto_batch_next(proto_batch_iter_t *it, proto_item_t *item);
+
+/* Builds a BATCH body: begin with the item count, then add each item. */
+void proto_batch_begin(msgpack_sbuffer *buf, uint32_t nitems);
+void proto_batch_add(msgpack_sbuffer *buf, int type, const void *body, size_t len);
+/* Bytes proto_batch_add appends for a body of len bytes (<= 14 + len). */
+size_t proto_batch_item_overhead(size_t len);
 
 /* A received message's raw frames. */
 typedef struct {

@@ -29,6 +29,8 @@
 #define TQ_PROGRESS_MSG_MAX 256          /* progress message bytes */
 #define TQ_MESSAGE_MAX 1024              /* ERROR reply message bytes */
 #define TQ_BATCH_MAX 1000                /* tasks in one SUBMIT */
+#define TQ_BATCH_ITEMS_MAX 4096          /* messages in one BATCH */
+#define TQ_BATCH_BYTES (1u * 1024 * 1024) /* a sender closes a BATCH past this size */
 #define TQ_WAIT_MAX 10000                /* ids in one WAIT */
 #define TQ_SLOTS_MAX 1024                /* children of one worker node */
 #define TQ_LEASES_MAX 1024               /* leases listed in HELLO / HEARTBEAT */

@@ -121,6 +121,15 @@ struct supervisor {
     size_t nout, capout;
     int shutdown;             /* 0 running, 1 warm, 2 cold */
     int64_t grace_at, reserve_until;
+    /* BATCH to the broker (WELCOME said it takes them): DONE, READY,
+     * PROGRESS and HEARTBEAT of one loop turn travel in one message */
+    bool peer_batch;
+    msgpack_sbuffer bat;      /* items so far, after a 5-byte array32 header */
+    uint32_t bat_n;
+    int bat_type;             /* the type of a lone item */
+    size_t bat_first;         /* where its body starts in bat */
+    uint32_t bat_credit;      /* READY credit in the batch (undone if it is lost) */
+    msgpack_sbuffer enc;      /* one item's encoding (reused) */
 };
 
 /* ---- broker socket --------------------------------------------------- */
@@ -148,8 +157,78 @@ static void *open_socket(supervisor_t *self)
     return s;
 }
 
+/* Sends the turn's BATCH (a lone item as itself). A lost batch is like
+ * lost messages: DONEs are resent from the outbox, a READY's credit is
+ * taken back so the next turn grants it again. */
+static void flush_batch(supervisor_t *self)
+{
+    if (self->bat_n == 0)
+        return;
+    taskq_err_t rc;
+    if (self->bat_n == 1) {
+        rc = proto_send_body(self->sock, NULL, 0, self->bat_type, self->bat.data + self->bat_first,
+                             self->bat.size - self->bat_first, true);
+    } else {
+        uint8_t *h = (uint8_t *)self->bat.data;
+        h[1] = (uint8_t)(self->bat_n >> 24);
+        h[2] = (uint8_t)(self->bat_n >> 16);
+        h[3] = (uint8_t)(self->bat_n >> 8);
+        h[4] = (uint8_t)self->bat_n;
+        rc = proto_send_body(self->sock, NULL, 0, PROTO_BATCH, self->bat.data, self->bat.size,
+                             true);
+    }
+    if (rc != TASKQ_OK) {
+        tlog_debug("send BATCH of %u: %s", self->bat_n, taskq_strerror(rc));
+        self->credit_out -= self->bat_credit < self->credit_out ? self->bat_credit
+                                                                : self->credit_out;
+    }
+    self->bat_n = 0;
+    self->bat_credit = 0;
+    self->bat.size = 0;
+    if (self->bat.alloc > 256 * 1024) {
+        msgpack_sbuffer_destroy(&self->bat);
+        msgpack_sbuffer_init(&self->bat);
+    }
+}
+
+static bool batchable(int type)
+{
+    return type == PROTO_DONE || type == PROTO_READY || type == PROTO_PROGRESS ||
+           type == PROTO_HEARTBEAT;
+}
+
 static taskq_err_t send_msg(supervisor_t *self, const proto_msg_t *msg)
 {
+    if (self->peer_batch && self->sess == SESS_ACTIVE && self->sock && batchable(msg->type)) {
+        msgpack_sbuffer *body = &self->enc;
+        body->size = 0;
+        taskq_err_t rc = proto_encode(msg, body);
+        if (rc == TASKQ_OK) {
+            if (self->bat_n > 0 &&
+                (self->bat_n >= TQ_BATCH_ITEMS_MAX ||
+                 self->bat.size + body->size + proto_batch_item_overhead(body->size) >
+                     TQ_BATCH_BYTES))
+                flush_batch(self);
+            if (self->bat_n == 0) {
+                static const char array32[5] = {(char)0xdd, 0, 0, 0, 0};
+                msgpack_sbuffer_write(&self->bat, array32, sizeof array32);
+            }
+            proto_batch_add(&self->bat, msg->type, body->data, body->size);
+            self->bat_type = msg->type;
+            self->bat_first = self->bat.size - body->size; /* the body is the item's tail */
+            self->bat_n++;
+            if (msg->type == PROTO_READY)
+                self->bat_credit += msg->u.ready.credit;
+        } else {
+            tlog_debug("encode %s: %s", proto_type_name(msg->type), taskq_strerror(rc));
+        }
+        if (body->alloc > 256 * 1024) {
+            msgpack_sbuffer_destroy(body);
+            msgpack_sbuffer_init(body);
+        }
+        return rc;
+    }
+    flush_batch(self); /* keep the order */
     taskq_err_t rc = proto_send(self->sock, NULL, 0, msg, true);
     if (rc != TASKQ_OK)
         tlog_debug("send %s: %s", proto_type_name(msg->type), taskq_strerror(rc));
@@ -214,7 +293,12 @@ static void send_hello(supervisor_t *self, int64_t now)
     m.u.hello.queue_names = self->queues.n ? qn : NULL;
     m.u.hello.queue_weights = self->queues.n ? self->queues.weights : NULL;
     m.u.hello.strict = self->o.strict;
+    m.u.hello.batch = true;
     self->sess = SESS_HELLO;
+    self->peer_batch = false; /* until the WELCOME says so */
+    self->bat_n = 0;          /* items of the old session: resent or granted anew */
+    self->bat_credit = 0;
+    self->bat.size = 0;
     self->credit_out = 0; /* a HELLO resets the broker's credit for us */
     self->hello_sent = send_msg(self, &m) == TASKQ_OK;
     if (self->hello_sent) {
@@ -825,6 +909,7 @@ static void on_welcome(supervisor_t *self, const proto_msg_t *m, int64_t now)
     self->sess = SESS_ACTIVE;
     self->peer_hb_ms = m->u.welcome.heartbeat_ms;
     self->peer_liveness = m->u.welcome.liveness;
+    self->peer_batch = m->u.welcome.batch;
     self->credit_out = 0;
     self->next_hb = now;
     char bid[TQ_NODE_MAX + 1];
@@ -882,6 +967,20 @@ static void on_broker_msg(supervisor_t *self, const proto_msg_t *m, int64_t now)
     }
 }
 
+static void broker_body(supervisor_t *self, int type, const void *body, size_t len, int64_t now)
+{
+    proto_msg_t m;
+    proto_msg_init(&m, 0);
+    const char *detail = NULL;
+    taskq_err_t rc = proto_decode(type, body, len, &m, &detail);
+    if (rc != TASKQ_OK)
+        tlog_warn("bad %s from the broker: %s (%s)", proto_type_name(type), taskq_strerror(rc),
+                  detail ? detail : "");
+    else
+        on_broker_msg(self, &m, now);
+    proto_msg_clear(&m);
+}
+
 static void read_broker(supervisor_t *self, int64_t now)
 {
     for (int i = 0; i < RECV_BATCH && self->sock; i++) {
@@ -898,16 +997,17 @@ static void read_broker(supervisor_t *self, int64_t now)
                 break;
             continue;
         }
-        proto_msg_t m;
-        proto_msg_init(&m, 0);
-        const char *detail = NULL;
-        rc = proto_decode(f.type, f.body, f.body_len, &m, &detail);
-        if (rc != TASKQ_OK)
-            tlog_warn("bad %s from the broker: %s (%s)", proto_type_name(f.type),
-                      taskq_strerror(rc), detail ? detail : "");
-        else
-            on_broker_msg(self, &m, now);
-        proto_msg_clear(&m);
+        if (f.type == PROTO_BATCH) {
+            proto_batch_iter_t it;
+            proto_item_t item;
+            rc = proto_batch_open(&it, f.body, f.body_len);
+            while (rc == TASKQ_OK && (rc = proto_batch_next(&it, &item)) == TASKQ_OK)
+                broker_body(self, item.type, item.body, item.len, now);
+            if (rc != TASKQ_ENOTFOUND)
+                tlog_warn("malformed BATCH from the broker: %s", taskq_strerror(rc));
+        } else {
+            broker_body(self, f.type, f.body, f.body_len, now);
+        }
         proto_frames_clear(&f);
     }
 }
@@ -1214,6 +1314,7 @@ int supervisor_run(supervisor_t *self)
         int64_t wait = next - now;
         if (wait < 0)
             wait = 0;
+        flush_batch(self); /* this turn's DONE / READY / PROGRESS / HEARTBEAT */
         int rc = zmq_poll(items, (int)k, (long)wait);
         if (rc < 0 && errno != EINTR) {
             tlog_error("zmq_poll: %s", zmq_strerror(errno));
@@ -1243,6 +1344,8 @@ int supervisor_run(supervisor_t *self)
         dispatch_fifo(self, now);
         grant_credit(self); /* one READY per turn, for every child freed in it */
     }
+    if (self->sock)
+        flush_batch(self);
     free(items);
     free(slot_of);
     return code;
@@ -1358,6 +1461,8 @@ void supervisor_destroy(supervisor_t **self_p)
     free(self->modules);
     free(self->broker);
     free(self->node_id);
+    msgpack_sbuffer_destroy(&self->bat);
+    msgpack_sbuffer_destroy(&self->enc);
     free(self);
     *self_p = NULL;
 }

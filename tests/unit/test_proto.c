@@ -3478,6 +3478,86 @@ static void test_ids(void **state)
     assert_true(taskq_id_is_zero(&zero));
 }
 
+/* BATCH: a built batch walks back item by item; every malformed framing
+ * (truncation, wrong headers, nested BATCH, trailing bytes, counts past the
+ * limit or the bytes) is refused without allocating. */
+static void test_batch(void **state)
+{
+    (void)state;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    proto_msg_t m;
+    proto_msg_init(&m, PROTO_READY);
+    m.u.ready.credit = 7;
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    assert_int_equal(proto_encode(&m, &one), TASKQ_OK);
+    proto_batch_begin(&buf, 3);
+    for (int i = 0; i < 3; i++)
+        proto_batch_add(&buf, PROTO_READY, one.data, one.size);
+    proto_batch_iter_t it;
+    proto_item_t item;
+    assert_int_equal(proto_batch_open(&it, buf.data, buf.size), TASKQ_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(proto_batch_next(&it, &item), TASKQ_OK);
+        assert_int_equal(item.type, PROTO_READY);
+        assert_int_equal(item.len, one.size);
+        proto_msg_t d;
+        proto_msg_init(&d, 0);
+        assert_int_equal(proto_decode(item.type, item.body, item.len, &d, NULL), TASKQ_OK);
+        assert_int_equal(d.u.ready.credit, 7);
+        proto_msg_clear(&d);
+    }
+    assert_int_equal(proto_batch_next(&it, &item), TASKQ_ENOTFOUND);
+    /* every truncation is refused somewhere, never read past the end */
+    for (size_t cut = 0; cut < buf.size; cut++) {
+        taskq_err_t e = proto_batch_open(&it, buf.data, cut);
+        while (e == TASKQ_OK)
+            e = proto_batch_next(&it, &item);
+        assert_int_not_equal(e, TASKQ_ENOTFOUND);
+    }
+    /* trailing bytes after the last item */
+    msgpack_sbuffer_write(&buf, "\xc0", 1);
+    assert_int_equal(proto_batch_open(&it, buf.data, buf.size), TASKQ_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(proto_batch_next(&it, &item), TASKQ_OK);
+    assert_int_equal(proto_batch_next(&it, &item), TASKQ_EPROTO);
+    /* empty batch, not an array, a huge declared count, count past the bytes */
+    assert_int_equal(proto_batch_open(&it, "\x90", 1), TASKQ_EPROTO);
+    assert_int_equal(proto_batch_open(&it, "\x80", 1), TASKQ_EPROTO);
+    assert_int_equal(proto_batch_open(&it, "\xdd\xff\xff\xff\xff", 5), TASKQ_ETOOBIG);
+    assert_int_equal(proto_batch_open(&it, "\xdc\x00\x10\x92\x11\xc4\x00", 7), TASKQ_EPROTO);
+    /* a BATCH inside a BATCH; a bin longer than what is left; not a bin */
+    static const char nested[] = "\x91\x92\x20\xc4\x01\x90";
+    assert_int_equal(proto_batch_open(&it, nested, sizeof nested - 1), TASKQ_OK);
+    assert_int_equal(proto_batch_next(&it, &item), TASKQ_EPROTO);
+    static const char longbin[] = "\x91\x92\x11\xc4\x09\x81";
+    assert_int_equal(proto_batch_open(&it, longbin, sizeof longbin - 1), TASKQ_OK);
+    assert_int_equal(proto_batch_next(&it, &item), TASKQ_EPROTO);
+    static const char notbin[] = "\x91\x92\x11\xa1\x81";
+    assert_int_equal(proto_batch_open(&it, notbin, sizeof notbin - 1), TASKQ_OK);
+    assert_int_equal(proto_batch_next(&it, &item), TASKQ_EPROTO);
+    /* proto_decode never takes a BATCH body */
+    proto_msg_t d;
+    proto_msg_init(&d, 0);
+    assert_int_equal(proto_decode(PROTO_BATCH, buf.data, buf.size, &d, NULL), TASKQ_EPROTO);
+    assert_string_equal(proto_type_name(PROTO_BATCH), "BATCH");
+    /* the capability flags round-trip */
+    proto_msg_t w;
+    proto_msg_init(&w, PROTO_WELCOME);
+    w.u.welcome.broker = proto_str("b1");
+    w.u.welcome.heartbeat_ms = 1000;
+    w.u.welcome.liveness = 3;
+    w.u.welcome.batch = true;
+    one.size = 0;
+    assert_int_equal(proto_encode(&w, &one), TASKQ_OK);
+    assert_int_equal(proto_decode(PROTO_WELCOME, one.data, one.size, &d, NULL), TASKQ_OK);
+    assert_true(d.u.welcome.batch);
+    proto_msg_clear(&d);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&buf);
+}
+
 static void test_strerror(void **state)
 {
     (void)state;
@@ -3532,6 +3612,7 @@ int main(void)
         cmocka_unit_test(test_send_recv),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, load_vectors, NULL);
 }

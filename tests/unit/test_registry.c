@@ -72,9 +72,9 @@ static void test_registry_children_are_copied(void **state)
 
 static int g_taken;
 static void count_taken(const taskq_id_t *id, const void *identity, size_t len, uint64_t req,
-                        void *arg)
+                        bool batch, void *arg)
 {
-    (void)id, (void)identity, (void)len, (void)req, (void)arg;
+    (void)id, (void)identity, (void)len, (void)req, (void)batch, (void)arg;
     g_taken++;
 }
 
@@ -83,19 +83,19 @@ static void test_waiters_dedupe_cap_expire(void **state)
     (void)state;
     waiters_t *w = waiters_new(3);
     taskq_id_t a = {{1}}, b = {{2}};
-    assert_int_equal(waiters_add(w, &a, "p1", 2, 7, 100), TASKQ_OK);
-    assert_int_equal(waiters_add(w, &a, "p1", 2, 7, 200), TASKQ_OK); /* repeat */
+    assert_int_equal(waiters_add(w, &a, "p1", 2, 7, 100, false), TASKQ_OK);
+    assert_int_equal(waiters_add(w, &a, "p1", 2, 7, 200, false), TASKQ_OK); /* repeat */
     assert_int_equal(waiters_count(w), 1);
-    assert_int_equal(waiters_add(w, &a, "p2", 2, 7, 100), TASKQ_OK);
-    assert_int_equal(waiters_add(w, &b, "p1", 2, 8, 100), TASKQ_OK);
-    assert_int_equal(waiters_add(w, &b, "p1", 2, 9, 100), TASKQ_EBUSY);
+    assert_int_equal(waiters_add(w, &a, "p2", 2, 7, 100, false), TASKQ_OK);
+    assert_int_equal(waiters_add(w, &b, "p1", 2, 8, 100, false), TASKQ_OK);
+    assert_int_equal(waiters_add(w, &b, "p1", 2, 9, 100, false), TASKQ_EBUSY);
     assert_int_equal(waiters_expire(w, 150), 2); /* p2/a and p1/b; p1/a extended */
     assert_int_equal(waiters_count(w), 1);
     g_taken = 0;
     assert_int_equal(waiters_take(w, &a, count_taken, NULL), 1);
     assert_int_equal(g_taken, 1);
     assert_int_equal(waiters_take(w, &a, count_taken, NULL), 0);
-    assert_int_equal(waiters_add(w, &b, "p3", 2, 1, 100), TASKQ_OK);
+    assert_int_equal(waiters_add(w, &b, "p3", 2, 1, 100, false), TASKQ_OK);
     waiters_destroy(&w); /* frees what is left */
     assert_null(w);
 }
