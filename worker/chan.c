@@ -294,6 +294,38 @@ taskq_err_t chan_read(chan_t *self)
     }
 }
 
+taskq_err_t chan_read_nowait(chan_t *self)
+{
+    if (self->rpos > 0) { /* frames handed out before this call are dead now */
+        memmove(self->rbuf, self->rbuf + self->rpos, self->rlen - self->rpos);
+        self->rlen -= self->rpos;
+        self->rpos = 0;
+    }
+    if (self->rcap - self->rlen < CHAN_READ_CHUNK && self->rcap < CHAN_FRAME_MAX) {
+        size_t ncap = self->rcap ? self->rcap * 2 : CHAN_READ_CHUNK * 2;
+        if (ncap > CHAN_FRAME_MAX)
+            ncap = CHAN_FRAME_MAX;
+        self->rbuf = xrealloc(self->rbuf, ncap);
+        self->rcap = ncap;
+    }
+    if (self->rlen == self->rcap)
+        return TASKQ_OK;
+    for (;;) {
+        ssize_t r = recv(self->fd, self->rbuf + self->rlen, self->rcap - self->rlen, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return TASKQ_OK;
+            return errno == ECONNRESET ? TASKQ_ECLOSED : TASKQ_ESYS;
+        }
+        if (r == 0)
+            return TASKQ_ECLOSED;
+        self->rlen += (size_t)r;
+        return TASKQ_OK;
+    }
+}
+
 /* Typed accessors over a decoded array; false on a wrong type or limit. */
 static bool get_uint(const msgpack_object *o, uint64_t max, uint64_t *out)
 {

@@ -102,6 +102,9 @@ taskq_err_t chan_read(chan_t *self);
 /* Non-blocking: the next complete frame, if any (*got). TASKQ_ETOOBIG for an
  * oversize length, TASKQ_EPROTO for a malformed body: the channel is broken. */
 taskq_err_t chan_next(chan_t *self, chan_frame_t *f, bool *got);
+/* Either side: one read of what is there without waiting (recv with
+ * MSG_DONTWAIT). TASKQ_OK (maybe nothing), TASKQ_ECLOSED, TASKQ_ESYS. */
+taskq_err_t chan_read_nowait(chan_t *self);
 /* Blocking: waits for one frame. TASKQ_ECLOSED at EOF, else as chan_next. */
 taskq_err_t chan_recv(chan_t *self, chan_frame_t *f);
 

@@ -1,11 +1,12 @@
 #define _GNU_SOURCE
 /*
- * child.c - one task at a time: TASK in, PROGRESS* and DONE out; a CANCEL
- * is read only when the task asks (taskq_cancelled).
+ * child.c - one task at a time: TASK in, PROGRESS* and DONE out. Tasks the
+ * supervisor sends ahead wait in a small queue; before each one starts the
+ * child reads what else arrived (a CANCEL makes it skip that task), and a
+ * CANCEL for the running task is read when the task asks (taskq_cancelled).
  */
 #include "child.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +22,29 @@
 #include "tlog.h"
 #include "tmem.h"
 
+/* A task received and not yet run. The supervisor sends a busy child up to
+ * a few tasks behind its running one (lookahead, with --prefetch); they wait
+ * here, in order. Everything is copied out of the channel's read buffer,
+ * which a later read may move. Buffers are kept (grown, never shrunk): no
+ * malloc per task. */
 typedef struct {
-    chan_t *ch;
-    const chan_frame_t *task;
-} run_t;
+    taskq_id_t id;
+    uint32_t attempt;
+    char name[TQ_NAME_MAX + 1];
+    uint32_t name_len;
+    uint8_t *args;
+    size_t args_len, args_cap;
+    int64_t time_limit_ms;
+    bool cancelled;           /* a CANCEL arrived before it started: skip it */
+} qtask_t;
+
+#define CHILD_QUEUE_MAX 16    /* the supervisor sends at most 1 + its lookahead (4) */
+
+static qtask_t g_q[CHILD_QUEUE_MAX];
+static size_t g_qhead, g_qn;
+static bool g_stop;                 /* STOP read: exit once the queue is empty */
+static const qtask_t *g_running;    /* the task running now, or NULL */
+static bool g_running_cancelled;    /* a CANCEL for it arrived */
 
 /* The supervisor's pid, for the SIGTERM handler. */
 static volatile pid_t g_parent;
@@ -44,62 +64,112 @@ static void on_sigterm(int sig, siginfo_t *si, void *uctx)
     }
 }
 
-/* The current task's args, copied out of the channel's read buffer: a
- * taskq_cancelled() check reads the channel, which may move that buffer.
- * Kept between tasks (grown, never shrunk): no malloc per task. */
-static uint8_t *g_args;
-static size_t g_args_cap;
-
-/* taskq_cancelled(): reads whatever the supervisor sent, without blocking.
- * Only CANCEL can arrive while a task runs (the supervisor sends TASK and
- * STOP to idle children only); one for another (id, attempt) is stale (its
- * task ended before the supervisor saw the DONE) and skipped. */
-static bool on_cancel_check(void *arg)
+static bool same_task(const qtask_t *t, const chan_frame_t *f)
 {
-    run_t *r = arg;
-    struct pollfd p = {.fd = chan_fd(r->ch), .events = POLLIN};
-    int n = poll(&p, 1, 0);
-    if (n <= 0)
-        return false; /* nothing (or EINTR: next time) */
-    taskq_err_t rrc = chan_read(r->ch);
-    bool cancelled = false;
+    return t->attempt == f->attempt && !memcmp(t->id.b, f->id.b, sizeof f->id.b);
+}
+
+/* One frame from the supervisor: a TASK joins the queue, a CANCEL marks the
+ * running or a queued task (one for neither is stale: its task ended before
+ * the supervisor saw the DONE), STOP ends the child once the queue is done. */
+static void take_frame(const chan_frame_t *f)
+{
+    switch (f->kind) {
+    case CHAN_TASK: {
+        if (g_qn == CHILD_QUEUE_MAX || f->name_len > TQ_NAME_MAX) {
+            tlog_error("more queued tasks than the supervisor may send");
+            _exit(3);
+        }
+        qtask_t *t = &g_q[(g_qhead + g_qn) % CHILD_QUEUE_MAX];
+        t->id = f->id;
+        t->attempt = f->attempt;
+        memcpy(t->name, f->name, f->name_len);
+        t->name[f->name_len] = '\0';
+        t->name_len = f->name_len;
+        if (f->data_len > t->args_cap) {
+            free(t->args);
+            t->args = xmalloc(f->data_len);
+            t->args_cap = f->data_len;
+        }
+        if (f->data_len)
+            memcpy(t->args, f->data, f->data_len);
+        t->args_len = f->data_len;
+        t->time_limit_ms = f->time_limit_ms;
+        t->cancelled = false;
+        g_qn++;
+        return;
+    }
+    case CHAN_CANCEL:
+        if (g_running && same_task(g_running, f)) {
+            g_running_cancelled = true;
+            return;
+        }
+        for (size_t i = 0; i < g_qn; i++) {
+            qtask_t *t = &g_q[(g_qhead + i) % CHILD_QUEUE_MAX];
+            if (same_task(t, f)) {
+                t->cancelled = true;
+                return;
+            }
+        }
+        tlog_debug("stale CANCEL (attempt %u) skipped", f->attempt);
+        return;
+    case CHAN_STOP:
+        g_stop = true;
+        return;
+    default:
+        tlog_error("unexpected frame kind %d from the supervisor", f->kind);
+        _exit(3);
+    }
+}
+
+/* Takes every whole frame already read. */
+static void take_buffered(chan_t *ch)
+{
     for (;;) {
         chan_frame_t f;
         bool got;
-        taskq_err_t rc = chan_next(r->ch, &f, &got);
+        taskq_err_t rc = chan_next(ch, &f, &got);
         if (rc != TASKQ_OK) {
             tlog_error("channel broken: %s", taskq_strerror(rc));
             _exit(3);
         }
         if (!got)
-            break;
-        if (f.kind != CHAN_CANCEL) {
-            tlog_error("unexpected frame kind %d from the supervisor during a task", f.kind);
-            _exit(3);
-        }
-        if (f.attempt == r->task->attempt && !memcmp(f.id.b, r->task->id.b, sizeof f.id.b))
-            cancelled = true;
-        else
-            tlog_debug("stale CANCEL (attempt %u) skipped", f.attempt);
+            return;
+        take_frame(&f);
     }
+}
+
+/* Reads what the supervisor sent, without waiting. */
+static void take_pending(chan_t *ch)
+{
+    taskq_err_t rrc = chan_read_nowait(ch);
+    take_buffered(ch);
     if (rrc != TASKQ_OK)
-        _exit(3); /* the supervisor is gone: nobody will read the result either */
-    if (cancelled) {
+        _exit(3); /* the supervisor is gone: nobody will read a result either */
+}
+
+/* taskq_cancelled(): reads whatever the supervisor sent, without blocking. */
+static bool on_cancel_check(void *arg)
+{
+    chan_t *ch = arg;
+    bool before = g_running_cancelled;
+    take_pending(ch);
+    if (g_running_cancelled && !before) {
         char idbuf[TASKQ_ID_STRLEN + 1];
-        taskq_id_format(&r->task->id, idbuf);
-        tlog_info("task %s attempt %u: cancelled (revoked)", idbuf, r->task->attempt);
-        thist_event("cancelled %s %u", idbuf, r->task->attempt);
+        taskq_id_format(&g_running->id, idbuf);
+        tlog_info("task %s attempt %u: cancelled (revoked)", idbuf, g_running->attempt);
+        thist_event("cancelled %s %u", idbuf, g_running->attempt);
     }
-    return cancelled;
+    return g_running_cancelled;
 }
 
 static void on_progress(void *arg, uint64_t current, uint64_t total, const char *message)
 {
-    run_t *r = arg;
-    chan_frame_t f = {.kind = CHAN_PROGRESS, .id = r->task->id, .attempt = r->task->attempt,
+    chan_t *ch = arg;
+    chan_frame_t f = {.kind = CHAN_PROGRESS, .id = g_running->id, .attempt = g_running->attempt,
                       .current = current, .total = total, .message = message,
                       .message_len = (uint32_t)strlen(message)};
-    if (chan_send(r->ch, &f) != TASKQ_OK) {
+    if (chan_send(ch, &f) != TASKQ_OK) {
         /* the supervisor is gone: nobody will read the result either */
         _exit(3);
     }
@@ -111,15 +181,29 @@ static void send_or_exit(chan_t *ch, const chan_frame_t *f)
         _exit(3); /* the supervisor is gone: nobody will read the result either */
 }
 
-static void run_task(chan_t *ch, taskfn_t *fns, const chan_frame_t *t)
+static void run_task(chan_t *ch, taskfn_t *fns, const qtask_t *t)
 {
     char idbuf[TASKQ_ID_STRLEN + 1];
     taskq_id_format(&t->id, idbuf);
     chan_frame_t done = {.kind = CHAN_DONE, .id = t->id, .attempt = t->attempt};
+    char error[TQ_ERROR_MAX + 1];
+    if (t->cancelled) {
+        /* revoked while it waited here: never started */
+        snprintf(error, sizeof error, "revoked before it started");
+        tlog_info("task %s attempt %u: %s: skipped", idbuf, t->attempt, error);
+        thist_event("cancelled %s %u", idbuf, t->attempt);
+        done.ok = false;
+        done.data = error;
+        done.data_len = (uint32_t)strlen(error);
+        done.code = "taskq.revoked";
+        done.code_len = (uint32_t)strlen(done.code);
+        done.permanent = true;
+        send_or_exit(ch, &done);
+        return;
+    }
     bool has_policy;
     proto_retry_policy_t policy;
     taskq_task_fn fn = taskfn_find_policy(fns, t->name, t->name_len, &has_policy, &policy);
-    char error[TQ_ERROR_MAX + 1];
     if (!fn) {
         /* not permanent: another node may have the module */
         snprintf(error, sizeof error, "unknown task '%.*s'", (int)t->name_len, t->name);
@@ -140,20 +224,14 @@ static void run_task(chan_t *ch, taskfn_t *fns, const chan_frame_t *t)
         send_or_exit(ch, &pf);
     }
     tlog_debug("task %s attempt %u: %.*s starts", idbuf, t->attempt, (int)t->name_len, t->name);
-    if (t->data_len > g_args_cap) {
-        free(g_args);
-        g_args = xmalloc(t->data_len);
-        g_args_cap = t->data_len;
-    }
-    if (t->data_len)
-        memcpy(g_args, t->data, t->data_len);
-    /* from here on t->name and t->data may be moved by a channel read */
-    taskq_ctx_t *ctx = taskapi_ctx_new(&t->id, t->attempt, g_args, t->data_len);
-    run_t r = {ch, t};
-    taskapi_set_progress(ctx, on_progress, &r);
-    taskapi_set_cancel_check(ctx, on_cancel_check, &r);
+    taskq_ctx_t *ctx = taskapi_ctx_new(&t->id, t->attempt, t->args, t->args_len);
+    g_running = t;
+    g_running_cancelled = false;
+    taskapi_set_progress(ctx, on_progress, ch);
+    taskapi_set_cancel_check(ctx, on_cancel_check, ch);
     thist_event("exec_start %s %u", idbuf, t->attempt);
     done.ok = taskapi_run(ctx, fn);
+    g_running = NULL;
     if (done.ok) {
         size_t len;
         done.data = taskapi_result(ctx, &len);
@@ -215,30 +293,35 @@ void child_main(int fd, const char *const *modules, size_t nmodules)
     if (chan_send(ch, &ready) != TASKQ_OK)
         _exit(3);
     for (;;) {
-        chan_frame_t f;
-        taskq_err_t rc = chan_recv(ch, &f);
-        if (rc == TASKQ_ECLOSED)
-            break;
-        if (rc != TASKQ_OK) {
-            tlog_error("channel broken: %s", taskq_strerror(rc));
-            _exit(3);
+        if (g_qn == 0) {
+            if (g_stop)
+                break;
+            chan_frame_t f;
+            taskq_err_t rc = chan_recv(ch, &f); /* waits */
+            if (rc == TASKQ_ECLOSED)
+                break;
+            if (rc != TASKQ_OK) {
+                tlog_error("channel broken: %s", taskq_strerror(rc));
+                _exit(3);
+            }
+            take_frame(&f);
+            take_buffered(ch); /* what came with it */
+            if (g_qn == 0)
+                continue;
+        } else {
+            /* a queued task is next: first read anything newer (a CANCEL
+             * for it) without waiting */
+            take_pending(ch);
         }
-        if (f.kind == CHAN_STOP)
-            break;
-        if (f.kind == CHAN_CANCEL) {
-            /* its task ended before the supervisor saw the DONE: stale */
-            tlog_debug("stale CANCEL (attempt %u) while idle: skipped", f.attempt);
-            continue;
-        }
-        if (f.kind != CHAN_TASK) {
-            tlog_error("unexpected frame kind %d from the supervisor", f.kind);
-            _exit(3);
-        }
-        run_task(ch, fns, &f);
+        qtask_t *t = &g_q[g_qhead];
+        run_task(ch, fns, t);
+        g_qhead = (g_qhead + 1) % CHILD_QUEUE_MAX;
+        g_qn--;
     }
     tlog_debug("stopping");
     chan_destroy(&ch);
     taskfn_destroy(&fns);
-    free(g_args);
+    for (size_t i = 0; i < CHILD_QUEUE_MAX; i++)
+        free(g_q[i].args);
     _exit(0);
 }

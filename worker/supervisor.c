@@ -15,6 +15,16 @@
  * starts when a child takes them; they are leased, so HELLO and HEARTBEAT
  * list them). A HELLO resets the broker's credit, so credit_out restarts at
  * 0 with each session.
+ *
+ * Lookahead (only with --prefetch): once every child is busy, queued tasks
+ * are also sent to busy children behind their running task, up to
+ * `lookahead` each (min(LOOKAHEAD_MAX, prefetch / children)), so that a
+ * child that finishes a short task starts the next one without waiting for
+ * this loop (one wake-up per several tasks instead of per task). They still
+ * count as queued for the invariant above. A task in a child's lookahead
+ * has not started: its time limit starts when the child's DONE for the task
+ * before it arrives; if the child dies they go back to the FIFO (no attempt
+ * is spent); a CANCEL for one is passed to the child, which skips it.
  */
 #include "supervisor.h"
 
@@ -38,6 +48,7 @@
 #include "tmem.h"
 
 #define PROGRESS_FWD_MS 200     /* at most ~5 PROGRESS per second per task */
+#define LOOKAHEAD_MAX 4         /* tasks sent to a busy child behind its running one */
 #define EOF_KILL_MS 2000        /* a child that closed its channel but lives on */
 #define RESPAWN_BACKOFF_MS 1000 /* after a child died during start-up */
 #define RECV_BATCH 256          /* broker messages per turn */
@@ -73,6 +84,18 @@ typedef struct {
     const proto_retry_policy_t *policy; /* the registration's, or NULL */
 } failure_t;
 
+/* A task sent to a busy child to run after its current one (not started). */
+typedef struct {
+    taskq_id_t id;
+    uint32_t attempt;
+    char name[TQ_NAME_MAX + 1];
+    uint32_t name_len;
+    uint8_t *args;            /* owned copy: the task goes back to the FIFO if the child dies */
+    uint32_t args_len;
+    int64_t time_limit_ms;
+    bool cancelled;           /* CANCEL passed to the child: it skips the task */
+} ahead_t;
+
 /* Per-slot state of the supervisor (the pool knows no sockets or frames). */
 typedef struct {
     chan_t *ch;
@@ -96,6 +119,8 @@ typedef struct {
     taskq_id_t term_id;       /* ... while it ran this (id, attempt) */
     uint32_t term_attempt;
     int64_t kill_at;          /* SIGKILL if it still runs it then; 0 = none */
+    ahead_t ahead[LOOKAHEAD_MAX]; /* lookahead, in the order the child runs them */
+    size_t nahead;
 } slotx_t;
 
 enum { SESS_HELLO, SESS_ACTIVE };
@@ -130,7 +155,12 @@ struct supervisor {
     size_t bat_first;         /* where its body starts in bat */
     uint32_t bat_credit;      /* READY credit in the batch (undone if it is lost) */
     msgpack_sbuffer enc;      /* one item's encoding (reused) */
+    size_t lookahead;         /* per busy child; 0 = off (no --prefetch) */
+    size_t nahead;            /* tasks in all children's lookahead */
 };
+
+static void lookahead_promote(supervisor_t *self, pool_slot_t *s, int64_t now);
+static void lookahead_return(supervisor_t *self, pool_slot_t *s);
 
 /* ---- broker socket --------------------------------------------------- */
 
@@ -247,7 +277,7 @@ static int64_t silence_ms(const supervisor_t *self)
  * for leases_cap() entries. */
 static size_t leases_cap(const supervisor_t *self)
 {
-    return pool_size(self->pool) + taskfifo_count(self->fifo) + self->nout;
+    return pool_size(self->pool) + self->nahead + taskfifo_count(self->fifo) + self->nout;
 }
 
 static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
@@ -258,6 +288,12 @@ static uint32_t collect_leases(supervisor_t *self, proto_lease_t *ls)
         if (s->state == POOL_BUSY && s->has_task) {
             ls[n].id = s->task_id;
             ls[n].attempt = s->attempt;
+            n++;
+        }
+        const slotx_t *x = &self->x[i];
+        for (size_t j = 0; j < x->nahead && n < TQ_LEASES_MAX; j++) {
+            ls[n].id = x->ahead[j].id;
+            ls[n].attempt = x->ahead[j].attempt;
             n++;
         }
     }
@@ -598,10 +634,18 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
         pool_on(s, POOL_EV_DONE);
         bool retire = x->terminating;
         cancel_reset(x);
-        if (retire)
+        if (retire && x->nahead) {
+            /* it may already run the next one: kill it, so that a signal
+             * meant for one attempt never lands on another; its lookahead
+             * goes back to the FIFO on reap */
+            tlog_info("child %d: retired after a revoke with terminate", (int)s->pid);
+            pool_kill(s, SIGKILL);
+        } else if (retire)
             /* SIGTERMed (maybe still pending, or ignored by the task): it
              * must not start another task; a fresh child replaces it */
             send_stop(self, s, "its task was revoked with terminate");
+        else if (x->nahead)
+            lookahead_promote(self, s, now); /* the child has started it */
         else if (self->shutdown && taskfifo_count(self->fifo) == 0)
             send_stop(self, s, "shutting down"); /* else it runs a queued task first */
         else if (self->o.max_tasks_per_child &&
@@ -700,6 +744,7 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
         tlog_warn("child %d %s while %s", (int)pid, how, pool_state_name(s->state));
         x->respawn_at = now;
     }
+    lookahead_return(self, s);
     if (self->shutdown && taskfifo_count(self->fifo) == 0)
         x->respawn_at = 0; /* queued tasks still need a child, even when stopping */
     chan_destroy(&x->ch);
@@ -737,15 +782,21 @@ static pool_slot_t *find_idle(supervisor_t *self)
     return NULL;
 }
 
-/* Hands a task to the idle child s; its time limit starts now. */
-static void assign(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id, uint32_t attempt,
-                   const char *name, size_t name_len, const void *args, size_t args_len,
-                   int64_t time_limit_ms, int64_t now)
+static taskq_err_t send_task(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id,
+                             uint32_t attempt, const char *name, size_t name_len,
+                             const void *args, size_t args_len, int64_t time_limit_ms)
 {
     chan_frame_t t = {.kind = CHAN_TASK, .id = *id, .attempt = attempt, .name = name,
                       .name_len = (uint32_t)name_len, .data = args,
                       .data_len = (uint32_t)args_len, .time_limit_ms = time_limit_ms};
-    taskq_err_t rc = chan_send(self->x[s->index].ch, &t);
+    return chan_send(self->x[s->index].ch, &t);
+}
+
+/* The idle child s now runs (id, attempt): its time limit starts now. */
+static void start_task(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id,
+                       uint32_t attempt, const char *name, size_t name_len,
+                       int64_t time_limit_ms, int64_t now)
+{
     int64_t limit = time_limit_ms > 0 ? time_limit_ms : self->o.time_limit_ms;
     pool_on(s, POOL_EV_ASSIGN);
     s->has_task = true;
@@ -767,6 +818,16 @@ static void assign(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id, uin
         tlog_info("task %s attempt %u (%s) -> child %d", idbuf, s->attempt, s->task_name,
                   (int)s->pid);
     }
+}
+
+/* Hands a task to the idle child s; its time limit starts now. */
+static void assign(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id, uint32_t attempt,
+                   const char *name, size_t name_len, const void *args, size_t args_len,
+                   int64_t time_limit_ms, int64_t now)
+{
+    taskq_err_t rc = send_task(self, s, id, attempt, name, name_len, args, args_len,
+                               time_limit_ms);
+    start_task(self, s, id, attempt, name, name_len, time_limit_ms, now);
     if (rc != TASKQ_OK) {
         /* the child is gone or broken: its reap reports the task (retry) */
         tlog_warn("child %d: cannot pass the task (%s): killing it", (int)s->pid,
@@ -775,18 +836,125 @@ static void assign(supervisor_t *self, pool_slot_t *s, const taskq_id_t *id, uin
     }
 }
 
-/* Queued tasks go to free children, oldest first. */
+/* ---- lookahead ---------------------------------------------------------- */
+
+/* The busy child that should take the next task behind its running one:
+ * the one with the shortest lookahead, among those that may take one. */
+static pool_slot_t *lookahead_target(supervisor_t *self)
+{
+    pool_slot_t *best = NULL;
+    size_t best_n = self->lookahead;
+    for (size_t i = 0; i < pool_size(self->pool); i++) {
+        pool_slot_t *s = pool_slot(self->pool, i);
+        slotx_t *x = &self->x[i];
+        if (s->state != POOL_BUSY || !s->has_task || !x->ch || x->eof || x->cancelled ||
+            x->terminating || x->nahead >= best_n)
+            continue;
+        if (self->o.max_tasks_per_child &&
+            s->done + s->failed + 1 + x->nahead >= self->o.max_tasks_per_child)
+            continue; /* its last task is the running or a queued one */
+        best = s;
+        best_n = x->nahead;
+    }
+    return best;
+}
+
+/* Moves the FIFO's head into child s's lookahead and sends it. */
+static void lookahead_push(supervisor_t *self, pool_slot_t *s)
+{
+    slotx_t *x = &self->x[s->index];
+    const taskfifo_entry_t *e = taskfifo_at(self->fifo, 0);
+    ahead_t *a = &x->ahead[x->nahead++];
+    self->nahead++;
+    a->id = e->id;
+    a->attempt = e->attempt;
+    memcpy(a->name, e->name, e->name_len);
+    a->name[e->name_len] = '\0';
+    a->name_len = e->name_len;
+    a->args = e->args_len ? xmalloc(e->args_len) : NULL;
+    if (e->args_len)
+        memcpy(a->args, e->args, e->args_len);
+    a->args_len = e->args_len;
+    a->time_limit_ms = e->time_limit_ms;
+    a->cancelled = false;
+    taskfifo_pop(self->fifo);
+    if (send_task(self, s, &a->id, a->attempt, a->name, a->name_len, a->args, a->args_len,
+                  a->time_limit_ms) != TASKQ_OK) {
+        /* broken: its reap hands the lookahead back to the FIFO */
+        tlog_warn("child %d: cannot pass a queued task: killing it", (int)s->pid);
+        pool_kill(s, SIGKILL);
+    }
+}
+
+/* Child s reported its running task: the first of its lookahead runs now. */
+static void lookahead_promote(supervisor_t *self, pool_slot_t *s, int64_t now)
+{
+    slotx_t *x = &self->x[s->index];
+    ahead_t a = x->ahead[0];
+    memmove(&x->ahead[0], &x->ahead[1], (x->nahead - 1) * sizeof x->ahead[0]);
+    x->nahead--;
+    self->nahead--;
+    start_task(self, s, &a.id, a.attempt, a.name, a.name_len, a.time_limit_ms, now);
+    if (a.cancelled)
+        x->cancelled = true; /* the child skips it; its CANCEL is not sent again */
+    free(a.args);
+}
+
+/* Child s is gone: its lookahead never started; back to the FIFO (no
+ * attempt spent). They go to the FIFO's tail: order after a crash is best
+ * effort. A cancelled one is dropped, as a revoked queued task is. */
+static void lookahead_return(supervisor_t *self, pool_slot_t *s)
+{
+    slotx_t *x = &self->x[s->index];
+    for (size_t j = 0; j < x->nahead; j++) {
+        ahead_t *a = &x->ahead[j];
+        if (!a->cancelled &&
+            taskfifo_push(self->fifo, &a->id, a->attempt, a->name, a->name_len, a->args,
+                          a->args_len, a->time_limit_ms) != TASKQ_OK)
+            tlog_error("queued task lost from the FIFO (full): the broker requeues it when "
+                       "its lease expires");
+        free(a->args);
+    }
+    self->nahead -= x->nahead;
+    x->nahead = 0;
+}
+
+/* (id, attempt) in some child's lookahead: its slot and position. */
+static bool lookahead_find(supervisor_t *self, const taskq_id_t *id, uint32_t attempt,
+                           size_t *slot, size_t *pos)
+{
+    for (size_t i = 0; i < pool_size(self->pool) && self->nahead; i++) {
+        slotx_t *x = &self->x[i];
+        for (size_t j = 0; j < x->nahead; j++)
+            if (x->ahead[j].attempt == attempt &&
+                !memcmp(x->ahead[j].id.b, id->b, sizeof id->b)) {
+                *slot = i;
+                *pos = j;
+                return true;
+            }
+    }
+    return false;
+}
+
+/* Queued tasks go to free children, oldest first; then, with lookahead,
+ * behind busy children's running tasks. */
 static void dispatch_fifo(supervisor_t *self, int64_t now)
 {
     while (taskfifo_count(self->fifo) > 0) {
         pool_slot_t *s = find_idle(self);
         if (!s)
-            return;
+            break;
         const taskfifo_entry_t *e = taskfifo_at(self->fifo, 0);
         /* e stays valid across the pop until the next push */
         taskfifo_pop(self->fifo);
         assign(self, s, &e->id, e->attempt, e->name, e->name_len, e->args, e->args_len,
                e->time_limit_ms, now);
+    }
+    while (self->lookahead && taskfifo_count(self->fifo) > 0) {
+        pool_slot_t *s = lookahead_target(self);
+        if (!s)
+            break;
+        lookahead_push(self, s);
     }
 }
 
@@ -809,8 +977,10 @@ static void on_task(supervisor_t *self, const proto_msg_t *m, int64_t now)
         self->credit_out--;
     else
         tlog_warn("TASK %s received without outstanding credit", idbuf);
+    size_t ai, aj;
     if (pool_find_task(self->pool, &m->u.task.id, m->u.task.attempt) ||
-        taskfifo_has(self->fifo, &m->u.task.id, m->u.task.attempt)) {
+        taskfifo_has(self->fifo, &m->u.task.id, m->u.task.attempt) ||
+        lookahead_find(self, &m->u.task.id, m->u.task.attempt, &ai, &aj)) {
         tlog_warn("TASK %s attempt %u is already running or queued here: ignored", idbuf,
                   m->u.task.attempt);
         return;
@@ -887,6 +1057,23 @@ static void on_cancel(supervisor_t *self, const proto_msg_t *m, int64_t now)
             x->term_attempt = attempt;
             x->kill_at = now + grace;
             pool_kill(s, SIGTERM);
+        }
+        return;
+    }
+    size_t ai, aj;
+    if (lookahead_find(self, id, attempt, &ai, &aj)) {
+        /* sent to a busy child behind its running task: the child skips it
+         * (a terminate never signals that child: it runs another task) */
+        slotx_t *x = &self->x[ai];
+        pool_slot_t *cs = pool_slot(self->pool, ai);
+        tlog_info("task %s attempt %u revoked before it started: child %d skips it", idbuf,
+                  attempt, (int)cs->pid);
+        thist_event("cancel_ahead %s %u", idbuf, attempt);
+        if (!x->ahead[aj].cancelled) {
+            x->ahead[aj].cancelled = true;
+            chan_frame_t cf = {.kind = CHAN_CANCEL, .id = *id, .attempt = attempt};
+            if (x->ch && chan_send(x->ch, &cf) != TASKQ_OK)
+                tlog_debug("child %d: CANCEL not passed", (int)cs->pid);
         }
         return;
     }
@@ -1229,7 +1416,7 @@ static void grant_credit(supervisor_t *self)
         return;
     /* credit_out + queued <= idle + prefetch (the invariant at the top) */
     size_t want = pool_count(self->pool, POOL_IDLE) + self->o.prefetch;
-    size_t queued = taskfifo_count(self->fifo);
+    size_t queued = taskfifo_count(self->fifo) + self->nahead;
     want = want > queued ? want - queued : 0;
     if (want <= self->credit_out)
         return;
@@ -1404,6 +1591,10 @@ supervisor_t *supervisor_new(const supervisor_opts_t *opts, taskq_err_t *err)
     self->pool = pool_new(opts->nchildren, opts->exe, self->o.modules, opts->nmodules);
     self->x = xcalloc(opts->nchildren, sizeof *self->x);
     self->fifo = taskfifo_new(opts->prefetch + opts->nchildren);
+    if (opts->prefetch && opts->nchildren) {
+        size_t per = opts->prefetch / opts->nchildren;
+        self->lookahead = per < 1 ? 1 : per > LOOKAHEAD_MAX ? LOOKAHEAD_MAX : per;
+    }
     int64_t now = tclock_mono_ms();
     for (size_t i = 0; i < opts->nchildren; i++)
         spawn_slot(self, pool_slot(self->pool, i), now);
@@ -1445,6 +1636,9 @@ void supervisor_destroy(supervisor_t **self_p)
         kill_all(self);
         pool_destroy(&self->pool);
     }
+    for (size_t i = 0; self->x && i < self->o.nchildren; i++)
+        for (size_t j = 0; j < self->x[i].nahead; j++)
+            free(self->x[i].ahead[j].args);
     free(self->x);
     taskfifo_destroy(&self->fifo);
     if (self->sock)
