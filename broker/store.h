@@ -196,8 +196,8 @@ taskq_err_t store_get_policy(store_t *self, const taskq_id_t *id, store_policy_t
  * O(L log n) where L is the number of distinct names queued in the queue. */
 taskq_err_t store_next_ready(store_t *self, const char *queue, const char *const *exclude,
                              size_t nexclude, size_t limit, store_queued_fn fn, void *arg);
-/* queued with attempts = attempt - 1 -> running attempt, on worker; adds
- * the attempt's row (state "running"). */
+/* queued with attempts = attempt - 1 -> running attempt, on worker;
+ * store_attempts lists it from now on (state "running"). */
 taskq_err_t store_mark_running(store_t *self, const taskq_id_t *id, uint32_t attempt,
                                const char *worker, int64_t started_at, int64_t lease_deadline_at);
 /* running with attempts = attempt -> o->to_state, recording the attempt's

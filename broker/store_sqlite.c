@@ -16,7 +16,7 @@
 #include "tlog.h"
 #include "tmem.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define WAL_AUTOCHECKPOINT_PAGES "8192" /* see store_open */
@@ -229,6 +229,45 @@ static const char *const SCHEMA_V4 =
     "CREATE INDEX uniques_holder ON uniques(holder);"
     "CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta (k, v) VALUES ('purged', 0), ('purge_horizon_ms', 0);";
+/* v5 (issue 4, performance): the attempt a task is running, or the one
+ * that ended it successfully, lives in the tasks row only (its worker,
+ * child_pid, started_at, finished_at already are there); `attempts` holds
+ * the others (failed, retried, requeued, rate limited, lost, revoked).
+ * A dispatch then writes no attempts row and a first-time success none
+ * either: two statements and a b-tree (a WAL page per commit) less.
+ * - live_attempt: the attempt whose row is synthesised from the task
+ *   (store_attempts) instead of stored; 0 = none. Set by mark_running,
+ *   kept by an end that writes no row (plain success), 0 after any end
+ *   or revoke that writes one. Invariant: live_attempt is 0 or equal to
+ *   attempts, and no attempts row exists for (seq, live_attempt).
+ * - Rows of v4: live_attempt = 0, so every attempt they show keeps its
+ *   stored row (a v4 running attempt's 'running' row is completed at its
+ *   end or revoke as v4 did; a task that succeeded before v3 has no row
+ *   and gets none).
+ * - The purge trigger skips the attempts lookup when a task cannot have
+ *   rows (never ran, or its only attempt is the live one).
+ * Indexes of tasks as of v5 and the statements that use them (EXPLAIN
+ * QUERY PLAN); none is redundant: each is the only one its queries can
+ * seek, and dropping it would make them scan the table:
+ *   id UNIQUE (autoindex)  every lookup by id (S_FIND, S_GET, S_POLICY, ...)
+ *   tasks_ready            S_READY, S_OLDEST (dispatch: O(log n) per row)
+ *   tasks_ready_name       S_NAME_NEXT, S_READY_NAME (dispatch with names
+ *                          excluded: O(L log n), store.h); tasks_ready
+ *                          cannot give a queue's distinct names
+ *   tasks_running          S_LOAD_RUNNING (start-up: O(running), not O(n))
+ *   tasks_due              S_DUE_SCAN, S_NEXT_DUE
+ *   tasks_expiry           S_EXPIRY_SCAN, S_NEXT_EXPIRY
+ *   tasks_purge            S_PURGE_DUE, S_PURGE_STATE, the failed listing
+ *                          (the v3 tasks_terminal on finished_at is gone
+ *                          since v4: one terminal index)
+ *   tasks_children         S_CHILDREN; tasks_group: S_GROUP_* */
+static const char *const SCHEMA_V5 =
+    "ALTER TABLE tasks ADD COLUMN live_attempt INTEGER NOT NULL DEFAULT 0;"
+    "DROP TRIGGER IF EXISTS tasks_delete_attempts;"
+    "CREATE TRIGGER tasks_delete_attempts AFTER DELETE ON tasks"
+    " WHEN old.attempts > (old.live_attempt = old.attempts)"
+    " BEGIN DELETE FROM attempts WHERE task_seq = old.seq; END;";
+
 /* v4, data: purge_at of the terminal rows (?1 result TTL, ?2 failed TTL). */
 static const char *const SCHEMA_V4_PURGE_AT =
     "UPDATE tasks SET purge_at = finished_at + CASE WHEN state = 3 THEN ?2 ELSE ?1 END"
@@ -250,8 +289,8 @@ enum {
     S_READY_NAME,
     S_READY_SEQ,
     S_MARK_RUNNING,
-    S_ATTEMPT_START,
     S_END,
+    S_END_LIVE,
     S_ATTEMPT_END,
     S_EXPIRE,
     S_PROGRESS,
@@ -263,6 +302,7 @@ enum {
     S_EXPIRE_SEQ,
     S_NEXT_EXPIRY,
     S_ATTEMPTS,
+    S_ATTEMPT_TASK,
     S_OLDEST,
     S_PURGE_STATE,
     S_PURGE_DUE,
@@ -313,7 +353,7 @@ enum {
     "name, cron, task, args, queue, priority, tz, max_attempts, overlap, catchup, paused,"         \
     " next_at, last_fire_at, last_task_id, fires, skipped, created_at"
 #define SCHED_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17"
-#define READY_COLS "id, name, args, time_limit_ms, attempts, priority, expires_at, flags"
+#define READY_COLS "id, name, args, time_limit_ms, attempts, priority, expires_at, flags, seq"
 /* a task record (rec_fill reads them in this order) */
 #define REC_COLS                                                                                   \
     "name, state, attempts, max_attempts, worker, child_pid, submitted_at, started_at,"            \
@@ -335,6 +375,19 @@ enum {
 #define PURGE_AT_EXPIRE PURGE_AT("7", "?2", "?3", "0")     /* S_EXPIRE */
 #define PURGE_AT_EXPIRE_SEQ PURGE_AT("7", "?3", "?4", "0") /* S_EXPIRE_SEQ */
 #define PURGE_AT_REVOKE PURGE_AT("6", "?4", "?5", "0")     /* S_REVOKE */
+/* the end of an attempt (S_END, S_END_LIVE): ?3 to_state, ?4 failure,
+ * ?5 code, ?6 result, ?7 error, ?8 child_pid, ?9 now, ?10 due_at, ?11 / ?12
+ * TTLs, ?13 live_attempt after (see SCHEMA_V5) */
+#define END_SET                                                                                    \
+    "UPDATE tasks SET state = ?3, failures = failures + ?4,"                                       \
+    " code = CASE WHEN ?5 <> '' THEN ?5 ELSE code END,"                                            \
+    " result = CASE WHEN ?3 = 2 THEN ?6 ELSE result END,"                                          \
+    " error = CASE WHEN ?3 = 3 THEN ?7 ELSE error END,"                                            \
+    " child_pid = ?8,"                                                                             \
+    " finished_at = CASE WHEN ?3 = 2 OR ?3 = 3 OR ?3 = 6 THEN ?9 ELSE 0 END,"                      \
+    " purge_at = CASE WHEN ?3 = 2 OR ?3 = 3 OR ?3 = 6 THEN " PURGE_AT_END " ELSE 0 END,"           \
+    " due_at = CASE WHEN ?3 = 5 THEN ?10 ELSE 0 END,"                                              \
+    " lease_deadline = 0, live_attempt = ?13"
 #define PURGE_DUE_23 PURGE_DUE_ARM("2") " UNION ALL " PURGE_DUE_ARM("3")
 #define PURGE_DUE_67 PURGE_DUE_ARM("6") " UNION ALL " PURGE_DUE_ARM("7")
 
@@ -364,7 +417,8 @@ static const char *const SQL[S_COUNT] = {
     [S_TASK_SEQ] = "SELECT seq FROM tasks WHERE id = ?1",
     /* the CAS verbs look the row up, then update it by seq: an UPDATE ...
      * RETURNING materialises its rows in an ephemeral table (~2x slower) */
-    [S_FIND] = "SELECT seq, queue, state, attempts, worker, started_at FROM tasks WHERE id = ?1",
+    [S_FIND] = "SELECT seq, queue, state, attempts, worker, started_at, live_attempt FROM tasks"
+               " WHERE id = ?1",
     [S_STATE] = "SELECT state FROM tasks WHERE id = ?1",
     [S_READY] = "SELECT " READY_COLS " FROM tasks WHERE state = 0 AND queue = ?1"
                 " ORDER BY priority DESC, seq LIMIT ?2",
@@ -373,22 +427,14 @@ static const char *const SQL[S_COUNT] = {
     [S_READY_NAME] = "SELECT priority, seq FROM tasks WHERE state = 0 AND queue = ?1"
                      " AND name = ?2 ORDER BY priority DESC, seq LIMIT ?3",
     [S_READY_SEQ] = "SELECT " READY_COLS " FROM tasks WHERE seq = ?1 AND state = 0",
+    /* by seq (from S_FIND, or a hint: hence the id check) */
     [S_MARK_RUNNING] = "UPDATE tasks SET state = 1, attempts = attempts + 1, worker = ?3,"
-                       " started_at = ?4, lease_deadline = ?5, child_pid = 0"
-                       " WHERE seq = ?1 AND state = 0 AND attempts = ?2 - 1",
-    [S_ATTEMPT_START] = "INSERT OR REPLACE INTO attempts (task_seq, attempt, worker, child_pid,"
-                        " started_at, finished_at, state, code, message)"
-                        " VALUES (?1, ?2, ?3, 0, ?4, 0, 'running', '', '')",
-    [S_END] = "UPDATE tasks SET state = ?3, failures = failures + ?4,"
-              " code = CASE WHEN ?5 <> '' THEN ?5 ELSE code END,"
-              " result = CASE WHEN ?3 = 2 THEN ?6 ELSE result END,"
-              " error = CASE WHEN ?3 = 3 THEN ?7 ELSE error END,"
-              " child_pid = ?8,"
-              " finished_at = CASE WHEN ?3 = 2 OR ?3 = 3 OR ?3 = 6 THEN ?9 ELSE 0 END,"
-              " purge_at = CASE WHEN ?3 = 2 OR ?3 = 3 OR ?3 = 6 THEN " PURGE_AT_END " ELSE 0 END,"
-              " due_at = CASE WHEN ?3 = 5 THEN ?10 ELSE 0 END,"
-              " lease_deadline = 0"
-              " WHERE seq = ?1 AND state = 1 AND attempts = ?2",
+                       " started_at = ?4, lease_deadline = ?5, child_pid = 0, live_attempt = ?2"
+                       " WHERE seq = ?1 AND state = 0 AND attempts = ?2 - 1 AND id = ?6",
+    [S_END] = END_SET " WHERE seq = ?1 AND state = 1 AND attempts = ?2",
+    /* S_END for a plain success of the live attempt, by a hint's seq */
+    [S_END_LIVE] = END_SET " WHERE seq = ?1 AND state = 1 AND attempts = ?2"
+                   " AND live_attempt = ?2 AND id = ?14",
     [S_ATTEMPT_END] = "INSERT INTO attempts (task_seq, attempt, worker, child_pid, started_at,"
                       " finished_at, state, code, message)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -414,6 +460,9 @@ static const char *const SQL[S_COUNT] = {
                       " AND expires_at > 0 ORDER BY expires_at LIMIT 1",
     [S_ATTEMPTS] = "SELECT attempt, worker, child_pid, started_at, finished_at, state, code,"
                    " message FROM attempts WHERE task_seq = ?1 ORDER BY attempt",
+    /* the task row's part of its history (v5: the live attempt) */
+    [S_ATTEMPT_TASK] = "SELECT seq, state, attempts, live_attempt, worker, child_pid, started_at,"
+                       " finished_at FROM tasks WHERE id = ?1",
     [S_OLDEST] = "SELECT seq, submitted_at FROM tasks WHERE state = 0 AND queue = ?1"
                  " AND priority = ?2 ORDER BY seq LIMIT 1",
     /* in purge_at order: the rows finished earliest come first unless
@@ -451,7 +500,9 @@ static const char *const SQL[S_COUNT] = {
                    " WHERE seq = ?1 AND state = 8",
     [S_REVOKE] =
         "UPDATE tasks SET state = 6, error = ?3, finished_at = ?4, due_at = 0,"
-        " lease_deadline = 0, purge_at = " PURGE_AT_REVOKE " WHERE seq = ?1 AND state = ?2",
+        " lease_deadline = 0, live_attempt = 0, purge_at = " PURGE_AT_REVOKE
+        " WHERE seq = ?1 AND state = ?2",
+    /* a running attempt started before v5 (it has its 'running' row) */
     [S_ATTEMPT_REVOKE] = "UPDATE attempts SET state = 'revoked', finished_at = ?3, message = ?4"
                          " WHERE task_seq = ?1 AND attempt = ?2",
     [S_FAIL_UNRUN] = "UPDATE tasks SET state = 3, code = ?3, error = ?4, finished_at = ?5,"
@@ -528,6 +579,20 @@ typedef struct {
     int64_t seq;
 } rkey_t;
 
+/* Where a task was last seen (id -> seq, queue entry): handed out by
+ * store_next_ready, kept by store_mark_running, dropped at the end of the
+ * attempt. Lets mark_running and a plain success skip the S_FIND lookup
+ * by id (an index seek and a row read per verb). Only a hint: the
+ * statement that uses one checks the id with the seq (a purged task's seq
+ * may be reused) and the usual compare-and-set; if it changes nothing the
+ * verb takes its ordinary path. A task's seq and queue never change. */
+typedef struct {
+    taskq_id_t id;
+    sqlite3_int64 seq; /* 0 = empty slot */
+    size_t q;
+} hint_t;
+#define HINTS_MAX 65536 /* more (hints never consumed): start again */
+
 /* A row a timer verb changes (collected, then updated). */
 typedef struct {
     int64_t seq;
@@ -567,6 +632,9 @@ struct store {
     /* false: the uniques table is empty (store_unique_release has nothing
      * to do: the dispatch and end paths skip it) */
     bool has_unique;
+    /* hints: open addressing, linear probing, capacity a power of two */
+    hint_t *hints;
+    size_t nhints, hints_cap;
 };
 
 static taskq_err_t fail(store_t *self, const char *what)
@@ -780,6 +848,8 @@ static taskq_err_t migrate(store_t *self)
         if (rc != SQLITE_DONE)
             goto bad;
     }
+    if (version < 5 && exec(self, SCHEMA_V5) != TASKQ_OK)
+        goto bad;
     if (exec(self, "PRAGMA user_version = " STR(SCHEMA_VERSION)) != TASKQ_OK ||
         exec(self, "COMMIT") != TASKQ_OK)
         goto bad;
@@ -848,6 +918,15 @@ store_t *store_open(const char *url, store_durability_t durability, taskq_err_t 
     if (strncmp(url, "sqlite:", 7) == 0)
         url += 7;
     store_t *self = xcalloc(1, sizeof *self);
+    /* SQLite's memory statistics take a global mutex around every malloc
+     * and free (a few % of the broker's CPU per task); nothing reads them.
+     * Only possible before SQLite initialises, i.e. before the process's
+     * first open (or VFS registration); later it is a harmless MISUSE. */
+    static bool configured;
+    if (!configured) {
+        configured = true;
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    }
     /* NULL (the default VFS) unless a test set TASKQ_FAULT_VFS (faultvfs.h) */
     const char *vfs = faultvfs_install();
     int rc = sqlite3_open_v2(url, &self->db,
@@ -922,6 +1001,7 @@ void store_close(store_t **self_p)
     free(self->keys);
     free(self->trows);
     free(self->namebuf);
+    free(self->hints);
     free(self);
     *self_p = NULL;
 }
@@ -1078,6 +1158,86 @@ static taskq_err_t stale_or_missing(store_t *self, const taskq_id_t *id)
                                           : fail(self, "exists");
     finish_stmt(st);
     return err;
+}
+
+/* ---- hints (hint_t) ------------------------------------------------------ */
+
+static size_t hint_slot(const store_t *self, const taskq_id_t *id)
+{
+    /* ids are UUIDv7: the random tail hashes well */
+    uint64_t h;
+    memcpy(&h, id->b + 8, sizeof h);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (size_t)h & (self->hints_cap - 1);
+}
+
+static hint_t *hint_find(store_t *self, const taskq_id_t *id)
+{
+    if (!self->nhints)
+        return NULL;
+    for (size_t i = hint_slot(self, id);; i = (i + 1) & (self->hints_cap - 1)) {
+        hint_t *h = &self->hints[i];
+        if (!h->seq)
+            return NULL;
+        if (memcmp(h->id.b, id->b, sizeof id->b) == 0)
+            return h;
+    }
+}
+
+static void hint_put(store_t *self, const taskq_id_t *id, sqlite3_int64 seq, size_t q)
+{
+    hint_t *h = hint_find(self, id);
+    if (h) {
+        h->seq = seq;
+        h->q = q;
+        return;
+    }
+    if (self->nhints >= HINTS_MAX) {
+        memset(self->hints, 0, self->hints_cap * sizeof *self->hints);
+        self->nhints = 0;
+    }
+    if ((self->nhints + 1) * 2 > self->hints_cap) { /* load <= 1/2 */
+        hint_t *old = self->hints;
+        size_t oldcap = self->hints_cap;
+        self->hints_cap = oldcap ? oldcap * 2 : 1024;
+        self->hints = xcalloc(self->hints_cap, sizeof *self->hints);
+        self->nhints = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i].seq)
+                hint_put(self, &old[i].id, old[i].seq, old[i].q);
+        free(old);
+    }
+    size_t i = hint_slot(self, id);
+    while (self->hints[i].seq)
+        i = (i + 1) & (self->hints_cap - 1);
+    self->hints[i].id = *id;
+    self->hints[i].seq = seq;
+    self->hints[i].q = q;
+    self->nhints++;
+}
+
+/* Removes id's hint (backward-shift deletion: no tombstones). */
+static void hint_drop(store_t *self, const taskq_id_t *id)
+{
+    hint_t *h = hint_find(self, id);
+    if (!h)
+        return;
+    size_t mask = self->hints_cap - 1, i = (size_t)(h - self->hints);
+    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        if (!self->hints[j].seq)
+            break;
+        size_t home = hint_slot(self, &self->hints[j].id);
+        /* j's entry may move to i unless its home lies cyclically in (i, j] */
+        bool stay = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stay) {
+            self->hints[i] = self->hints[j];
+            i = j;
+        }
+    }
+    self->hints[i].seq = 0;
+    self->nhints--;
 }
 
 /* ---- tasks ---------------------------------------------------------------- */
@@ -1255,11 +1415,14 @@ taskq_err_t store_get_policy(store_t *self, const taskq_id_t *id, store_policy_t
     return TASKQ_OK;
 }
 
-/* Fills a ready row from READY_COLS of st. */
-static bool ready_row(sqlite3_stmt *st, const char *queue, store_queued_t *row)
+/* Fills a ready row from READY_COLS of st; hints its seq for
+ * store_mark_running. */
+static bool ready_row(store_t *self, sqlite3_stmt *st, const char *queue, size_t qi,
+                      store_queued_t *row)
 {
     if (!col_id(st, 0, &row->id))
         return false; /* cannot happen: ids are validated on insert */
+    hint_put(self, &row->id, sqlite3_column_int64(st, 8), qi);
     row->name = col_str(st, 1);
     row->args = col_bin(st, 2);
     row->time_limit_ms = sqlite3_column_int64(st, 3);
@@ -1355,6 +1518,7 @@ static taskq_err_t next_ready_excluding(store_t *self, const char *queue,
     if (rc != SQLITE_DONE)
         return fail(self, "next queued name");
     sqlite3_stmt *one = self->st[S_READY_SEQ];
+    size_t qi = queue_find(self, queue, strlen(queue), true);
     for (size_t i = 0; i < nkeys; i++) {
         sqlite3_bind_int64(one, 1, self->keys[i].seq);
         rc = sqlite3_step(one);
@@ -1367,7 +1531,7 @@ static taskq_err_t next_ready_excluding(store_t *self, const char *queue,
             return fail(self, "next ready row");
         }
         store_queued_t row;
-        bool go = !ready_row(one, queue, &row) || fn(&row, arg);
+        bool go = !ready_row(self, one, queue, qi, &row) || fn(&row, arg);
         sqlite3_reset(one);
         if (!go)
             break;
@@ -1383,13 +1547,14 @@ taskq_err_t store_next_ready(store_t *self, const char *queue, const char *const
         return TASKQ_OK;
     if (nexclude > 0)
         return next_ready_excluding(self, queue, exclude, nexclude, limit, fn, arg);
+    size_t qi = queue_find(self, queue, strlen(queue), true);
     sqlite3_stmt *st = self->st[S_READY];
     bind_cstr(st, 1, queue);
     sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_queued_t row;
-        if (!ready_row(st, queue, &row))
+        if (!ready_row(self, st, queue, qi, &row))
             continue;
         if (!fn(&row, arg)) {
             rc = SQLITE_DONE;
@@ -1408,6 +1573,7 @@ typedef struct {
     int state;
     uint32_t attempts;
     sqlite3_int64 started_at;
+    uint32_t live_attempt; /* see SCHEMA_V5 */
 } found_t;
 
 /* Looks a task up by id: TASKQ_OK, ENOTFOUND or ESTORE. Copies the worker
@@ -1426,6 +1592,7 @@ static taskq_err_t find_task(store_t *self, const taskq_id_t *id, found_t *f, bo
         if (want_worker)
             proto_str_copy(self->worker, sizeof self->worker, col_str(st, 4));
         f->started_at = sqlite3_column_int64(st, 5);
+        f->live_attempt = (uint32_t)sqlite3_column_int64(st, 6);
     } else if (rc == SQLITE_DONE) {
         err = TASKQ_ENOTFOUND;
     } else {
@@ -1441,30 +1608,50 @@ static taskq_err_t run_cas(store_t *self, int which)
     return run_one(self, which, TASKQ_ESTALE); /* none: cannot happen, the row was just read */
 }
 
-taskq_err_t store_mark_running(store_t *self, const taskq_id_t *id, uint32_t attempt,
-                               const char *worker, int64_t started_at, int64_t lease_deadline_at)
+/* S_MARK_RUNNING on the row at seq: ESTALE if it changed nothing. */
+static taskq_err_t mark_running_seq(store_t *self, sqlite3_int64 seq, const taskq_id_t *id,
+                                    uint32_t attempt, const char *worker, int64_t started_at,
+                                    int64_t lease_deadline_at)
 {
-    found_t f;
-    taskq_err_t err = find_task(self, id, &f, false);
-    if (err != TASKQ_OK)
-        return err;
-    if (f.state != TASKQ_STATE_QUEUED || f.attempts + 1 != attempt)
-        return TASKQ_ESTALE;
     sqlite3_stmt *st = self->st[S_MARK_RUNNING];
-    sqlite3_bind_int64(st, 1, f.seq);
+    sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_int64(st, 2, attempt);
     bind_cstr(st, 3, worker);
     sqlite3_bind_int64(st, 4, started_at);
     sqlite3_bind_int64(st, 5, lease_deadline_at);
-    if ((err = run_cas(self, S_MARK_RUNNING)) != TASKQ_OK)
+    bind_id(st, 6, id);
+    return run_cas(self, S_MARK_RUNNING);
+}
+
+taskq_err_t store_mark_running(store_t *self, const taskq_id_t *id, uint32_t attempt,
+                               const char *worker, int64_t started_at, int64_t lease_deadline_at)
+{
+    /* the running attempt's history is the task row (live_attempt): no
+     * attempts row (SCHEMA_V5) */
+    hint_t *h = hint_find(self, id);
+    taskq_err_t err;
+    if (h) { /* from store_next_ready: no lookup by id */
+        size_t q = h->q;
+        err = mark_running_seq(self, h->seq, id, attempt, worker, started_at, lease_deadline_at);
+        if (err == TASKQ_OK) {
+            count_move(self, q, TASKQ_STATE_QUEUED, TASKQ_STATE_RUNNING);
+            return TASKQ_OK;
+        }
+        if (err != TASKQ_ESTALE)
+            return err;
+        /* not as hinted: the ordinary path says why */
+    }
+    found_t f;
+    if ((err = find_task(self, id, &f, false)) != TASKQ_OK)
+        return err;
+    if (f.state != TASKQ_STATE_QUEUED || f.attempts + 1 != attempt)
+        return TASKQ_ESTALE;
+    err = mark_running_seq(self, f.seq, id, attempt, worker, started_at, lease_deadline_at);
+    if (err != TASKQ_OK)
         return err;
     count_move(self, f.q, TASKQ_STATE_QUEUED, TASKQ_STATE_RUNNING);
-    sqlite3_stmt *a = self->st[S_ATTEMPT_START];
-    sqlite3_bind_int64(a, 1, f.seq);
-    sqlite3_bind_int64(a, 2, attempt);
-    bind_cstr(a, 3, worker);
-    sqlite3_bind_int64(a, 4, started_at);
-    return run(self, S_ATTEMPT_START);
+    hint_put(self, id, f.seq, f.q); /* for the end of the attempt */
+    return TASKQ_OK;
 }
 
 static const char *default_label(int state)
@@ -1485,23 +1672,12 @@ static const char *default_label(int state)
     }
 }
 
-taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t attempt,
-                              const store_outcome_t *o)
+/* Binds END_SET's parameters ?2..?13 of `which` for outcome o. */
+static sqlite3_stmt *bind_end(store_t *self, int which, uint32_t attempt, const store_outcome_t *o,
+                              uint32_t live_after)
 {
     int to = o->to_state;
-    if (to != TASKQ_STATE_SUCCEEDED && to != TASKQ_STATE_FAILED && to != TASKQ_STATE_QUEUED &&
-        to != TASKQ_STATE_RETRYING && to != TASKQ_STATE_REVOKED) {
-        tlog_error("store: end attempt: bad target state %d", to);
-        return TASKQ_EINVAL;
-    }
-    found_t f;
-    taskq_err_t err = find_task(self, id, &f, true);
-    if (err != TASKQ_OK)
-        return err;
-    if (f.state != TASKQ_STATE_RUNNING || f.attempts != attempt)
-        return TASKQ_ESTALE;
-    sqlite3_stmt *st = self->st[S_END];
-    sqlite3_bind_int64(st, 1, f.seq);
+    sqlite3_stmt *st = self->st[which];
     sqlite3_bind_int64(st, 2, attempt);
     sqlite3_bind_int(st, 3, to);
     sqlite3_bind_int(st, 4, o->failure ? 1 : 0);
@@ -1517,17 +1693,64 @@ taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t atte
     sqlite3_bind_int64(st, 10, o->due_at);
     sqlite3_bind_int64(st, 11, self->result_ttl_ms);
     sqlite3_bind_int64(st, 12, self->failed_ttl_ms);
+    sqlite3_bind_int64(st, 13, live_after);
+    return st;
+}
+
+taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t attempt,
+                              const store_outcome_t *o)
+{
+    int to = o->to_state;
+    if (to != TASKQ_STATE_SUCCEEDED && to != TASKQ_STATE_FAILED && to != TASKQ_STATE_QUEUED &&
+        to != TASKQ_STATE_RETRYING && to != TASKQ_STATE_REVOKED) {
+        tlog_error("store: end attempt: bad target state %d", to);
+        return TASKQ_EINVAL;
+    }
+    const char *label = o->label ? o->label : default_label(to);
+    /* A plain success of a v5 attempt stays the live attempt: its history
+     * row is the task row (store_attempts), nothing else to store. */
+    bool plain = to == TASKQ_STATE_SUCCEEDED && o->code.len == 0 && o->message.len == 0 &&
+                 strcmp(label, "succeeded") == 0;
+    hint_t *h = hint_find(self, id);
+    taskq_err_t err;
+    if (h && plain) { /* from store_mark_running: no lookup by id */
+        size_t q = h->q;
+        sqlite3_stmt *st = bind_end(self, S_END_LIVE, attempt, o, attempt);
+        sqlite3_bind_int64(st, 1, h->seq);
+        bind_id(st, 14, id);
+        if ((err = run(self, S_END_LIVE)) != TASKQ_OK)
+            return err;
+        if (sqlite3_changes(self->db) == 1) {
+            count_move(self, q, TASKQ_STATE_RUNNING, to);
+            hint_drop(self, id);
+            return TASKQ_OK;
+        }
+        /* not as hinted (or not the live attempt): the ordinary path */
+    }
+    if (h)
+        hint_drop(self, id); /* the attempt ends here, or it is not running */
+    found_t f;
+    if ((err = find_task(self, id, &f, true)) != TASKQ_OK)
+        return err;
+    if (f.state != TASKQ_STATE_RUNNING || f.attempts != attempt)
+        return TASKQ_ESTALE;
+    bool keep_live = plain && f.live_attempt == attempt;
+    sqlite3_stmt *st = bind_end(self, S_END, attempt, o, keep_live ? attempt : 0);
+    sqlite3_bind_int64(st, 1, f.seq);
     if ((err = run_cas(self, S_END)) != TASKQ_OK)
         return err;
     count_move(self, f.q, TASKQ_STATE_RUNNING, to);
+    if (keep_live)
+        return TASKQ_OK;
+    /* the attempt's row: inserted (v5) or completed (a v4 'running' row) */
     sqlite3_stmt *a = self->st[S_ATTEMPT_END];
     sqlite3_bind_int64(a, 1, f.seq);
     sqlite3_bind_int64(a, 2, attempt);
-    bind_cstr(a, 3, self->worker); /* used only for an attempt started before v3 */
+    bind_cstr(a, 3, self->worker); /* the task row's: the same as a v4 row's */
     sqlite3_bind_int(a, 4, o->child_pid);
     sqlite3_bind_int64(a, 5, f.started_at);
     sqlite3_bind_int64(a, 6, o->now);
-    bind_cstr(a, 7, o->label ? o->label : default_label(to));
+    bind_cstr(a, 7, label);
     bind_str(a, 8, o->code);
     bind_str(a, 9, o->message);
     return run(self, S_ATTEMPT_END);
@@ -1680,16 +1903,21 @@ taskq_err_t store_expire_due(store_t *self, int64_t now, size_t limit, store_tas
 
 taskq_err_t store_attempts(store_t *self, const taskq_id_t *id, store_attempt_fn fn, void *arg)
 {
-    sqlite3_stmt *st = self->st[S_TASK_SEQ];
-    bind_id(st, 1, id);
-    int rc = sqlite3_step(st);
-    sqlite3_int64 seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    finish_stmt(st);
-    if (rc == SQLITE_DONE)
-        return TASKQ_ENOTFOUND;
-    if (rc != SQLITE_ROW)
-        return fail(self, "attempts");
-    st = self->st[S_ATTEMPTS];
+    /* the stored rows (attempts before the live one), then the live
+     * attempt from the task row (SCHEMA_V5): the order and fields v4
+     * listed; t stays on its row while the rows are read */
+    sqlite3_stmt *t = self->st[S_ATTEMPT_TASK];
+    bind_id(t, 1, id);
+    int rc = sqlite3_step(t);
+    if (rc != SQLITE_ROW) {
+        finish_stmt(t);
+        return rc == SQLITE_DONE ? TASKQ_ENOTFOUND : fail(self, "attempts");
+    }
+    sqlite3_int64 seq = sqlite3_column_int64(t, 0);
+    int state = sqlite3_column_int(t, 1);
+    uint32_t attempts = (uint32_t)sqlite3_column_int64(t, 2);
+    uint32_t live = (uint32_t)sqlite3_column_int64(t, 3);
+    sqlite3_stmt *st = self->st[S_ATTEMPTS];
     sqlite3_bind_int64(st, 1, seq);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_attempt_t a;
@@ -1705,6 +1933,21 @@ taskq_err_t store_attempts(store_t *self, const taskq_id_t *id, store_attempt_fn
     }
     taskq_err_t err = rc == SQLITE_DONE ? TASKQ_OK : fail(self, "attempts");
     finish_stmt(st);
+    if (err == TASKQ_OK && live > 0 && live == attempts &&
+        (state == TASKQ_STATE_RUNNING || state == TASKQ_STATE_SUCCEEDED)) {
+        bool running = state == TASKQ_STATE_RUNNING;
+        store_attempt_t a;
+        a.attempt = live;
+        a.worker = col_cstr(t, 4);
+        a.child_pid = running ? 0 : sqlite3_column_int(t, 5);
+        a.started_at = sqlite3_column_int64(t, 6);
+        a.finished_at = running ? 0 : sqlite3_column_int64(t, 7);
+        a.state = running ? "running" : "succeeded";
+        a.code = "";
+        a.message = "";
+        fn(&a, arg);
+    }
+    finish_stmt(t);
     return err;
 }
 
@@ -2152,8 +2395,9 @@ taskq_err_t store_revoke(store_t *self, const taskq_id_t *id, const char *reason
 {
     if (attempt)
         *attempt = 0;
+    hint_drop(self, id);
     found_t f;
-    taskq_err_t err = find_task(self, id, &f, false);
+    taskq_err_t err = find_task(self, id, &f, true);
     if (err != TASKQ_OK)
         return err;
     if (prev_state)
@@ -2171,9 +2415,23 @@ taskq_err_t store_revoke(store_t *self, const taskq_id_t *id, const char *reason
     count_move(self, f.q, f.state, TASKQ_STATE_REVOKED);
     if (f.state != TASKQ_STATE_RUNNING)
         return TASKQ_OK;
-    /* the running attempt ends here: its history row says so */
+    /* the running attempt ends here: its history row says so (v5: the
+     * live attempt gets its row, as v4 showed it: child_pid 0, no code) */
     if (attempt)
         *attempt = f.attempts;
+    if (f.live_attempt == f.attempts) {
+        st = self->st[S_ATTEMPT_END];
+        sqlite3_bind_int64(st, 1, f.seq);
+        sqlite3_bind_int64(st, 2, f.attempts);
+        bind_cstr(st, 3, self->worker);
+        sqlite3_bind_int(st, 4, 0);
+        sqlite3_bind_int64(st, 5, f.started_at);
+        sqlite3_bind_int64(st, 6, now);
+        bind_cstr(st, 7, "revoked");
+        bind_cstr(st, 8, "");
+        bind_cstr(st, 9, reason);
+        return run(self, S_ATTEMPT_END);
+    }
     st = self->st[S_ATTEMPT_REVOKE];
     sqlite3_bind_int64(st, 1, f.seq);
     sqlite3_bind_int64(st, 2, f.attempts);

@@ -6,8 +6,10 @@
  *  - the group counts every member exactly once (10,000 succeeded, no
  *    more: a redelivered DONE is not counted twice), callback succeeded;
  *  - the callback ran exactly once: one `exec_start` in the children's
- *    histories, at most one `dispatch` / `terminal` in the brokers' (a kill
- *    may lose a line written after its commit), 1 attempt; its result
+ *    histories, at most one `terminal` and one `dispatch` per attempt in the
+ *    brokers' (a kill may lose a line written after its commit); attempts
+ *    before the last only lost dispatches (taskq.lost: a TASK lost with a
+ *    killed broker, never run); its result
  *    (test.sum over [[r0..r9999]]) is the exact sum;
  *  - the checker finds no violation.
  * Sizes: 10,000 members (1,200 under ASan+UBSan: each restart costs ~0.5 s
@@ -119,7 +121,26 @@ int main(int argc, char **argv)
              "callback: %s '%s'", taskq_state_name(t->state), t->error);
     H_ASSERT(v == want, "callback result %lld, expected the sum of all %ld results %lld",
              (long long)v, N, (long long)want);
-    H_ASSERT(t->attempts == 1, "callback: %u attempts, expected exactly 1 run", t->attempts);
+    /* A kill between the commit that dispatched the callback and the
+     * TASK reaching the node loses that TASK: the node's HELLO does not
+     * list it, so the broker requeues it as taskq.lost and dispatches
+     * attempt 2. At-least-once allows that; what must hold is that it
+     * ran once (exec_start below) and that every earlier attempt was such
+     * a lost dispatch, never a run. */
+    uint32_t cb_attempts = t->attempts;
+    if (cb_attempts > 1) {
+        taskq_attempts_t *as = NULL;
+        H_OK(taskq_attempts(c, &cb.id, &as));
+        for (size_t i = 0; i + 1 < taskq_attempts_count(as); i++) {
+            const taskq_attempt_t *a = taskq_attempts_get(as, i);
+            H_ASSERT(strcmp(a->code, "taskq.lost") == 0,
+                     "callback attempt %u ended '%s' (%s), expected only lost dispatches "
+                     "before the last", a->attempt, a->code, a->state);
+        }
+        taskq_attempts_destroy(&as);
+        h_log("callback: %u attempts (%u lost dispatches at a kill)", cb_attempts,
+              cb_attempts - 1);
+    }
     taskq_task_destroy(&t);
     taskq_group_info_t g;
     memset(&g, 0, sizeof g);
@@ -141,7 +162,7 @@ int main(int argc, char **argv)
     /* the child writes exec_start itself before running: exact. A broker
      * killed between a commit and its history write may lose a line (see
      * docs/reliability.md), so the broker's lines are "at most one". */
-    H_ASSERT(execs == 1 && term <= 1 && disp <= 1,
+    H_ASSERT(execs == 1 && term <= 1 && disp <= cb_attempts,
              "callback %s: %zu exec_start, %zu terminal, %zu dispatch events; expected exactly "
              "one run", cbs, execs, term, disp);
     checker_summary_t s = fu_check(h_broker_db(b));

@@ -3,7 +3,8 @@
  * persisted by the commit and read back at open without counting; version
  * 1 and 2 databases are migrated with their counts computed once; a
  * version 3 database gets the lifecycle schema (v4) with its rows' TTLs; a
- * newer database is refused. */
+ * version 4 database keeps its stored attempt history under v5; a newer
+ * database is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -395,6 +396,41 @@ static const char *const V3_SQL =
     " skipped INTEGER NOT NULL DEFAULT 0,"
     " created_at INTEGER NOT NULL DEFAULT 0);";
 
+/* Schema step 4 as a v4 broker ran it (store_sqlite.c: SCHEMA_V4). */
+static const char *const V4_SQL =
+    "ALTER TABLE tasks ADD COLUMN parent_id BLOB;"
+    "ALTER TABLE tasks ADD COLUMN group_id BLOB;"
+    "ALTER TABLE tasks ADD COLUMN group_index INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN is_callback INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN immutable INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN deps_left INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN unique_key TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tasks ADD COLUMN unique_until INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN result_ttl_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN purge_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN rerun_of BLOB;"
+    "ALTER TABLE tasks ADD COLUMN rerun_by BLOB;"
+    "ALTER TABLE tasks ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX IF EXISTS tasks_terminal;"
+    "CREATE INDEX tasks_purge ON tasks(state, purge_at) WHERE " STATE_TERMINAL ";"
+    "CREATE INDEX tasks_children ON tasks(parent_id) WHERE parent_id IS NOT NULL;"
+    "CREATE INDEX tasks_group ON tasks(group_id, group_index) WHERE group_id IS NOT NULL;"
+    "CREATE TABLE groups ("
+    " id BLOB PRIMARY KEY,"
+    " total INTEGER NOT NULL,"
+    " succeeded INTEGER NOT NULL DEFAULT 0,"
+    " failed INTEGER NOT NULL DEFAULT 0,"
+    " callback BLOB,"
+    " on_fail INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE uniques ("
+    " key TEXT PRIMARY KEY,"
+    " holder BLOB NOT NULL,"
+    " released INTEGER NOT NULL DEFAULT 0,"
+    " hold_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX uniques_holder ON uniques(holder);"
+    "CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta (k, v) VALUES ('purged', 0), ('purge_horizon_ms', 0);";
+
 static void write_db(const char *path, const char *sql)
 {
     sqlite3 *db;
@@ -483,7 +519,7 @@ static void test_version_2_database_is_migrated(void **state)
              "INSERT INTO counts VALUES (0, 2, 1, 1, 1);"
              "PRAGMA user_version = 2;");
     reopen(fx);
-    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 4);
+    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 5);
     expect(fx->s, 2, 1, 1, 1);
     assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
                                          " ('counts', 'tasks_queued', 'tasks_finished')"),
@@ -587,7 +623,7 @@ static void test_version_3_database_is_migrated(void **state)
              " GROUP BY queue, state;"
              "PRAGMA user_version = 3;");
     reopen(fx);
-    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 4);
+    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 5);
     want_t w = {.q = 1, .r = 1, .ok = 1, .failed = 1, .sched = 1, .expired = 1};
     expect_all(fx->s, w);
     want_t wq = {.q = 1, .failed = 1};
@@ -672,6 +708,147 @@ static void test_version_3_database_is_migrated(void **state)
     assert_int_equal(horizon, id_ms(3));
 }
 
+/* The history as text: "attempt|worker|pid|started|finished|state|code|message;" */
+typedef struct {
+    char buf[512];
+    size_t len;
+} text_t;
+
+static void on_attempt_text(const store_attempt_t *a, void *arg)
+{
+    text_t *t = arg;
+    int n = snprintf(t->buf + t->len, sizeof t->buf - t->len, "%u|%s|%d|%lld|%lld|%s|%s|%s;",
+                     a->attempt, a->worker, a->child_pid, (long long)a->started_at,
+                     (long long)a->finished_at, a->state, a->code, a->message);
+    assert_true(n > 0 && (size_t)n < sizeof t->buf - t->len);
+    t->len += (size_t)n;
+}
+
+static void expect_history(store_t *s, uint8_t n, const char *want)
+{
+    text_t t;
+    memset(&t, 0, sizeof t);
+    taskq_id_t id = tid(n);
+    assert_int_equal(store_attempts(s, &id, on_attempt_text, &t), TASKQ_OK);
+    assert_string_equal(t.buf, want);
+}
+
+static bool pick_first(const store_queued_t *row, void *arg)
+{
+    *(taskq_id_t *)arg = row->id;
+    return false;
+}
+
+/* A database written by a schema-4 broker (issue 7), made with its own
+ * schema steps: v5 (issue 4) stores no attempts row for a running attempt
+ * nor for a plain success. The v4 rows keep showing the history they
+ * stored (a v4 running attempt's 'running' row is completed at its end or
+ * revoke), a task that succeeded before v3 still lists none, and
+ * attempts started after the migration list the same fields from the
+ * task row. */
+static void test_version_4_database_is_migrated(void **state)
+{
+    fx_t *fx = *state;
+    write_db(fx->path, V1_SQL);
+    write_db(fx->path, V2_SQL);
+    write_db(fx->path, V3_SQL);
+    write_db(fx->path, V4_SQL);
+    write_db(fx->path,
+             "INSERT INTO tasks (id, name, state, attempts, failures, max_attempts, submitted_at,"
+             " worker, child_pid, started_at, finished_at, result, error, code, purge_at) VALUES"
+             /* 1: running attempt 1 (v4 'running' row) */
+             " (x'01000000000000000000000000000001', 'a', 1, 1, 0, 3, 1, 'w', 0, 5, 0, NULL,"
+             "  '', '', 0),"
+             /* 2: succeeded at attempt 1 (its v4 row) */
+             " (x'01000000000000000000000000000002', 'b', 2, 1, 0, 3, 2, 'w', 9, 5, 8, x'2a',"
+             "  '', '', 100008),"
+             /* 3: queued again after a crash (its v4 row) */
+             " (x'01000000000000000000000000000003', 'c', 0, 1, 1, 3, 3, 'w', 4, 5, 0, NULL,"
+             "  '', 'taskq.crash', 0),"
+             /* 4: running attempt 1 (v4 'running' row), to be revoked */
+             " (x'01000000000000000000000000000004', 'd', 1, 1, 0, 3, 4, 'w2', 0, 6, 0, NULL,"
+             "  '', '', 0),"
+             /* 5: succeeded before v3: no row */
+             " (x'01000000000000000000000000000005', 'e', 2, 1, 0, 3, 5, 'w', 0, 5, 7, x'2a',"
+             "  '', '', 100007);"
+             "INSERT INTO attempts (task_seq, attempt, worker, child_pid, started_at, finished_at,"
+             " state, code, message) SELECT seq, 1, worker, 0, started_at, 0, 'running', '', ''"
+             " FROM tasks WHERE name IN ('a', 'd');"
+             "INSERT INTO attempts (task_seq, attempt, worker, child_pid, started_at, finished_at,"
+             " state, code, message) SELECT seq, 1, 'w', 9, 5, 8, 'succeeded', '', ''"
+             " FROM tasks WHERE name = 'b';"
+             "INSERT INTO attempts (task_seq, attempt, worker, child_pid, started_at, finished_at,"
+             " state, code, message) SELECT seq, 1, 'w', 4, 5, 6, 'requeued', 'taskq.crash',"
+             " 'killed' FROM tasks WHERE name = 'c';"
+             "DELETE FROM qcounts;"
+             "INSERT INTO qcounts (queue, state, n) SELECT queue, state, COUNT(*) FROM tasks"
+             " GROUP BY queue, state;"
+             "PRAGMA user_version = 4;");
+    reopen(fx);
+    assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 5);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM tasks WHERE live_attempt <> 0"), 0);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"
+                                         " AND name = 'tasks_delete_attempts'"
+                                         " AND sql LIKE '%WHEN old.attempts%'"),
+                     1);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM attempts"), 4);
+    want_t w = {.q = 1, .r = 2, .ok = 2};
+    expect_all(fx->s, w);
+
+    /* the stored history, unchanged (no synthesised duplicate) */
+    expect_history(fx->s, 1, "1|w|0|5|0|running||;");
+    expect_history(fx->s, 2, "1|w|9|5|8|succeeded||;");
+    expect_history(fx->s, 3, "1|w|4|5|6|requeued|taskq.crash|killed;");
+    expect_history(fx->s, 4, "1|w2|0|6|0|running||;");
+    expect_history(fx->s, 5, "");
+
+    /* v4 attempts end as v4 ended them: their row completed */
+    taskq_id_t a = tid(1), c = tid(3), d = tid(4);
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    store_outcome_t o;
+    memset(&o, 0, sizeof o);
+    o.to_state = TASKQ_STATE_SUCCEEDED;
+    o.code = proto_str("");
+    o.message = proto_str("");
+    o.label = "succeeded";
+    o.child_pid = 77;
+    o.now = 20;
+    assert_int_equal(store_end_attempt(fx->s, &a, 1, &o), TASKQ_OK);
+    int prev = -1;
+    uint32_t attempt = 0;
+    assert_int_equal(store_revoke(fx->s, &d, "stop", 21, &prev, &attempt), TASKQ_OK);
+    assert_int_equal(attempt, 1);
+    /* a v4 queued task's next attempt is a v5 one */
+    taskq_id_t first;
+    assert_int_equal(store_next_ready(fx->s, "default", NULL, 0, 1, pick_first, &first),
+                     TASKQ_OK);
+    assert_memory_equal(first.b, c.b, 16);
+    assert_int_equal(store_mark_running(fx->s, &c, 2, "w3", 22, 99), TASKQ_OK);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    expect_history(fx->s, 1, "1|w|77|5|20|succeeded||;");
+    expect_history(fx->s, 4, "1|w2|0|6|21|revoked||stop;");
+    expect_history(fx->s, 3, "1|w|4|5|6|requeued|taskq.crash|killed;2|w3|0|22|0|running||;");
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    o.now = 23;
+    o.child_pid = 78;
+    assert_int_equal(store_end_attempt(fx->s, &c, 2, &o), TASKQ_OK);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    expect_history(fx->s, 3, "1|w|4|5|6|requeued|taskq.crash|killed;2|w3|78|22|23|succeeded||;");
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM attempts"), 4);
+    reopen(fx);
+    expect_history(fx->s, 3, "1|w|4|5|6|requeued|taskq.crash|killed;2|w3|78|22|23|succeeded||;");
+    want_t w2 = {.ok = 4, .revoked = 1};
+    expect_all(fx->s, w2);
+
+    /* purged tasks take their stored rows with them */
+    size_t purged = 0;
+    assert_int_equal(store_begin(fx->s), TASKQ_OK);
+    assert_int_equal(store_purge_finished(fx->s, 1000, 10, &purged), TASKQ_OK);
+    assert_int_equal(purged, 5);
+    assert_int_equal(store_commit(fx->s), TASKQ_OK);
+    assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM attempts"), 0);
+}
+
 static void test_newer_schema_is_refused(void **state)
 {
     fx_t *fx = *state;
@@ -693,6 +870,7 @@ int main(void)
         T(test_version_1_database_is_counted_once),
         T(test_version_2_database_is_migrated),
         T(test_version_3_database_is_migrated),
+        T(test_version_4_database_is_migrated),
         T(test_newer_schema_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
