@@ -40,7 +40,7 @@ start_broker() {
     local out="$BENCH_TMP/$name.out"
     : >"$out"
     "$BIN/taskq-broker" --bind 'tcp://127.0.0.1:*' --db "$BENCH_TMP/$name.db" \
-        --durability "$dur" --log-level warn "$@" >"$out" 2>>"$BENCH_TMP/$name.log" &
+        --durability "$dur" --log-level ${BROKER_LOG:-warn} "$@" >"$out" 2>>"$BENCH_TMP/$name.log" &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
     local deadline=$(($(now_ms) + 20000))

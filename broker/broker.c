@@ -225,6 +225,7 @@ static long next_timeout(broker_t *b)
 static void handle_body(broker_t *b, const proto_frames_t *f, int type, const void *body,
                         size_t len, proto_msg_t *msg)
 {
+    b->turn_items++;
     const char *detail = NULL;
     taskq_err_t err = proto_decode(type, body, len, msg, &detail);
     if (err != TASKQ_OK)
@@ -445,7 +446,10 @@ static void turn(broker_t *b)
     b->submitted_at_turn_start = b->submitted;
     b->pending_at_turn_start = b->pending;
     b->turn_failed = store_begin(b->store) != TASKQ_OK;
+    b->turn_items = 0;
     drain(b);
+    b->turns++;
+    b->items += b->turn_items;
     if (!b->turn_failed)
         handlers_run_timers(b);
     if (!b->turn_failed)
@@ -472,8 +476,9 @@ taskq_err_t broker_run(broker_t *b)
             break;
         turn(b);
     }
-    tlog_info("stopping: %zu leases, %zu nodes; closing the store", lease_count(b->leases),
-              registry_count(b->nodes));
+    tlog_info("stopping: %zu leases, %zu nodes; closing the store (%llu turns, %llu messages)",
+              lease_count(b->leases), registry_count(b->nodes), (unsigned long long)b->turns,
+              (unsigned long long)b->items);
     thist_defer(false);
     thist_event("stop");
     return TASKQ_OK;

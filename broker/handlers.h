@@ -80,6 +80,8 @@ struct broker {
     out_batch_t batches[OUT_BATCHES];
     size_t nbatches;
     bool turn_failed;      /* a store verb failed: roll the turn back */
+    size_t turn_items;     /* messages (BATCH items counted) handled this turn */
+    uint64_t turns, items; /* all turns, all messages handled (logged at stop) */
     uint64_t submitted, submitted_at_turn_start;
     /* non-terminal tasks (queued + running): loaded at start-up, kept on
      * every transition, restored with the turn on a failed commit */
