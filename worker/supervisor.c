@@ -635,9 +635,14 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
         bool retire = x->terminating;
         cancel_reset(x);
         if (retire && x->nahead) {
-            /* it may already run the next one: kill it, so that a signal
-             * meant for one attempt never lands on another; its lookahead
-             * goes back to the FIFO on reap */
+            /* The child does not wait for us between tasks: it may already
+             * run (or have finished) the first of its lookahead. Make that
+             * one the running task before killing the child, so that a DONE
+             * it already wrote is accepted (the reap reads it), and
+             * otherwise the kill is reported as its crash (an attempt
+             * spent, never a second run under the same attempt). The
+             * others go back to the FIFO on reap. */
+            lookahead_promote(self, s, now);
             tlog_info("child %d: retired after a revoke with terminate", (int)s->pid);
             pool_kill(s, SIGKILL);
         } else if (retire)
