@@ -32,18 +32,12 @@ sample() {
 }
 declare -A T0 C0
 for p in $BROKER_PID $WORKER_PID $kids; do read -r T0[$p] C0[$p] < <(sample "$p"); done
-"$BIN/taskq-bench" w1 --broker "$EP" -N "$N" --label "$DUR" > "$BENCH_TMP/w1.json" &
-CP=$!
-sleep 0.2
-read -r ct0 cc0 < <(sample "$CP") || true
+# the client's own CPU from /usr/bin/time; the others sampled after it ends
+# (sampling while it runs would cost CPU itself)
+/usr/bin/time -f "%U %S" -o "$BENCH_TMP/client.time" \
+    "$BIN/taskq-bench" w1 --broker "$EP" -N "$N" --label "$DUR" > "$BENCH_TMP/w1.json"
 declare -A T1 C1
-last_c=""
-while kill -0 "$CP" 2>/dev/null; do
-    last_c=$(sample "$CP" 2>/dev/null || echo "$last_c")
-    for p in $BROKER_PID $WORKER_PID $kids; do read -r T1[$p] C1[$p] < <(sample "$p"); done
-    sleep 0.1
-done
-wait "$CP"
+for p in $BROKER_PID $WORKER_PID $kids; do read -r T1[$p] C1[$p] < <(sample "$p"); done
 cat "$BENCH_TMP/w1.json"
 hz=$(getconf CLK_TCK)
 report() { # name ticks switches
@@ -53,5 +47,6 @@ report() { # name ticks switches
 report broker $((T1[$BROKER_PID] - T0[$BROKER_PID])) $((C1[$BROKER_PID] - C0[$BROKER_PID]))
 report supervisor $((T1[$WORKER_PID] - T0[$WORKER_PID])) $((C1[$WORKER_PID] - C0[$WORKER_PID]))
 for k in $kids; do report "child $k" $((T1[$k] - T0[$k])) $((C1[$k] - C0[$k])); done
-read -r lt lc <<<"$last_c"
-report "client(~)" "$lt" "$lc"
+read -r cu cs < "$BENCH_TMP/client.time"
+awk -v u="$cu" -v s="$cs" -v N="$N" 'BEGIN { printf "%-12s %8.1f us CPU/task\n", "client", (u + s) * 1e6 / N }'
+
