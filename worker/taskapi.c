@@ -56,6 +56,10 @@ taskq_ctx_t *taskapi_ctx_new(const taskq_id_t *id, uint32_t attempt, const void 
     self->args_len = args_len;
     self->nil.type = MSGPACK_OBJECT_NIL;
     self->retry_delay_ms = -1;
+    /* the first progress report waits one interval too: a task shorter than
+     * that sends only its last value, with its DONE (one message per task
+     * fewer through the supervisor and the broker) */
+    self->progress_sent_mono = tclock_mono_ms();
     msgpack_unpacked_init(&self->args_obj);
     msgpack_sbuffer_init(&self->result);
     msgpack_packer_init(&self->packer, &self->result, msgpack_sbuffer_write);
@@ -209,9 +213,10 @@ void taskq_progress(taskq_ctx_t *ctx, uint64_t current, uint64_t total, const ch
     snprintf(ctx->held_message, sizeof ctx->held_message, "%s", message ? message : "");
     utf8_truncate(ctx->held_message, TQ_PROGRESS_MSG_MAX);
     ctx->progress_held = true;
-    /* the first report goes out at once, then at most one per interval */
+    /* at most one report per interval, the first one interval after the
+     * start; taskapi_finish delivers a value held back */
     int64_t now = tclock_mono_ms();
-    if (ctx->progress_sent_mono == 0 || now - ctx->progress_sent_mono >= TASKAPI_PROGRESS_MS)
+    if (now - ctx->progress_sent_mono >= TASKAPI_PROGRESS_MS)
         progress_emit(ctx);
 }
 

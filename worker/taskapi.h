@@ -8,8 +8,8 @@
  * Cancellation (taskq_cancelled) is asked of a second callback, which the
  * child points at its channel.
  * Progress goes to a callback, coalesced here: at most one call per
- * TASKAPI_PROGRESS_MS per task, and taskapi_finish() delivers the last value
- * if it was held back.
+ * TASKAPI_PROGRESS_MS per task (the first one interval after the start), and
+ * taskapi_finish() delivers the last value if it was held back.
  */
 #ifndef TASKQ_TASKAPI_H
 #define TASKQ_TASKAPI_H

@@ -536,7 +536,9 @@ static void test_progress_is_coalesced_and_final_value_kept(void **state)
     progress_log_t log = {0};
     taskapi_set_progress(ctx, on_progress, &log);
     assert_true(taskapi_run(ctx, spam));
-    assert_true(log.calls >= 2 && log.calls < 100); /* first + final at least */
+    /* the first report waits one interval: a run this short sends only
+     * its final value (a slow machine may add one or two in between) */
+    assert_true(log.calls >= 1 && log.calls < 100);
     assert_int_equal(log.last_current, 100000);
     assert_string_equal(log.last_message, "spam");
     taskapi_ctx_destroy(&ctx);
