@@ -347,12 +347,7 @@ static void batch_flush(broker_t *b, size_t k)
     if (bt->n == 1) {
         send_one(b, (out_t *)bt->first);
     } else if (bt->n > 1) {
-        /* the item count, big-endian, into the array32 header */
-        uint8_t *h = (uint8_t *)bt->buf.data;
-        h[1] = (uint8_t)(bt->n >> 24);
-        h[2] = (uint8_t)(bt->n >> 16);
-        h[3] = (uint8_t)(bt->n >> 8);
-        h[4] = (uint8_t)bt->n;
+        proto_batch_end(&bt->buf, bt->n);
         out_t o = {.type = PROTO_BATCH, .identity_len = bt->first->identity_len};
         memcpy(o.identity, bt->first->identity, o.identity_len);
         o.body = bt->buf;
@@ -399,10 +394,9 @@ static void batch_add(broker_t *b, const out_t *o)
     }
     out_batch_t *bt = &b->batches[k];
     if (bt->n == 0) {
-        static const uint8_t array32[5] = {0xdd, 0, 0, 0, 0}; /* count patched at flush */
         bt->first = o;
         bt->buf.size = 0;
-        msgpack_sbuffer_write(&bt->buf, (const char *)array32, sizeof array32);
+        proto_batch_begin(&bt->buf); /* the count goes in at flush */
     }
     proto_batch_add(&bt->buf, o->type, o->body.data, o->body.size);
     bt->n++;

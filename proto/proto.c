@@ -2600,11 +2600,19 @@ taskq_err_t proto_batch_next(proto_batch_iter_t *it, proto_item_t *item)
     return TASKQ_OK;
 }
 
-void proto_batch_begin(msgpack_sbuffer *buf, uint32_t nitems)
+void proto_batch_begin(msgpack_sbuffer *buf)
 {
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, nitems);
+    static const char array32[5] = {(char)0xdd, 0, 0, 0, 0};
+    msgpack_sbuffer_write(buf, array32, sizeof array32);
+}
+
+void proto_batch_end(msgpack_sbuffer *buf, uint32_t nitems)
+{
+    uint8_t *h = (uint8_t *)buf->data;
+    h[1] = (uint8_t)(nitems >> 24);
+    h[2] = (uint8_t)(nitems >> 16);
+    h[3] = (uint8_t)(nitems >> 8);
+    h[4] = (uint8_t)nitems;
 }
 
 void proto_batch_add(msgpack_sbuffer *buf, int type, const void *body, size_t len)

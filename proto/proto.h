@@ -411,9 +411,12 @@ taskq_err_t proto_batch_open(proto_batch_iter_t *it, const void *body, size_t le
  * returned were well-formed). An item's body is checked by proto_decode. */
 taskq_err_t proto_batch_next(proto_batch_iter_t *it, proto_item_t *item);
 
-/* Builds a BATCH body: begin with the item count, then add each item. */
-void proto_batch_begin(msgpack_sbuffer *buf, uint32_t nitems);
+/* Builds a BATCH body in an empty buf while the item count is not known
+ * yet: begin (an array32 header with count 0), add each item, then end
+ * with the count (patched into the header). */
+void proto_batch_begin(msgpack_sbuffer *buf);
 void proto_batch_add(msgpack_sbuffer *buf, int type, const void *body, size_t len);
+void proto_batch_end(msgpack_sbuffer *buf, uint32_t nitems);
 /* Bytes proto_batch_add appends for a body of len bytes (<= 14 + len). */
 size_t proto_batch_item_overhead(size_t len);
 

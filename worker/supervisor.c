@@ -149,7 +149,7 @@ struct supervisor {
     /* BATCH to the broker (WELCOME said it takes them): DONE, READY,
      * PROGRESS and HEARTBEAT of one loop turn travel in one message */
     bool peer_batch;
-    msgpack_sbuffer bat;      /* items so far, after a 5-byte array32 header */
+    msgpack_sbuffer bat;      /* the BATCH so far (proto_batch_begin/add/end) */
     uint32_t bat_n;
     int bat_type;             /* the type of a lone item */
     size_t bat_first;         /* where its body starts in bat */
@@ -199,11 +199,7 @@ static void flush_batch(supervisor_t *self)
         rc = proto_send_body(self->sock, NULL, 0, self->bat_type, self->bat.data + self->bat_first,
                              self->bat.size - self->bat_first, true);
     } else {
-        uint8_t *h = (uint8_t *)self->bat.data;
-        h[1] = (uint8_t)(self->bat_n >> 24);
-        h[2] = (uint8_t)(self->bat_n >> 16);
-        h[3] = (uint8_t)(self->bat_n >> 8);
-        h[4] = (uint8_t)self->bat_n;
+        proto_batch_end(&self->bat, self->bat_n);
         rc = proto_send_body(self->sock, NULL, 0, PROTO_BATCH, self->bat.data, self->bat.size,
                              true);
     }
@@ -239,10 +235,8 @@ static taskq_err_t send_msg(supervisor_t *self, const proto_msg_t *msg)
                  self->bat.size + body->size + proto_batch_item_overhead(body->size) >
                      TQ_BATCH_BYTES))
                 flush_batch(self);
-            if (self->bat_n == 0) {
-                static const char array32[5] = {(char)0xdd, 0, 0, 0, 0};
-                msgpack_sbuffer_write(&self->bat, array32, sizeof array32);
-            }
+            if (self->bat_n == 0)
+                proto_batch_begin(&self->bat);
             proto_batch_add(&self->bat, msg->type, body->data, body->size);
             self->bat_type = msg->type;
             self->bat_first = self->bat.size - body->size; /* the body is the item's tail */

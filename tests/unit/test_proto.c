@@ -3492,9 +3492,10 @@ static void test_batch(void **state)
     msgpack_sbuffer one;
     msgpack_sbuffer_init(&one);
     assert_int_equal(proto_encode(&m, &one), TASKQ_OK);
-    proto_batch_begin(&buf, 3);
+    proto_batch_begin(&buf);
     for (int i = 0; i < 3; i++)
         proto_batch_add(&buf, PROTO_READY, one.data, one.size);
+    proto_batch_end(&buf, 3);
     proto_batch_iter_t it;
     proto_item_t item;
     assert_int_equal(proto_batch_open(&it, buf.data, buf.size), TASKQ_OK);
