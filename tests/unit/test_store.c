@@ -16,41 +16,16 @@
 #include <sqlite3.h>
 
 #include "store.h"
-
-typedef struct {
-    char dir[64];
-    char path[96];
-    store_t *s;
-} fx_t;
+#include "store_fx.h"
 
 static int setup(void **state)
 {
-    fx_t *fx = calloc(1, sizeof *fx);
-    strcpy(fx->dir, "/tmp/test_store.XXXXXX");
-    if (!mkdtemp(fx->dir))
-        return -1;
-    snprintf(fx->path, sizeof fx->path, "%s/t.db", fx->dir);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_FULL, &err);
-    if (!fx->s || err != TASKQ_OK)
-        return -1;
-    *state = fx;
-    return 0;
+    return fx_setup(state, "test_store", STORE_DURABILITY_FULL, true);
 }
 
 static int teardown(void **state)
 {
-    fx_t *fx = *state;
-    char p[128];
-    store_close(&fx->s);
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
+    return fx_teardown(state);
 }
 
 static taskq_id_t tid(uint8_t n)

@@ -18,37 +18,16 @@
 #include <sqlite3.h>
 
 #include "store.h"
-
-typedef struct {
-    char dir[64];
-    char path[96];
-    store_t *s;
-} fx_t;
+#include "store_fx.h"
 
 static int setup(void **state)
 {
-    fx_t *fx = calloc(1, sizeof *fx);
-    strcpy(fx->dir, "/tmp/test_store_counts.XXXXXX");
-    if (!mkdtemp(fx->dir))
-        return -1;
-    snprintf(fx->path, sizeof fx->path, "%s/t.db", fx->dir);
-    *state = fx;
-    return 0;
+    return fx_setup(state, "test_store_counts", STORE_DURABILITY_NORMAL, false);
 }
 
 static int teardown(void **state)
 {
-    fx_t *fx = *state;
-    char p[128];
-    store_close(&fx->s);
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
+    return fx_teardown(state);
 }
 
 static taskq_id_t tid(uint8_t n)
@@ -125,15 +104,6 @@ static void expect(store_t *s, uint64_t q, uint64_t r, uint64_t ok, uint64_t fai
     expect_queue(s, "default", w);
 }
 
-static void reopen(fx_t *fx)
-{
-    store_close(&fx->s);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
-    assert_non_null(fx->s);
-    assert_int_equal(err, TASKQ_OK);
-}
-
 static store_outcome_t outcome(int to, bool failure, int64_t now)
 {
     store_outcome_t o;
@@ -185,7 +155,7 @@ static void test_counts_follow_every_verb_and_survive_reopen(void **state)
     store_rollback(fx->s);
     expect(fx->s, 1, 0, 1, 2);
 
-    reopen(fx);
+    fx_reopen(fx);
     expect(fx->s, 1, 0, 1, 2);
 
     size_t purged = 0;
@@ -194,7 +164,7 @@ static void test_counts_follow_every_verb_and_survive_reopen(void **state)
     assert_int_equal(purged, 3);
     expect(fx->s, 1, 0, 0, 0);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
-    reopen(fx);
+    fx_reopen(fx);
     expect(fx->s, 1, 0, 0, 0);
 }
 
@@ -258,7 +228,7 @@ static void test_counts_per_queue_and_state(void **state)
     assert_int_equal(n, 0);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
 
-    reopen(fx);
+    fx_reopen(fx);
     expect_queue(fx->s, "a", wa);
     expect_queue(fx->s, "b", wb);
     expect_all(fx->s, wall);
@@ -281,7 +251,7 @@ static void test_counts_are_read_not_counted_at_open(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_changes(db), 1);
     sqlite3_close(db);
-    reopen(fx);
+    fx_reopen(fx);
     want_t w = {.q = 41};
     expect_queue(fx->s, "a", w);
     expect_all(fx->s, w);
@@ -467,13 +437,13 @@ static void test_version_1_database_is_counted_once(void **state)
                        " (x'01000000000000000000000000000003', 't', 1, 1, 0),"
                        " (x'01000000000000000000000000000004', 't', 3, 1, 0);"
                        "PRAGMA user_version = 1;");
-    reopen(fx);
+    fx_reopen(fx);
     expect(fx->s, 2, 1, 0, 1);
     taskq_id_t a = tid(1);
     assert_int_equal(store_begin(fx->s), TASKQ_OK);
     assert_int_equal(store_mark_running(fx->s, &a, 1, "n", 1, 2), TASKQ_OK);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
-    reopen(fx);
+    fx_reopen(fx);
     expect(fx->s, 1, 2, 0, 1);
 }
 
@@ -518,7 +488,7 @@ static void test_version_2_database_is_migrated(void **state)
              " (x'01000000000000000000000000000005', 'e', 3, 3, 3, 5, 'w7', 7, 9, NULL, 'x');"
              "INSERT INTO counts VALUES (0, 2, 1, 1, 1);"
              "PRAGMA user_version = 2;");
-    reopen(fx);
+    fx_reopen(fx);
     assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 5);
     expect(fx->s, 2, 1, 1, 1);
     assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
@@ -580,7 +550,7 @@ static void test_version_2_database_is_migrated(void **state)
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
     expect(fx->s, 2, 0, 0, 0);
     assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM attempts"), 0);
-    reopen(fx);
+    fx_reopen(fx);
     expect(fx->s, 2, 0, 0, 0);
 }
 
@@ -622,7 +592,7 @@ static void test_version_3_database_is_migrated(void **state)
              "INSERT INTO qcounts (queue, state, n) SELECT queue, state, COUNT(*) FROM tasks"
              " GROUP BY queue, state;"
              "PRAGMA user_version = 3;");
-    reopen(fx);
+    fx_reopen(fx);
     assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 5);
     want_t w = {.q = 1, .r = 1, .ok = 1, .failed = 1, .sched = 1, .expired = 1};
     expect_all(fx->s, w);
@@ -701,7 +671,7 @@ static void test_version_3_database_is_migrated(void **state)
     (void)a;
     want_t w2 = {.q = 2, .revoked = 1, .failed = 1, .sched = 1, .expired = 1};
     expect_all(fx->s, w2);
-    reopen(fx);
+    fx_reopen(fx);
     expect_all(fx->s, w2);
     store_purge_info(fx->s, &purged, &horizon);
     assert_int_equal(purged, 1);
@@ -784,7 +754,7 @@ static void test_version_4_database_is_migrated(void **state)
              "INSERT INTO qcounts (queue, state, n) SELECT queue, state, COUNT(*) FROM tasks"
              " GROUP BY queue, state;"
              "PRAGMA user_version = 4;");
-    reopen(fx);
+    fx_reopen(fx);
     assert_int_equal(query_int(fx->path, "PRAGMA user_version"), 5);
     assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM tasks WHERE live_attempt <> 0"), 0);
     assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"
@@ -835,7 +805,7 @@ static void test_version_4_database_is_migrated(void **state)
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
     expect_history(fx->s, 3, "1|w|4|5|6|requeued|taskq.crash|killed;2|w3|78|22|23|succeeded||;");
     assert_int_equal(query_int(fx->path, "SELECT COUNT(*) FROM attempts"), 4);
-    reopen(fx);
+    fx_reopen(fx);
     expect_history(fx->s, 3, "1|w|4|5|6|requeued|taskq.crash|killed;2|w3|78|22|23|succeeded||;");
     want_t w2 = {.ok = 4, .revoked = 1};
     expect_all(fx->s, w2);

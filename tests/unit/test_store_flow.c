@@ -17,50 +17,16 @@
 #include <sqlite3.h>
 
 #include "store.h"
-
-typedef struct {
-    char dir[64];
-    char path[96];
-    store_t *s;
-} fx_t;
+#include "store_fx.h"
 
 static int setup(void **state)
 {
-    fx_t *fx = calloc(1, sizeof *fx);
-    strcpy(fx->dir, "/tmp/test_store_flow.XXXXXX");
-    if (!mkdtemp(fx->dir))
-        return -1;
-    snprintf(fx->path, sizeof fx->path, "%s/t.db", fx->dir);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
-    if (!fx->s || err != TASKQ_OK)
-        return -1;
-    *state = fx;
-    return 0;
+    return fx_setup(state, "test_store_flow", STORE_DURABILITY_NORMAL, true);
 }
 
 static int teardown(void **state)
 {
-    fx_t *fx = *state;
-    char p[128];
-    store_close(&fx->s);
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
-}
-
-static void reopen(fx_t *fx)
-{
-    store_close(&fx->s);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
-    assert_non_null(fx->s);
-    assert_int_equal(err, TASKQ_OK);
+    return fx_teardown(state);
 }
 
 /* A UUIDv7-shaped id: unix ms ts in bytes 0..5, n in byte 15. */
@@ -305,7 +271,7 @@ static void test_flow_insert_fields_and_pending(void **state)
     assert_int_equal(store_is_terminal(fx->s, &c, &terminal), TASKQ_OK);
     assert_false(terminal);
     /* counts persist */
-    reopen(fx);
+    fx_reopen(fx);
     expect_counts(fx->s, "default", TASKQ_STATE_PENDING, 1);
 }
 
@@ -794,7 +760,7 @@ static void test_flow_ttl_purge_order_and_horizon(void **state)
     assert_int_equal(state_of(fx->s, 2), TASKQ_STATE_FAILED);
 
     /* persistent across a reopen */
-    reopen(fx);
+    fx_reopen(fx);
     store_set_ttls(fx->s, 100, 1000);
     store_purge_info(fx->s, &purged, &horizon);
     assert_int_equal(purged, 5);
@@ -1200,7 +1166,7 @@ static void test_flow_unique(void **state)
     assert_false(u.released);
 
     /* after a reopen, release still finds the keys */
-    reopen(fx);
+    fx_reopen(fx);
     store_set_ttls(fx->s, 10, 10);
     assert_int_equal(store_begin(fx->s), TASKQ_OK);
     assert_int_equal(store_unique_release(fx->s, &a, -1), TASKQ_OK);

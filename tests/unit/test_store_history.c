@@ -20,49 +20,16 @@
 #include <cmocka.h>
 
 #include "store.h"
-
-typedef struct {
-    char dir[64];
-    char path[96];
-    store_t *s;
-} fx_t;
+#include "store_fx.h"
 
 static int setup(void **state)
 {
-    fx_t *fx = calloc(1, sizeof *fx);
-    strcpy(fx->dir, "/tmp/test_store_history.XXXXXX");
-    if (!mkdtemp(fx->dir))
-        return -1;
-    snprintf(fx->path, sizeof fx->path, "%s/t.db", fx->dir);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
-    if (!fx->s || err != TASKQ_OK)
-        return -1;
-    *state = fx;
-    return 0;
+    return fx_setup(state, "test_store_history", STORE_DURABILITY_NORMAL, true);
 }
 
 static int teardown(void **state)
 {
-    fx_t *fx = *state;
-    char p[128];
-    store_close(&fx->s);
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
-}
-
-static void reopen(fx_t *fx)
-{
-    store_close(&fx->s);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
-    assert_non_null(fx->s);
+    return fx_teardown(state);
 }
 
 static taskq_id_t tid(uint8_t n)
@@ -206,7 +173,7 @@ static void test_history_succeeded_first_time(void **state)
     end(fx->s, 2, 1, ok(7, 21));
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
     expect_history(fx->s, 2, "1|node-b|7|20|21|succeeded||;");
-    reopen(fx);
+    fx_reopen(fx);
     expect_history(fx->s, 1, "1|node-a|4242|10|15|succeeded||;");
     expect_history(fx->s, 2, "1|node-b|7|20|21|succeeded||;");
     proto_task_rec_t rec;
@@ -240,7 +207,7 @@ static void test_history_failed_then_succeeded(void **state)
     const char *want = "1|n1|55|10|12|requeued|taskq.crash|child killed;"
                        "2|n2|66|20|25|succeeded||;";
     expect_history(fx->s, 1, want);
-    reopen(fx);
+    fx_reopen(fx);
     expect_history(fx->s, 1, want);
     /* the task keeps the failure's code (as before) */
     proto_task_rec_t rec;
@@ -281,7 +248,7 @@ static void test_history_running_now(void **state)
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
     const char *want = "1|n1|9|11|12|retrying|e.x|boom;2|n3|0|60|0|running||;";
     expect_history(fx->s, 2, want);
-    reopen(fx);
+    fx_reopen(fx);
     expect_history(fx->s, 1, "1|n1|0|10|0|running||;");
     expect_history(fx->s, 2, want);
     /* still ends normally after a reopen (no hint left) */
@@ -333,7 +300,7 @@ static void test_history_revoked_while_running(void **state)
     assert_int_equal(attempt, 0);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
     expect_history(fx->s, 3, "1|n1|0|50|51|requeued||;");
-    reopen(fx);
+    fx_reopen(fx);
     expect_history(fx->s, 1, "1|n1|0|10|30|revoked||by user;");
     expect_history(fx->s, 2, want2);
     expect_history(fx->s, 3, "1|n1|0|50|51|requeued||;");
@@ -453,7 +420,7 @@ static void test_history_many_turns(void **state)
         expect_history(fx->s, n, want);
     }
     expect_history(fx->s, 196, "1|w|0|113|0|running||;");
-    reopen(fx);
+    fx_reopen(fx);
     assert_int_equal(store_counts(fx->s, c, &total), TASKQ_OK);
     assert_int_equal(c[TASKQ_STATE_SUCCEEDED], 190);
     assert_int_equal(c[TASKQ_STATE_RUNNING], 5);

@@ -15,49 +15,16 @@
 #include <cmocka.h>
 
 #include "store.h"
-
-typedef struct {
-    char dir[64];
-    char path[96];
-    store_t *s;
-} fx_t;
+#include "store_fx.h"
 
 static int setup(void **state)
 {
-    fx_t *fx = calloc(1, sizeof *fx);
-    strcpy(fx->dir, "/tmp/test_store_policy.XXXXXX");
-    if (!mkdtemp(fx->dir))
-        return -1;
-    snprintf(fx->path, sizeof fx->path, "%s/t.db", fx->dir);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
-    if (!fx->s || err != TASKQ_OK)
-        return -1;
-    *state = fx;
-    return 0;
+    return fx_setup(state, "test_store_policy", STORE_DURABILITY_NORMAL, true);
 }
 
 static int teardown(void **state)
 {
-    fx_t *fx = *state;
-    char p[128];
-    store_close(&fx->s);
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
-}
-
-static void reopen(fx_t *fx)
-{
-    store_close(&fx->s);
-    taskq_err_t err;
-    fx->s = store_open(fx->path, STORE_DURABILITY_NORMAL, &err);
-    assert_non_null(fx->s);
+    return fx_teardown(state);
 }
 
 /* ---- queues ---------------------------------------------------------------- */
@@ -121,7 +88,7 @@ static void test_queues(void **state)
     assert_false(created);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
 
-    reopen(fx);
+    fx_reopen(fx);
     list_queues(fx->s, &r);
     assert_int_equal(r.n, 4);
     const char *names[] = {"bulk", "critical", "default", "media"};
@@ -189,7 +156,7 @@ static void test_limits(void **state)
     assert_int_equal(store_limit_save_bucket(fx->s, "task:nope", 1, 1, 1), TASKQ_ENOTFOUND);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
 
-    reopen(fx);
+    fx_reopen(fx);
     list_limits(fx->s, &r);
     assert_int_equal(r.n, 2);
     assert_string_equal(r.key[0], "queue:media");
@@ -288,7 +255,7 @@ static void test_schedules(void **state)
     assert_int_equal(store_schedule_put(fx->s, &a2, false), TASKQ_EEXIST);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
 
-    reopen(fx);
+    fx_reopen(fx);
     list_scheds(fx->s, &r);
     assert_int_equal(r.n, 2);
     assert_string_equal(r.name[0], "every");
