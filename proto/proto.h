@@ -417,7 +417,8 @@ taskq_err_t proto_batch_next(proto_batch_iter_t *it, proto_item_t *item);
 void proto_batch_begin(msgpack_sbuffer *buf);
 void proto_batch_add(msgpack_sbuffer *buf, int type, const void *body, size_t len);
 void proto_batch_end(msgpack_sbuffer *buf, uint32_t nitems);
-/* Bytes proto_batch_add appends for a body of len bytes (<= 14 + len). */
+/* The framing bytes proto_batch_add puts around a body (at most 8, whatever
+ * its length): a sender checks that a batch stays under its size with it. */
 size_t proto_batch_item_overhead(size_t len);
 
 /* A received message's raw frames. */
