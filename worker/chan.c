@@ -98,8 +98,10 @@ static taskq_err_t encode(const chan_frame_t *f, msgpack_sbuffer *sb)
         msgpack_pack_int32(&pk, f->pid);
         break;
     case CHAN_STOP:
+    case CHAN_RETIRE:
+    case CHAN_RETIRED:
         msgpack_pack_array(&pk, 1);
-        msgpack_pack_int(&pk, CHAN_STOP);
+        msgpack_pack_int(&pk, f->kind);
         break;
     case CHAN_CANCEL:
         msgpack_pack_array(&pk, 3);
@@ -418,6 +420,8 @@ static taskq_err_t decode(chan_t *self, const uint8_t *body, size_t len, chan_fr
     bool ok = true;
     switch (kind) {
     case CHAN_STOP:
+    case CHAN_RETIRE:
+    case CHAN_RETIRED:
         break;
     case CHAN_READY:
         ok = n >= 2 && get_uint(&a[1], INT32_MAX, &u);

@@ -25,6 +25,13 @@
  *                                             is the one running (the child
  *                                             reads it only from there, or
  *                                             skips it as stale when idle)
+ *   RETIRE   [8]                              start nothing more: a revoke
+ *                                             with terminate retires this
+ *                                             child; the tasks queued in it
+ *                                             are handed back unstarted
+ *   RETIRED  [9]                              child's answer, then it exits 0:
+ *                                             it started no task after its
+ *                                             last DONE
  *
  * Parent side: non-blocking fd, chan_read() buffers what is there and
  * chan_next() yields whole frames; chan_send() queues and chan_flush()
@@ -52,6 +59,8 @@ typedef enum {
     CHAN_READY = 5,
     CHAN_POLICY = 6,
     CHAN_CANCEL = 7,
+    CHAN_RETIRE = 8,
+    CHAN_RETIRED = 9,
 } chan_kind_t;
 
 typedef struct {

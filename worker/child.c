@@ -43,6 +43,7 @@ typedef struct {
 static qtask_t g_q[CHILD_QUEUE_MAX];
 static size_t g_qhead, g_qn;
 static bool g_stop;                 /* STOP read: exit once the queue is empty */
+static bool g_retire;               /* RETIRE read: start nothing more */
 static const qtask_t *g_running;    /* the task running now, or NULL */
 static bool g_running_cancelled;    /* a CANCEL for it arrived */
 
@@ -115,6 +116,9 @@ static void take_frame(const chan_frame_t *f)
         return;
     case CHAN_STOP:
         g_stop = true;
+        return;
+    case CHAN_RETIRE:
+        g_retire = true;
         return;
     default:
         tlog_error("unexpected frame kind %d from the supervisor", f->kind);
@@ -306,12 +310,21 @@ void child_main(int fd, const char *const *modules, size_t nmodules)
             }
             take_frame(&f);
             take_buffered(ch); /* what came with it */
-            if (g_qn == 0)
+            if (g_qn == 0 && !g_retire)
                 continue;
         } else {
             /* a queued task is next: first read anything newer (a CANCEL
              * for it) without waiting */
             take_pending(ch);
+        }
+        if (g_retire) {
+            /* a revoke with terminate retired this child: its queued tasks
+             * go back to the supervisor's FIFO unstarted. RETIRED tells it
+             * that nothing started after the last DONE. */
+            tlog_info("retired: %zu queued task(s) handed back", g_qn);
+            chan_frame_t r = {.kind = CHAN_RETIRED};
+            send_or_exit(ch, &r);
+            break;
         }
         qtask_t *t = &g_q[g_qhead];
         run_task(ch, fns, t);

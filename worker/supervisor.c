@@ -121,6 +121,15 @@ typedef struct {
     int64_t kill_at;          /* SIGKILL if it still runs it then; 0 = none */
     ahead_t ahead[LOOKAHEAD_MAX]; /* lookahead, in the order the child runs them */
     size_t nahead;
+    /* A revoke with terminate of a child with a lookahead also sends it
+     * RETIRE: after its running task it starts nothing more and answers
+     * RETIRED. Until then each DONE makes the next lookahead task the
+     * running one, held here (args kept): the child may have started it
+     * before it read RETIRE. RETIRED proves it did not: the held task goes
+     * back to the FIFO with no attempt spent. */
+    bool retiring;
+    bool has_held;
+    ahead_t held;
 } slotx_t;
 
 enum { SESS_HELLO, SESS_ACTIVE };
@@ -159,7 +168,8 @@ struct supervisor {
     size_t nahead;            /* tasks in all children's lookahead */
 };
 
-static void lookahead_promote(supervisor_t *self, pool_slot_t *s, int64_t now);
+static void lookahead_promote(supervisor_t *self, pool_slot_t *s, int64_t now, bool hold);
+static void held_drop(slotx_t *x);
 static void lookahead_return(supervisor_t *self, pool_slot_t *s);
 
 /* ---- broker socket --------------------------------------------------- */
@@ -628,7 +638,14 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
         pool_on(s, POOL_EV_DONE);
         bool retire = x->terminating;
         cancel_reset(x);
-        if (retire && x->nahead) {
+        held_drop(x); /* if it was the held task, it had started */
+        if (x->retiring && x->nahead)
+            /* the child may have started the next before it read RETIRE:
+             * it runs until RETIRED says it did not */
+            lookahead_promote(self, s, now, true);
+        else if (x->retiring)
+            send_stop(self, s, "its task was revoked with terminate");
+        else if (retire && x->nahead) {
             /* The child does not wait for us between tasks: it may already
              * run (or have finished) the first of its lookahead. Make that
              * one the running task before killing the child, so that a DONE
@@ -636,7 +653,7 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
              * otherwise the kill is reported as its crash (an attempt
              * spent, never a second run under the same attempt). The
              * others go back to the FIFO on reap. */
-            lookahead_promote(self, s, now);
+            lookahead_promote(self, s, now, false);
             tlog_info("child %d: retired after a revoke with terminate", (int)s->pid);
             pool_kill(s, SIGKILL);
         } else if (retire)
@@ -644,12 +661,43 @@ static void on_child_frame(supervisor_t *self, pool_slot_t *s, const chan_frame_
              * must not start another task; a fresh child replaces it */
             send_stop(self, s, "its task was revoked with terminate");
         else if (x->nahead)
-            lookahead_promote(self, s, now); /* the child has started it */
+            lookahead_promote(self, s, now, false); /* the child has started it */
         else if (self->shutdown && taskfifo_count(self->fifo) == 0)
             send_stop(self, s, "shutting down"); /* else it runs a queued task first */
         else if (self->o.max_tasks_per_child &&
                  s->done + s->failed >= self->o.max_tasks_per_child)
             send_stop(self, s, "max tasks per child reached");
+        return;
+    }
+    case CHAN_RETIRED: {
+        /* frames come in order: every task it started has its DONE read */
+        if (!x->retiring || (s->state == POOL_BUSY && s->has_task &&
+                             !(x->has_held && x->held.attempt == s->attempt &&
+                               !memcmp(x->held.id.b, s->task_id.b, sizeof s->task_id.b)))) {
+            tlog_error("child %d: RETIRED unasked or with its task unreported: killing it",
+                       (int)s->pid);
+            pool_kill(s, SIGKILL);
+            return;
+        }
+        size_t back = x->nahead;
+        if (s->state == POOL_BUSY && s->has_task) {
+            /* the held task never started: no attempt spent (a revoked one
+             * is dropped, as a revoked queued task is) */
+            back++;
+            if (!x->cancelled &&
+                taskfifo_push(self->fifo, &x->held.id, x->held.attempt, x->held.name,
+                              x->held.name_len, x->held.args, x->held.args_len,
+                              x->held.time_limit_ms) != TASKQ_OK)
+                tlog_error("queued task lost from the FIFO (full): the broker requeues it "
+                           "when its lease expires");
+            pool_on(s, POOL_EV_DONE);
+        }
+        if (s->state == POOL_IDLE)
+            pool_on(s, POOL_EV_STOP); /* it exits: no task for it */
+        held_drop(x);
+        lookahead_return(self, s);
+        tlog_info("child %d: retired after a revoke with terminate; %zu unstarted task(s) "
+                  "back to the queue", (int)s->pid, back);
         return;
     }
     default:
@@ -744,6 +792,8 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
         x->respawn_at = now;
     }
     lookahead_return(self, s);
+    held_drop(x); /* a held task running at the death was reported above */
+    x->retiring = false;
     if (self->shutdown && taskfifo_count(self->fifo) == 0)
         x->respawn_at = 0; /* queued tasks still need a child, even when stopping */
     chan_destroy(&x->ch);
@@ -765,6 +815,7 @@ static void spawn_slot(supervisor_t *self, pool_slot_t *s, int64_t now)
     x->eof = false;
     x->prog_pending = false;
     x->prog_sent_mono = 0;
+    x->retiring = false;
     cancel_reset(x);
 }
 
@@ -847,7 +898,7 @@ static pool_slot_t *lookahead_target(supervisor_t *self)
         pool_slot_t *s = pool_slot(self->pool, i);
         slotx_t *x = &self->x[i];
         if (s->state != POOL_BUSY || !s->has_task || !x->ch || x->eof || x->cancelled ||
-            x->terminating || x->nahead >= best_n)
+            x->terminating || x->retiring || x->nahead >= best_n)
             continue;
         if (self->o.max_tasks_per_child &&
             s->done + s->failed + 1 + x->nahead >= self->o.max_tasks_per_child)
@@ -886,7 +937,7 @@ static void lookahead_push(supervisor_t *self, pool_slot_t *s)
 }
 
 /* Child s reported its running task: the first of its lookahead runs now. */
-static void lookahead_promote(supervisor_t *self, pool_slot_t *s, int64_t now)
+static void lookahead_promote(supervisor_t *self, pool_slot_t *s, int64_t now, bool hold)
 {
     slotx_t *x = &self->x[s->index];
     ahead_t a = x->ahead[0];
@@ -896,7 +947,19 @@ static void lookahead_promote(supervisor_t *self, pool_slot_t *s, int64_t now)
     start_task(self, s, &a.id, a.attempt, a.name, a.name_len, a.time_limit_ms, now);
     if (a.cancelled)
         x->cancelled = true; /* the child skips it; its CANCEL is not sent again */
-    free(a.args);
+    if (hold) {
+        held_drop(x);
+        x->held = a; /* keeps the args: RETIRED hands it back to the FIFO */
+        x->has_held = true;
+    } else
+        free(a.args);
+}
+
+static void held_drop(slotx_t *x)
+{
+    if (x->has_held)
+        free(x->held.args);
+    x->has_held = false;
 }
 
 /* Child s is gone: its lookahead never started; back to the FIFO (no
@@ -1055,6 +1118,13 @@ static void on_cancel(supervisor_t *self, const proto_msg_t *m, int64_t now)
             x->term_id = *id;
             x->term_attempt = attempt;
             x->kill_at = now + grace;
+            if (x->nahead && !x->retiring && x->ch) {
+                /* the tasks behind it must not start in a child that a
+                 * SIGTERM may still hit: hand them back (RETIRED) */
+                chan_frame_t rf = {.kind = CHAN_RETIRE};
+                if (chan_send(x->ch, &rf) == TASKQ_OK)
+                    x->retiring = true;
+            }
             pool_kill(s, SIGTERM);
         }
         return;
@@ -1635,9 +1705,11 @@ void supervisor_destroy(supervisor_t **self_p)
         kill_all(self);
         pool_destroy(&self->pool);
     }
-    for (size_t i = 0; self->x && i < self->o.nchildren; i++)
+    for (size_t i = 0; self->x && i < self->o.nchildren; i++) {
         for (size_t j = 0; j < self->x[i].nahead; j++)
             free(self->x[i].ahead[j].args);
+        held_drop(&self->x[i]);
+    }
     free(self->x);
     taskfifo_destroy(&self->fifo);
     if (self->sock)

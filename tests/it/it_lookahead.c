@@ -27,8 +27,11 @@
  *     the supervisor retires the child; b must run once per attempt (one
  *     exec_start of attempt 1, one line per attempt). (This found a bug:
  *     b ran in the retired child right after the revoked task, its DONE was
- *     dropped as "not running", and b ran again as attempt 1; the
- *     supervisor now makes b the running task before it kills the child.)
+ *     dropped as "not running", and b ran again as attempt 1.) The child
+ *     reads RETIRE long before its task ends, so b goes back unstarted and
+ *     runs exactly once, as attempt 1, in the replacement child (the first
+ *     fix, a SIGKILL after making b the running task, spent an attempt on
+ *     b whenever the kill came first).
  * Throughout, every wait samples STATS: the broker never sees more tasks
  * running than -n + --prefetch of the only node (the credit invariant). */
 #define _GNU_SOURCE
@@ -684,6 +687,12 @@ static void terminate_running(taskq_client_t *c, const char *ep)
     H_EXPECT(t->state == TASKQ_STATE_SUCCEEDED && lines == bx.n && bx.n == t->attempts,
              "b: %s attempts=%u, %zu exec_start, %zu line(s)", taskq_state_name(t->state),
              t->attempts, bx.n, lines);
+    /* the retired child read RETIRE long before its task ended (the task
+     * runs 1.5 s): b never started there and went back unstarted */
+    H_EXPECT(t->attempts == 1 && bx.n == 1 && t->child_pid != child,
+             "b ran %zu time(s) over %u attempt(s), last in child %d: it should have gone "
+             "back unstarted from the retired child %d (RETIRE) and run once elsewhere",
+             bx.n, t->attempts, (int)t->child_pid, (int)child);
     taskq_task_destroy(&t);
     t = h_status(c, &r.id);
     H_ASSERT(t->state == TASKQ_STATE_REVOKED, "the terminated task ended %s",

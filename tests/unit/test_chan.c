@@ -90,6 +90,13 @@ static void test_chan_round_trips_every_kind(void **state)
     assert_int_equal(chan_send(parent, &stop), TASKQ_OK);
     assert_int_equal(chan_recv(child, &f), TASKQ_OK);
     assert_int_equal(f.kind, CHAN_STOP);
+    chan_frame_t retire = {.kind = CHAN_RETIRE}, retired = {.kind = CHAN_RETIRED};
+    assert_int_equal(chan_send(parent, &retire), TASKQ_OK);
+    assert_int_equal(chan_recv(child, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_RETIRE);
+    assert_int_equal(chan_send(child, &retired), TASKQ_OK);
+    assert_int_equal(next_frame(parent, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_RETIRED);
     chan_destroy(&parent);
     assert_null(parent);
     chan_destroy(&child);
@@ -287,7 +294,7 @@ static void test_chan_rejects_malformed_bodies(void **state)
     (void)state;
     static const uint8_t bad[][8] = {
         {0, 0, 0, 1, 0xc1},             /* reserved byte */
-        {0, 0, 0, 2, 0x91, 0x09},       /* [9]: unknown kind */
+        {0, 0, 0, 2, 0x91, 0x0a},       /* [10]: unknown kind */
         {0, 0, 0, 2, 0x91, 0x01},       /* [1]: TASK without fields */
         {0, 0, 0, 3, 0x92, 0x03, 0xa1}, /* truncated */
         {0, 0, 0, 0},                   /* empty body */
