@@ -119,6 +119,11 @@ typedef struct {
     taskq_id_t term_id;       /* ... while it ran this (id, attempt) */
     uint32_t term_attempt;
     int64_t kill_at;          /* SIGKILL if it still runs it then; 0 = none */
+    /* SIGKILLed at the running task's time limit while tasks waited behind
+     * it: the timeout is reported on reap, after the frames the child wrote
+     * before it died (a DONE at the limit is accepted, and the next task,
+     * which it may then have started, counts as started: a crash) */
+    bool limit_hit;
     ahead_t ahead[LOOKAHEAD_MAX]; /* lookahead, in the order the child runs them */
     size_t nahead;
     /* A revoke with terminate of a child with a lookahead also sends it
@@ -531,6 +536,7 @@ static void outbox_ack(supervisor_t *self, const proto_msg_t *m)
 static void cancel_reset(slotx_t *x)
 {
     x->cancelled = false;
+    x->limit_hit = false;
     x->terminating = false;
     x->term_pid = 0;
     x->kill_at = 0;
@@ -739,6 +745,21 @@ static void read_child(supervisor_t *self, pool_slot_t *s, int64_t now)
     }
 }
 
+/* The running task of slot s overran its time limit (its child killed). */
+static void report_timeout(supervisor_t *self, pool_slot_t *s, pid_t pid, int64_t now)
+{
+    slotx_t *x = &self->x[s->index];
+    char err[96];
+    snprintf(err, sizeof err, "time limit exceeded (%g s)", (double)s->time_limit_ms / 1000.0);
+    forward_progress(self, s, now);
+    /* retry false: whether a timeout is retried is the policy's call */
+    static const char code[] = "taskq.timeout";
+    failure_t fl = {.code = code, .code_len = sizeof code - 1, .retry_delay_ms = -1,
+                    .policy = x->has_policy ? &x->policy : NULL};
+    report_done(self, &s->task_id, s->attempt, false, NULL, 0, err, strlen(err), &fl,
+                (int32_t)pid, s->started_at, now);
+}
+
 static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
 {
     supervisor_t *self = arg;
@@ -760,7 +781,11 @@ static void on_reap(void *arg, pool_slot_t *s, pid_t pid, int status)
         thist_event("child_died %d %s%d %s %s", (int)pid, WIFSIGNALED(status) ? "sig" : "exit",
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), hid, hatt);
     }
-    if (s->state == POOL_BUSY && s->has_task) {
+    if (s->state == POOL_BUSY && s->has_task && x->limit_hit) {
+        /* killed at its time limit and no DONE came before the death */
+        report_timeout(self, s, pid, now);
+        x->respawn_at = now;
+    } else if (s->state == POOL_BUSY && s->has_task) {
         char idbuf[TASKQ_ID_STRLEN + 1], err[128];
         taskq_id_format(&s->task_id, idbuf);
         /* the message of a taskq.crash failure: the child's pid is in DONE */
@@ -898,7 +923,7 @@ static pool_slot_t *lookahead_target(supervisor_t *self)
         pool_slot_t *s = pool_slot(self->pool, i);
         slotx_t *x = &self->x[i];
         if (s->state != POOL_BUSY || !s->has_task || !x->ch || x->eof || x->cancelled ||
-            x->terminating || x->retiring || x->nahead >= best_n)
+            x->terminating || x->retiring || x->limit_hit || x->nahead >= best_n)
             continue;
         if (self->o.max_tasks_per_child &&
             s->done + s->failed + 1 + x->nahead >= self->o.max_tasks_per_child)
@@ -1371,15 +1396,16 @@ static int64_t run_timers(supervisor_t *self, int64_t now)
                       s->attempt, err, (int)s->pid);
             thist_event("time_limit %s %u %d", idbuf, s->attempt, (int)s->pid);
             pool_kill(s, SIGKILL);
-            forward_progress(self, s, now);
-            /* retry false: whether a timeout is retried is the policy's call */
-            static const char code[] = "taskq.timeout";
-            failure_t fl = {.code = code, .code_len = sizeof code - 1, .retry_delay_ms = -1,
-                            .policy = x->has_policy ? &x->policy : NULL};
-            report_done(self, &s->task_id, s->attempt, false, NULL, 0, err, strlen(err), &fl,
-                        (int32_t)s->pid, s->started_at, now);
-            s->failed++;
-            pool_on(s, POOL_EV_KILL);
+            if (x->nahead) {
+                /* the child may have written the DONE and started the next
+                 * one just now: the reap decides (limit_hit) */
+                x->limit_hit = true;
+                s->deadline_mono = 0;
+            } else {
+                report_timeout(self, s, s->pid, now);
+                s->failed++;
+                pool_on(s, POOL_EV_KILL);
+            }
         }
         if (x->kill_at && DUE(x->kill_at)) {
             /* the grace of a revoke --terminate is over: SIGKILL, but only
