@@ -36,7 +36,11 @@
 static taskq_err_t configure_socket(void *sock)
 {
     int one = 1, linger = 100, hwm = HWM, sndhwm = PEER_SNDHWM;
+    /* a body up to twice the limit is read and answered ETOOBIG; a frame
+     * larger than that closes its connection before it is buffered whole */
+    int64_t maxmsg = 2 * (int64_t)TQ_MAX_BODY;
     if (zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) || /* per peer on a ROUTER */
         zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm)) {

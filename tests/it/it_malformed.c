@@ -255,6 +255,41 @@ int main(int argc, char **argv)
     send3(PROTO_SIGNATURE, PROTO_SUBMIT, junk, big);
     free(junk);
     expect_error("a body of TQ_MAX_BODY+1 bytes", TASKQ_ETOOBIG, TASKQ_ETOOBIG, 0);
+
+    /* a frame over twice TQ_MAX_BODY: the broker closes its connection
+     * unread (a socket of its own: what else was queued on it may be lost) */
+    {
+        void *s2 = zmq_socket(ctx, ZMQ_DEALER);
+        H_ASSERT(s2 && zmq_setsockopt(s2, ZMQ_LINGER, &linger, sizeof linger) == 0,
+                 "second DEALER");
+        H_ASSERT(zmq_socket_monitor(s2, "inproc://it-malformed-mon", ZMQ_EVENT_DISCONNECTED) == 0,
+                 "zmq_socket_monitor: %s", zmq_strerror(zmq_errno()));
+        void *mon = zmq_socket(ctx, ZMQ_PAIR);
+        H_ASSERT(mon && zmq_connect(mon, "inproc://it-malformed-mon") == 0, "monitor socket");
+        H_ASSERT(zmq_connect(s2, ep) == 0, "zmq_connect(%s)", ep);
+        size_t huge = 2 * (size_t)TQ_MAX_BODY + 1;
+        uint8_t *h = calloc(1, huge);
+        H_ASSERT(h != NULL, "out of memory");
+        uint8_t ty = PROTO_SUBMIT;
+        H_ASSERT(zmq_send(s2, PROTO_SIGNATURE, strlen(PROTO_SIGNATURE), ZMQ_SNDMORE) >= 0 &&
+                 zmq_send(s2, &ty, 1, ZMQ_SNDMORE) >= 0 && zmq_send(s2, h, huge, 0) >= 0,
+                 "send the oversize frame");
+        free(h);
+        zmq_pollitem_t it = {mon, 0, ZMQ_POLLIN, 0};
+        H_ASSERT(zmq_poll(&it, 1, 15000) == 1,
+                 "the broker kept the connection of a %zu-byte frame (ZMQ_MAXMSGSIZE)", huge);
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        H_ASSERT(zmq_msg_recv(&ev, mon, 0) >= 6, "monitor event");
+        uint16_t code;
+        memcpy(&code, zmq_msg_data(&ev), sizeof code);
+        zmq_msg_close(&ev);
+        H_ASSERT(code == ZMQ_EVENT_DISCONNECTED, "monitor event %u", (unsigned)code);
+        h_log("a %zu-byte frame: the broker closed its connection", huge);
+        zmq_socket_monitor(s2, NULL, 0);
+        zmq_close(mon);
+        zmq_close(s2);
+    }
     long rss1 = h_rss_kb(h_broker_pid(b));
     h_log("broker RSS %ld kB before, %ld kB after %d hostile rounds", rss0, rss1, ROUNDS);
     H_ASSERT(rss0 > 0 && rss1 > 0, "cannot read the broker's RSS");
