@@ -6,7 +6,8 @@
  * (store_open), inserts N echo tasks in transactions of 500
  * (store_insert_task, as SUBMIT batches), then runs them the way the
  * broker's loop does: every transaction ("turn") ends the T tasks
- * dispatched by the previous turn (store_end_attempt, succeeded) and
+ * dispatched by the previous turn (store_end_attempt, succeeded), reads
+ * each one's record as for a waiting client's RESULT (store_get_task), and
  * dispatches T more (store_next_ready + store_mark_running); store_commit
  * writes the turn's qcounts. One line per (durability, T):
  *
@@ -121,7 +122,7 @@ static bool verbose; /* -v: time of each verb of the run phase */
 
 typedef struct {
     double ins_wall, ins_cpu, run_wall, run_cpu;
-    double t_end, t_ready, t_mark, t_commit; /* -v: us per task in each verb */
+    double t_end, t_result, t_ready, t_mark, t_commit; /* -v: us per task in each verb */
     double ins_bytes, ins_writes, run_bytes, run_writes;
     size_t inserted, ran;
 } result_t;
@@ -213,6 +214,14 @@ static result_t bench_one(const char *dir, store_durability_t dur, size_t n, siz
             ended++;
         }
         TOC(t_end);
+        /* the record a waiting client gets in RESULT (handlers_notify_waiters) */
+        TIC();
+        for (size_t k = 0; k < prev.n; k++) {
+            proto_task_rec_t rec;
+            if ((err = store_get_task(s, &prev.ids[k], &rec)) != TASKQ_OK)
+                die("get task", err);
+        }
+        TOC(t_result);
         prev.n = 0;
         uint64_t counts[TASKQ_NSTATES], total;
         if ((err = store_counts(s, counts, &total)) != TASKQ_OK) /* as handlers_dispatch */
@@ -253,6 +262,7 @@ static result_t bench_one(const char *dir, store_durability_t dur, size_t n, siz
     r.run_bytes = (double)(b.wchar - a.wchar) / (double)ended;
     r.run_writes = (double)(b.syscw - a.syscw) / (double)ended;
     r.t_end *= 1e6 / (double)ended;
+    r.t_result *= 1e6 / (double)ended;
     r.t_ready *= 1e6 / (double)ended;
     r.t_mark *= 1e6 / (double)ended;
     r.t_commit *= 1e6 / (double)ended;
@@ -343,9 +353,9 @@ int main(int argc, char **argv)
                    turn, r.ins_wall, r.ins_cpu, r.ins_bytes, r.ins_writes, r.ran, r.run_wall,
                    r.run_cpu, r.run_bytes, r.run_writes);
             if (verbose)
-                printf("         run us/task: end %.2f  next_ready %.2f  mark_running %.2f"
-                       "  begin+commit %.2f\n",
-                       r.t_end, r.t_ready, r.t_mark, r.t_commit);
+                printf("         run us/task: end %.2f  result read %.2f  next_ready %.2f"
+                       "  mark_running %.2f  begin+commit %.2f\n",
+                       r.t_end, r.t_result, r.t_ready, r.t_mark, r.t_commit);
             fflush(stdout);
         }
     }

@@ -280,6 +280,7 @@ enum {
     S_INSERT,
     S_INSERT_FULL,
     S_GET,
+    S_GET_SEQ,
     S_POLICY,
     S_TASK_SEQ,
     S_FIND,
@@ -411,6 +412,8 @@ static const char *const SQL[S_COUNT] = {
                       " ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
                       " ON CONFLICT(id) DO NOTHING",
     [S_GET] = "SELECT " REC_COLS " FROM tasks WHERE id = ?1",
+    /* by a recent end's seq (recent_t): the rowid, no index seek */
+    [S_GET_SEQ] = "SELECT " REC_COLS " FROM tasks WHERE seq = ?1 AND id = ?2",
     [S_POLICY] = "SELECT name, queue, state, attempts, failures, max_attempts, backoff_base_ms,"
                  " backoff_factor, backoff_max_ms, jitter, retry_on, no_retry_on"
                  " FROM tasks WHERE id = ?1",
@@ -593,6 +596,15 @@ typedef struct {
 } hint_t;
 #define HINTS_MAX 65536 /* more (hints never consumed): start again */
 
+/* The seqs of the last attempts ended (direct-mapped by id): the RESULT
+ * read that follows an end (store_get_task) goes by rowid. Only a hint, as
+ * hint_t: the statement checks the id too. */
+typedef struct {
+    taskq_id_t id;
+    sqlite3_int64 seq; /* 0 = empty */
+} recent_t;
+#define RECENT_CAP 4096 /* a power of two */
+
 /* A row a timer verb changes (collected, then updated). */
 typedef struct {
     int64_t seq;
@@ -635,6 +647,7 @@ struct store {
     /* hints: open addressing, linear probing, capacity a power of two */
     hint_t *hints;
     size_t nhints, hints_cap;
+    recent_t recent[RECENT_CAP];
 };
 
 static taskq_err_t fail(store_t *self, const char *what)
@@ -1010,6 +1023,7 @@ void store_close(store_t **self_p)
 static void reset_reads(store_t *self)
 {
     sqlite3_reset(self->st[S_GET]);
+    sqlite3_reset(self->st[S_GET_SEQ]);
     sqlite3_reset(self->st[S_POLICY]);
     sqlite3_reset(self->st[S_PENDING]);
 }
@@ -1162,7 +1176,7 @@ static taskq_err_t stale_or_missing(store_t *self, const taskq_id_t *id)
 
 /* ---- hints (hint_t) ------------------------------------------------------ */
 
-static size_t hint_slot(const store_t *self, const taskq_id_t *id)
+static size_t id_hash(const taskq_id_t *id)
 {
     /* ids are UUIDv7: the random tail hashes well */
     uint64_t h;
@@ -1170,7 +1184,19 @@ static size_t hint_slot(const store_t *self, const taskq_id_t *id)
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     h ^= h >> 32;
-    return (size_t)h & (self->hints_cap - 1);
+    return (size_t)h;
+}
+
+static size_t hint_slot(const store_t *self, const taskq_id_t *id)
+{
+    return id_hash(id) & (self->hints_cap - 1);
+}
+
+static void recent_put(store_t *self, const taskq_id_t *id, sqlite3_int64 seq)
+{
+    recent_t *r = &self->recent[id_hash(id) & (RECENT_CAP - 1)];
+    r->id = *id;
+    r->seq = seq;
 }
 
 static hint_t *hint_find(store_t *self, const taskq_id_t *id)
@@ -1367,10 +1393,26 @@ static void rec_fill(sqlite3_stmt *st, proto_task_rec_t *rec)
 
 taskq_err_t store_get_task(store_t *self, const taskq_id_t *id, proto_task_rec_t *rec)
 {
-    sqlite3_stmt *st = self->st[S_GET];
-    sqlite3_reset(st); /* ends the previous record's borrow */
+    sqlite3_reset(self->st[S_GET]); /* ends the previous record's borrow */
+    sqlite3_reset(self->st[S_GET_SEQ]);
+    const recent_t *r = &self->recent[id_hash(id) & (RECENT_CAP - 1)];
+    int rc;
+    sqlite3_stmt *st;
+    if (r->seq && !memcmp(r->id.b, id->b, sizeof id->b)) {
+        st = self->st[S_GET_SEQ];
+        sqlite3_bind_int64(st, 1, r->seq);
+        bind_id(st, 2, id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            rec_fill(st, rec);
+            rec->id = *id;
+            return TASKQ_OK;
+        }
+        sqlite3_reset(st); /* not there (purged): by id */
+    }
+    st = self->st[S_GET];
     bind_id(st, 1, id);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         sqlite3_reset(st);
         return TASKQ_ENOTFOUND;
@@ -1722,6 +1764,7 @@ taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t atte
             return err;
         if (sqlite3_changes(self->db) == 1) {
             count_move(self, q, TASKQ_STATE_RUNNING, to);
+            recent_put(self, id, h->seq);
             hint_drop(self, id);
             return TASKQ_OK;
         }
@@ -1740,6 +1783,7 @@ taskq_err_t store_end_attempt(store_t *self, const taskq_id_t *id, uint32_t atte
     if ((err = run_cas(self, S_END)) != TASKQ_OK)
         return err;
     count_move(self, f.q, TASKQ_STATE_RUNNING, to);
+    recent_put(self, id, f.seq);
     if (keep_live)
         return TASKQ_OK;
     /* the attempt's row: inserted (v5) or completed (a v4 'running' row) */

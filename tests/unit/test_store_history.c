@@ -352,6 +352,12 @@ static void test_history_edges(void **state)
     end(fx->s, 3, 2, ok(3, 33));
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
     expect_history(fx->s, 3, "1|n1|3|30|31|requeued|e|m;2|n1|3|32|33|succeeded||;");
+    taskq_id_t three = tid(3);
+    proto_task_rec_t rec;
+    assert_int_equal(store_get_task(fx->s, &three, &rec), TASKQ_OK); /* by the ended seq */
+    assert_memory_equal(rec.id.b, three.b, sizeof three.b);
+    assert_int_equal(rec.state, TASKQ_STATE_SUCCEEDED);
+    assert_int_equal(rec.attempts, 2);
     size_t purged = 0;
     assert_int_equal(store_begin(fx->s), TASKQ_OK);
     assert_int_equal(store_purge_finished(fx->s, 1000, 10, &purged), TASKQ_OK);
@@ -359,10 +365,16 @@ static void test_history_edges(void **state)
     insert(fx->s, 4);
     assert_int_equal(store_commit(fx->s), TASKQ_OK);
     expect_history(fx->s, 4, "");
-    taskq_id_t three = tid(3);
     text_t t;
     memset(&t, 0, sizeof t);
     assert_int_equal(store_attempts(fx->s, &three, on_attempt, &t), TASKQ_ENOTFOUND);
+    /* the record read after an end goes by the ended seq (store_get_task):
+     * never to the new task that took the seq */
+    assert_int_equal(store_get_task(fx->s, &three, &rec), TASKQ_ENOTFOUND);
+    taskq_id_t four = tid(4);
+    assert_int_equal(store_get_task(fx->s, &four, &rec), TASKQ_OK);
+    assert_memory_equal(rec.id.b, four.b, sizeof four.b);
+    assert_int_equal(rec.state, TASKQ_STATE_QUEUED);
 }
 
 /* Many tasks through the hinted path, turn after turn, with a revoke and
