@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/cpu.sh - CPU time and context switches per task, per process, during
-# one W1 run: broker, worker supervisor, each child, and the client. Shows
-# which process a change made cheaper without perf's distortion.
-# Env: CPU_N=50000 CPU_DUR=normal CPU_SLOTS=2 WORKER_ARGS (e.g. "--prefetch 64").
+# one W1 run (or W2: CPU_WORKLOAD=w2, one task at a time, which shows the
+# fixed cost of a loop turn): broker, worker supervisor, each child, and the
+# client. Shows which process a change made cheaper without perf's distortion.
+# Env: CPU_N=50000 CPU_DUR=normal CPU_SLOTS=2 CPU_WORKLOAD=w1|w2
+#   WORKER_ARGS (e.g. "--prefetch 64").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
@@ -12,6 +14,7 @@ trap 'exit 130' INT TERM
 N=${CPU_N:-50000}
 DUR=${CPU_DUR:-normal}
 SLOTS=${CPU_SLOTS:-2}
+WL=${CPU_WORKLOAD:-w1}
 bench_build
 start_broker cpu "$DUR"
 start_worker "$EP" "$SLOTS"
@@ -35,7 +38,7 @@ for p in $BROKER_PID $WORKER_PID $kids; do read -r T0[$p] C0[$p] < <(sample "$p"
 # the client's own CPU from /usr/bin/time; the others sampled after it ends
 # (sampling while it runs would cost CPU itself)
 /usr/bin/time -f "%U %S" -o "$BENCH_TMP/client.time" \
-    "$BIN/taskq-bench" w1 --broker "$EP" -N "$N" --label "$DUR" > "$BENCH_TMP/w1.json"
+    "$BIN/taskq-bench" "$WL" --broker "$EP" -N "$N" --label "$DUR" > "$BENCH_TMP/w1.json"
 declare -A T1 C1
 for p in $BROKER_PID $WORKER_PID $kids; do read -r T1[$p] C1[$p] < <(sample "$p"); done
 cat "$BENCH_TMP/w1.json"

@@ -1,16 +1,24 @@
 """bench/compare/celery_bench.py - the Celery side of bench/compare: the W1
-and W2 shapes of bench/taskq_bench.c with Redis as broker and result backend.
-Runs on Debian's python3 with python3-celery and python3-redis.
+and W2 shapes of bench/taskq_bench.c, with either
+  - Redis as broker and result backend (CELERY_BENCH_REDIS; "bench": "celery"),
+  - or RabbitMQ as broker with publisher confirms (confirm_publish: every
+    apply_async waits for the broker's ack; durable queue and persistent
+    messages, Celery's defaults) and results over AMQP (the rpc:// backend:
+    one reply queue per client, results not persisted) when CELERY_BENCH_AMQP
+    is set ("bench": "celery-amqp").
+Runs on Debian's python3 with python3-celery and python3-redis / python3-amqp.
 
   worker: CELERY_BENCH_REDIS=redis://127.0.0.1:P python3 -m celery \
             -A celery_bench worker -c 2 --pool prefork   (cwd = bench/compare)
-  client: python3 celery_bench.py ready|w1|w2 [-N n]
+          (or CELERY_BENCH_AMQP=amqp://guest:guest@127.0.0.1:P//)
+  client: the same environment, python3 celery_bench.py ready|w1|w2 [-N n]
 
 w1: N apply_async of a no-op task (echo of one integer), then every result
-collected (ResultSet.join_native: the Redis backend's pub/sub path) and
-checked; rate from the first send to the last result. w2: one apply_async +
-.get(), N times in a row; p50/p99/p99.9 in microseconds. One JSON line on
-stdout, like taskq-bench.
+collected (ResultSet.join_native: the Redis backend's pub/sub path, or the
+rpc backend's reply queue) and checked; rate from the first send to the last
+result. w2: one apply_async + .get(), N times in a row; p50/p99/p99.9 in
+microseconds. One JSON line on stdout, like taskq-bench, with a "label"
+saying which broker and backend.
 """
 import json
 import os
@@ -20,8 +28,17 @@ import time
 from celery import Celery
 from celery.result import ResultSet
 
+AMQP = os.environ.get("CELERY_BENCH_AMQP")
 REDIS = os.environ.get("CELERY_BENCH_REDIS", "redis://127.0.0.1:6379")
-app = Celery("celery_bench", broker=REDIS + "/0", backend=REDIS + "/1")
+if AMQP:
+    BENCH = "celery-amqp"
+    LABEL = "rabbitmq confirm_publish, durable queue, rpc:// results"
+    app = Celery("celery_bench", broker=AMQP, backend="rpc://")
+    app.conf.broker_transport_options = {"confirm_publish": True}
+else:
+    BENCH = "celery"
+    LABEL = "redis broker+backend, in memory"
+    app = Celery("celery_bench", broker=REDIS + "/0", backend=REDIS + "/1")
 app.conf.update(
     task_serializer="json",
     result_serializer="json",
@@ -58,8 +75,9 @@ def w1(n):
     values = ResultSet(results).join_native(timeout=600)
     secs = time.monotonic() - t0
     bad = sum(1 for i, v in enumerate(values) if v != i)
-    print(json.dumps({"bench": "celery", "workload": "w1", "workers": 2, "tasks": n,
-                      "seconds": round(secs, 3), "rate": round(n / secs, 1), "bad": bad}))
+    print(json.dumps({"bench": BENCH, "label": LABEL, "workload": "w1", "workers": 2,
+                      "tasks": n, "seconds": round(secs, 3), "rate": round(n / secs, 1),
+                      "bad": bad}))
     return 0 if bad == 0 else 1
 
 
@@ -74,8 +92,8 @@ def w2(n):
         bad += v != i
     secs = time.monotonic() - t0
     lat.sort()
-    print(json.dumps({"bench": "celery", "workload": "w2", "workers": 2, "tasks": n,
-                      "seconds": round(secs, 3), "mean_us": round(sum(lat) / n, 1),
+    print(json.dumps({"bench": BENCH, "label": LABEL, "workload": "w2", "workers": 2,
+                      "tasks": n, "seconds": round(secs, 3), "mean_us": round(sum(lat) / n, 1),
                       "p50_us": round(pct(lat, 50), 1), "p99_us": round(pct(lat, 99), 1),
                       "p999_us": round(pct(lat, 99.9), 1), "max_us": round(lat[-1], 1),
                       "bad": bad}))
