@@ -229,7 +229,7 @@ taskq_err_t chan_flush(chan_t *self)
     return TASKQ_OK;
 }
 
-taskq_err_t chan_send(chan_t *self, const chan_frame_t *f)
+static taskq_err_t send_or_queue(chan_t *self, const chan_frame_t *f, bool flush)
 {
     msgpack_sbuffer sb = self->sb;
     msgpack_sbuffer_clear(&sb);
@@ -249,7 +249,8 @@ taskq_err_t chan_send(chan_t *self, const chan_frame_t *f)
             }
             memcpy(self->wbuf + self->wlen, sb.data, sb.size);
             self->wlen += sb.size;
-            rc = chan_flush(self);
+            if (flush)
+                rc = chan_flush(self);
         }
     }
     if (sb.alloc > 64u * 1024) { /* a large result: do not keep its buffer */
@@ -258,6 +259,16 @@ taskq_err_t chan_send(chan_t *self, const chan_frame_t *f)
     }
     self->sb = sb;
     return rc;
+}
+
+taskq_err_t chan_send(chan_t *self, const chan_frame_t *f)
+{
+    return send_or_queue(self, f, true);
+}
+
+taskq_err_t chan_queue(chan_t *self, const chan_frame_t *f)
+{
+    return self->blocking ? TASKQ_EINVAL : send_or_queue(self, f, false);
 }
 
 taskq_err_t chan_read(chan_t *self)

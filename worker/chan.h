@@ -34,8 +34,9 @@
  *                                             last DONE
  *
  * Parent side: non-blocking fd, chan_read() buffers what is there and
- * chan_next() yields whole frames; chan_send() queues and chan_flush()
- * writes when poll says POLLOUT. Child side: blocking fd, chan_recv() waits
+ * chan_next() yields whole frames; chan_send() queues and writes what it
+ * can, chan_queue() only queues, and chan_flush() writes (once per loop
+ * turn, and when poll says POLLOUT). Child side: blocking fd, chan_recv() waits
  * for a whole frame and chan_send() writes it all. The chan owns its fd.
  * Decoded strings and binaries borrow from the chan's read buffer and live
  * until the next chan_read/chan_next/chan_recv call.
@@ -99,6 +100,10 @@ int chan_fd(const chan_t *self);
 /* Encodes f and sends (blocking) or queues it (non-blocking). TASKQ_EINVAL
  * if a field breaks a limit, TASKQ_ECLOSED if the peer is gone, TASKQ_ESYS. */
 taskq_err_t chan_send(chan_t *self, const chan_frame_t *f);
+/* Non-blocking only: encodes f and appends it to the queued bytes without
+ * writing (the caller flushes once per loop turn: several frames, one
+ * send, one wake-up of the peer). TASKQ_EINVAL as chan_send. */
+taskq_err_t chan_queue(chan_t *self, const chan_frame_t *f);
 /* Non-blocking: bytes still queued for the peer (poll for POLLOUT). */
 bool chan_has_output(const chan_t *self);
 /* Writes queued bytes until EAGAIN. TASKQ_ECLOSED / TASKQ_ESYS if broken. */

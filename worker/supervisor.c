@@ -558,7 +558,7 @@ static void send_stop(supervisor_t *self, pool_slot_t *s, const char *why)
     if (pool_on(s, POOL_EV_STOP) != TASKQ_OK)
         return;
     tlog_info("child %d: STOP (%s)", (int)s->pid, why);
-    if (x->ch && chan_send(x->ch, &stop) != TASKQ_OK)
+    if (x->ch && chan_queue(x->ch, &stop) != TASKQ_OK)
         pool_kill(s, SIGKILL);
 }
 
@@ -864,7 +864,7 @@ static taskq_err_t send_task(supervisor_t *self, pool_slot_t *s, const taskq_id_
     chan_frame_t t = {.kind = CHAN_TASK, .id = *id, .attempt = attempt, .name = name,
                       .name_len = (uint32_t)name_len, .data = args,
                       .data_len = (uint32_t)args_len, .time_limit_ms = time_limit_ms};
-    return chan_send(self->x[s->index].ch, &t);
+    return chan_queue(self->x[s->index].ch, &t);
 }
 
 /* The idle child s now runs (id, attempt): its time limit starts now. */
@@ -1132,7 +1132,7 @@ static void on_cancel(supervisor_t *self, const proto_msg_t *m, int64_t now)
         if (!x->cancelled) {
             x->cancelled = true;
             chan_frame_t cf = {.kind = CHAN_CANCEL, .id = *id, .attempt = attempt};
-            taskq_err_t rc = x->ch ? chan_send(x->ch, &cf) : TASKQ_ECLOSED;
+            taskq_err_t rc = x->ch ? chan_queue(x->ch, &cf) : TASKQ_ECLOSED;
             if (rc != TASKQ_OK)
                 /* the child is dying or gone: its reap reports the attempt */
                 tlog_debug("child %d: CANCEL not passed (%s)", (int)s->pid, taskq_strerror(rc));
@@ -1147,7 +1147,7 @@ static void on_cancel(supervisor_t *self, const proto_msg_t *m, int64_t now)
                 /* the tasks behind it must not start in a child that a
                  * SIGTERM may still hit: hand them back (RETIRED) */
                 chan_frame_t rf = {.kind = CHAN_RETIRE};
-                if (chan_send(x->ch, &rf) == TASKQ_OK)
+                if (chan_queue(x->ch, &rf) == TASKQ_OK)
                     x->retiring = true;
             }
             pool_kill(s, SIGTERM);
@@ -1166,7 +1166,7 @@ static void on_cancel(supervisor_t *self, const proto_msg_t *m, int64_t now)
         if (!x->ahead[aj].cancelled) {
             x->ahead[aj].cancelled = true;
             chan_frame_t cf = {.kind = CHAN_CANCEL, .id = *id, .attempt = attempt};
-            if (x->ch && chan_send(x->ch, &cf) != TASKQ_OK)
+            if (x->ch && chan_queue(x->ch, &cf) != TASKQ_OK)
                 tlog_debug("child %d: CANCEL not passed", (int)cs->pid);
         }
         return;
@@ -1544,6 +1544,25 @@ static bool warm_done(supervisor_t *self)
     return false;
 }
 
+/* Writes what each child's channel has queued (chan_queue). A child whose
+ * channel is broken is killed: its reap reports its task. What the socket
+ * does not take now goes on POLLOUT. */
+static void flush_children(supervisor_t *self)
+{
+    for (size_t i = 0; i < pool_size(self->pool); i++) {
+        chan_t *ch = self->x[i].ch;
+        if (!ch || !chan_has_output(ch))
+            continue;
+        taskq_err_t rc = chan_flush(ch);
+        if (rc != TASKQ_OK) {
+            pool_slot_t *s = pool_slot(self->pool, i);
+            tlog_warn("child %d: cannot write to its channel (%s): killing it", (int)s->pid,
+                      taskq_strerror(rc));
+            pool_kill(s, SIGKILL);
+        }
+    }
+}
+
 int supervisor_run(supervisor_t *self)
 {
     size_t n = pool_size(self->pool);
@@ -1574,6 +1593,7 @@ int supervisor_run(supervisor_t *self)
         int64_t next = run_timers(self, now);
         dispatch_fifo(self, now);
         grant_credit(self);
+        flush_children(self); /* this turn's frames to each child: one send each */
         size_t k = 0;
         if (self->sock) {
             items[k].socket = self->sock;

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -254,6 +255,19 @@ static void test_chan_cancel_round_trip(void **state)
     assert_int_equal(chan_recv(child, &f), TASKQ_OK);
     assert_int_equal(f.kind, CHAN_TASK);
     assert_int_equal(f.attempt, 1);
+    /* chan_queue writes nothing until chan_flush; then all, in order */
+    assert_int_equal(chan_queue(parent, &t), TASKQ_OK);
+    assert_int_equal(chan_queue(parent, &c), TASKQ_OK);
+    assert_true(chan_has_output(parent));
+    struct pollfd pf = {.fd = sv[1], .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    assert_int_equal(chan_flush(parent), TASKQ_OK);
+    assert_false(chan_has_output(parent));
+    assert_int_equal(chan_recv(child, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_TASK);
+    assert_int_equal(chan_recv(child, &f), TASKQ_OK);
+    assert_int_equal(f.kind, CHAN_CANCEL);
+    assert_int_equal(chan_queue(child, &t), TASKQ_EINVAL); /* blocking side: chan_send */
     /* malformed CANCELs break the channel */
     static const uint8_t bad[][24] = {
         {0, 0, 0, 2, 0x91, 0x07},                   /* [7] */
