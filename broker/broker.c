@@ -30,7 +30,8 @@
 #define PEER_SNDHWM TQ_WAIT_MAX
 #define DROP_LOG_EVERY_MS 1000
 #define WAITERS_MAX 1000000
-#define OUT_KEEP_BYTES (64 * 1024) /* larger send buffers are freed after a turn */
+#define OUT_KEEP_BYTES (64 * 1024) /* larger BATCH buffers are freed after a turn */
+#define OUT_ARENA_KEEP_BYTES (4 * 1024 * 1024) /* the same for the bodies' arena */
 
 /* Every socket option in one place. */
 static taskq_err_t configure_socket(void *sock)
@@ -191,8 +192,7 @@ void broker_destroy(broker_t **self_p)
     while (idmap_next(b->progress, &c, NULL, NULL, &v))
         free(v);
     idmap_destroy(&b->progress);
-    for (size_t i = 0; i < b->out_cap; i++)
-        msgpack_sbuffer_destroy(&b->out[i].body);
+    msgpack_sbuffer_destroy(&b->out_arena);
     for (size_t k = 0; k < b->nbatches; k++)
         msgpack_sbuffer_destroy(&b->batches[k].buf);
     free(b->out);
@@ -323,10 +323,15 @@ static void turn_rolled_back(broker_t *b)
         tlog_error("cannot reload queues, limits and schedules from the store");
 }
 
-static void send_one(broker_t *b, out_t *o)
+static const void *out_body(const broker_t *b, const out_t *o)
 {
-    taskq_err_t err = proto_send_body(b->sock, o->identity, o->identity_len, o->type,
-                                      o->body.data, o->body.size, true);
+    return b->out_arena.data ? b->out_arena.data + o->body_off : NULL;
+}
+
+static void send_one(broker_t *b, const out_t *o, const void *body, size_t len)
+{
+    taskq_err_t err = proto_send_body(b->sock, o->identity, o->identity_len, o->type, body, len,
+                                      true);
     if (err == TASKQ_EUNREACH) {
         /* Peer gone: the store holds the truth (a TASK then expires). */
         tlog_debug("%s to a peer that is gone: dropped", proto_type_name(o->type));
@@ -349,13 +354,12 @@ static void batch_flush(broker_t *b, size_t k)
 {
     out_batch_t *bt = &b->batches[k];
     if (bt->n == 1) {
-        send_one(b, (out_t *)bt->first);
+        send_one(b, bt->first, out_body(b, bt->first), bt->first->body_len);
     } else if (bt->n > 1) {
         proto_batch_end(&bt->buf, bt->n);
         out_t o = {.type = PROTO_BATCH, .identity_len = bt->first->identity_len};
         memcpy(o.identity, bt->first->identity, o.identity_len);
-        o.body = bt->buf;
-        send_one(b, &o);
+        send_one(b, &o, bt->buf.data, bt->buf.size);
     }
     bt->n = 0;
     bt->first = NULL;
@@ -384,7 +388,7 @@ static void batch_add(broker_t *b, const out_t *o)
     if (k < OUT_BATCHES) {
         out_batch_t *bt = &b->batches[k];
         if (bt->n >= TQ_BATCH_ITEMS_MAX ||
-            bt->buf.size + o->body.size + proto_batch_item_overhead(o->body.size) > TQ_BATCH_BYTES)
+            bt->buf.size + o->body_len + proto_batch_item_overhead(o->body_len) > TQ_BATCH_BYTES)
             batch_flush(b, k);
     } else {
         for (k = 0; k < b->nbatches && b->batches[k].first; k++)
@@ -402,7 +406,7 @@ static void batch_add(broker_t *b, const out_t *o)
         bt->buf.size = 0;
         proto_batch_begin(&bt->buf); /* the count goes in at flush */
     }
-    proto_batch_add(&bt->buf, o->type, o->body.data, o->body.size);
+    proto_batch_add(&bt->buf, o->type, out_body(b, o), o->body_len);
     bt->n++;
 }
 
@@ -416,7 +420,7 @@ static void send_all(broker_t *b)
             size_t k = b->nbatches ? batch_find(b, o) : OUT_BATCHES;
             if (k < OUT_BATCHES)
                 batch_flush(b, k); /* keep the peer's order */
-            send_one(b, o);
+            send_one(b, o, out_body(b, o), o->body_len);
         }
     }
     for (size_t k = 0; k < b->nbatches; k++) {
@@ -426,14 +430,11 @@ static void send_all(broker_t *b)
             msgpack_sbuffer_init(&b->batches[k].buf);
         }
     }
-    for (size_t i = 0; i < b->nout; i++) {
-        out_t *o = &b->out[i];
-        if (o->body.alloc > OUT_KEEP_BYTES) {
-            msgpack_sbuffer_destroy(&o->body);
-            msgpack_sbuffer_init(&o->body);
-        }
-        o->body.size = 0;
+    if (b->out_arena.alloc > OUT_ARENA_KEEP_BYTES) {
+        msgpack_sbuffer_destroy(&b->out_arena);
+        msgpack_sbuffer_init(&b->out_arena);
     }
+    b->out_arena.size = 0;
     b->nout = 0;
 }
 

@@ -43,13 +43,11 @@ void out_queue_x(broker_t *b, const uint8_t *identity, size_t identity_len,
     if (b->nout == b->out_cap) {
         size_t cap = b->out_cap ? b->out_cap * 2 : 256;
         b->out = xrealloc(b->out, cap * sizeof *b->out);
-        for (size_t i = b->out_cap; i < cap; i++)
-            msgpack_sbuffer_init(&b->out[i].body);
         b->out_cap = cap;
     }
     out_t *o = &b->out[b->nout];
-    o->body.size = 0;
-    taskq_err_t err = proto_encode(msg, &o->body);
+    o->body_off = b->out_arena.size;
+    taskq_err_t err = proto_encode(msg, &b->out_arena); /* nothing left on error */
     if (err != TASKQ_OK) {
         /* Our own record broke a limit: a bug, not the peer's fault. */
         tlog_error("cannot encode %s: %s", proto_type_name(msg->type), taskq_err_name(err));
@@ -58,6 +56,7 @@ void out_queue_x(broker_t *b, const uint8_t *identity, size_t identity_len,
         out_error(b, identity, identity_len, req, TASKQ_EINTERNAL, "cannot encode the reply");
         return;
     }
+    o->body_len = b->out_arena.size - o->body_off;
     memcpy(o->identity, identity, identity_len);
     o->identity_len = identity_len;
     o->type = msg->type;

@@ -39,7 +39,8 @@ typedef struct {
     out_kind_t kind;
     uint64_t req;       /* OUT_REPLY: the request's req (0 for worker acks) */
     bool batch;         /* the peer takes BATCH: may travel in one with others */
-    msgpack_sbuffer body;
+    size_t body_off;    /* the encoded body: body_len bytes at out_arena.data + body_off */
+    size_t body_len;
 } out_t;
 
 /* A BATCH being built for one peer while the turn's messages are sent. */
@@ -77,6 +78,9 @@ struct broker {
     idmap_t *progress;     /* task id -> progress_t* (latest, coalesced) */
     out_t *out;            /* this turn's outgoing messages, sent after commit */
     size_t nout, out_cap;
+    /* their bodies, one after another (a turn may answer a WAIT for 10,000
+     * ids: one buffer, not one per message) */
+    msgpack_sbuffer out_arena;
     out_batch_t batches[OUT_BATCHES];
     size_t nbatches;
     bool turn_failed;      /* a store verb failed: roll the turn back */
