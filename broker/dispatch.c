@@ -26,6 +26,7 @@
 
 #define DISPATCH_MAX 1024 /* TASKs per turn */
 #define FETCH_MAX 256     /* candidate rows per store read */
+#define FETCH_MIN 8       /* the first read of a queue in a turn, at least */
 
 typedef struct {
     taskq_id_t id;
@@ -43,6 +44,7 @@ typedef struct {
     size_t n, pos, cap;
     bool exhausted; /* the store has nothing more for this queue this turn */
     bool fetched;
+    size_t batch;   /* rows the next fetch asks for (grows while the queue is used) */
     char (*excl)[TQ_NAME_MAX + 1]; /* names held back by a limit this turn */
     size_t nexcl;
 } qcur_t;
@@ -96,9 +98,19 @@ static bool fetch(round_t *r, qcur_t *c)
     size_t nex = c->nexcl < 64 ? c->nexcl : 64;
     for (size_t i = 0; i < nex; i++)
         ex[i] = c->excl[i];
-    size_t limit = r->want < FETCH_MAX ? r->want : FETCH_MAX;
+    /* A node's slots are shared among its queues: a queue first gets its
+     * share of the open credit, then twice as much at each refetch, so
+     * that five weighted queues do not each copy rows for all the credit */
+    if (c->batch == 0)
+        c->batch = r->ncur > 1 ? r->want / r->ncur : r->want;
+    if (c->batch < FETCH_MIN)
+        c->batch = FETCH_MIN;
+    size_t limit = r->want < c->batch ? r->want : c->batch;
+    if (limit > FETCH_MAX)
+        limit = FETCH_MAX;
     if (limit == 0)
         limit = 1;
+    c->batch *= 2;
     /* Names beyond 64 exclusions are skipped row by row instead. */
     if (store_next_ready(r->b->store, c->q->name, ex, nex, limit, collect, r) != TASKQ_OK) {
         r->b->turn_failed = true;
