@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "taskfifo.h"
@@ -152,12 +153,61 @@ static void test_taskfifo_remove_keeps_order_and_buffers(void **state)
     taskfifo_destroy(&f);
 }
 
+/* taskfifo_has (a hash set since it showed in the supervisor's profile)
+ * against a scan of the ring, over many random pushes, pops and removals
+ * of ids that collide on purpose (few distinct tails: long probe runs, and
+ * deletions that must shift members back across the wrap). */
+static void test_taskfifo_has_matches_a_scan(void **state)
+{
+    (void)state;
+    taskfifo_t *f = taskfifo_new(37);
+    uint64_t rnd = 42;
+    for (int step = 0; step < 20000; step++) {
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned r = (unsigned)(rnd >> 33);
+        taskq_id_t id;
+        memset(&id, 0, sizeof id);
+        id.b[0] = (uint8_t)(r % 23);      /* 23 ids ... */
+        id.b[15] = (uint8_t)((r >> 8) % 3); /* ... over 3 tails */
+        uint32_t attempt = 1 + (r >> 12) % 2;
+        switch ((r >> 16) % 3) {
+        case 0:
+            if (!taskfifo_has(f, &id, attempt))
+                (void)taskfifo_push(f, &id, attempt, "t", 1, NULL, 0, 0);
+            break;
+        case 1:
+            taskfifo_pop(f);
+            break;
+        default:
+            (void)taskfifo_remove(f, &id, attempt);
+        }
+        for (uint8_t a = 0; a < 23; a++)
+            for (uint8_t t = 0; t < 3; t++)
+                for (uint32_t at = 1; at <= 2; at++) {
+                    taskq_id_t q;
+                    memset(&q, 0, sizeof q);
+                    q.b[0] = a;
+                    q.b[15] = t;
+                    bool scan = false;
+                    for (size_t i = 0; i < taskfifo_count(f); i++) {
+                        const taskfifo_entry_t *e = taskfifo_at(f, i);
+                        scan |= e->attempt == at && !memcmp(e->id.b, q.b, sizeof q.b);
+                    }
+                    if (scan != taskfifo_has(f, &q, at))
+                        fail_msg("step %d: id %u/%u attempt %u: scan %d, has %d", step, a, t,
+                                 at, scan, !scan);
+                }
+    }
+    taskfifo_destroy(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_taskfifo_keeps_order_and_capacity),
         cmocka_unit_test(test_taskfifo_rejects_over_limit),
         cmocka_unit_test(test_taskfifo_remove_keeps_order_and_buffers),
+        cmocka_unit_test(test_taskfifo_has_matches_a_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
