@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer_bench.h"
+
 /* A connection with a read buffer: beanstalkd replies are lines, and
  * RESERVED is followed by <bytes> of body and CRLF. */
 typedef struct {
@@ -44,13 +46,6 @@ static void fail(const char *what)
     fprintf(stderr, "bstalk-bench[%d]: %s%s%s\n", (int)getpid(), what, errno ? ": " : "",
             errno ? strerror(errno) : "");
     exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void conn_open(conn_t *c, int port)
@@ -227,19 +222,6 @@ static void producer_entry(int port, size_t n)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, size_t n, double p)
-{
-    size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-    k = k < 1 ? 1 : k > n ? n : k;
-    return v[k - 1];
-}
-
 /* Collects one result: reserve from "results", check, delete. */
 static size_t collect(conn_t *c, size_t n)
 {
@@ -267,26 +249,12 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
+    pb_opts_t o;
+    if (!pb_parse(argc, argv, false, &o))
         usage();
-    const char *mode = argv[1];
-    int port = 0, workers = 2;
-    size_t n = 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port"))
-            port = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-N"))
-            n = (size_t)strtoull(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--workers"))
-            workers = atoi(argv[i + 1]);
-        else
-            usage();
-    }
-    bool w1 = !strcmp(mode, "w1");
-    if ((!w1 && strcmp(mode, "w2")) || port <= 0 || port > 65535 || workers < 1 || workers > 64)
-        usage();
-    if (n == 0)
-        n = w1 ? 50000 : 2000;
+    bool w1 = o.w1;
+    int port = o.port, workers = o.workers;
+    size_t n = o.n;
     pid_t pids[65];
     int np = 0;
     for (int i = 0; i < workers; i++)
@@ -300,7 +268,7 @@ int main(int argc, char **argv)
         bool *seen = calloc(n, 1);
         if (!seen)
             fail("calloc");
-        double t0 = now_s();
+        double t0 = pb_now_s();
         pid_t prod = spawn(producer_entry, port, n);
         for (size_t i = 0; i < n; i++) {
             size_t v = collect(&col, n);
@@ -310,7 +278,7 @@ int main(int argc, char **argv)
             }
             seen[v] = true;
         }
-        double secs = now_s() - t0;
+        double secs = pb_now_s() - t0;
         int st = 0;
         waitpid(prod, &st, 0);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -326,27 +294,27 @@ int main(int argc, char **argv)
         double *lat = calloc(n, sizeof *lat), sum = 0;
         if (!lat)
             fail("calloc");
-        double t0 = now_s();
+        double t0 = pb_now_s();
         for (size_t i = 0; i < n; i++) {
             char out[64];
             char body[32];
             int bl = snprintf(body, sizeof body, "%zu", i);
             int k = snprintf(out, sizeof out, "put 0 0 60 %d\r\n%s\r\n", bl, body);
-            double s = now_s();
+            double s = pb_now_s();
             conn_write(&prod, out, (size_t)k);
             expect(&prod, "INSERTED");
             if (collect(&col, n) != i)
                 rc = 1;
-            lat[i] = (now_s() - s) * 1e6;
+            lat[i] = (pb_now_s() - s) * 1e6;
             sum += lat[i];
         }
-        double secs = now_s() - t0;
-        qsort(lat, n, sizeof *lat, cmp_double);
+        double secs = pb_now_s() - t0;
+        qsort(lat, n, sizeof *lat, pb_cmp_double);
         printf("{\"bench\":\"beanstalkd\",\"workload\":\"w2\",\"workers\":%d,\"tasks\":%zu,"
                "\"seconds\":%.3f,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
                "\"p999_us\":%.1f,\"max_us\":%.1f}\n",
-               workers, n, secs, sum / (double)n, pct(lat, n, 50), pct(lat, n, 99),
-               pct(lat, n, 99.9), lat[n - 1]);
+               workers, n, secs, sum / (double)n, pb_pct(lat, n, 50), pb_pct(lat, n, 99),
+               pb_pct(lat, n, 99.9), lat[n - 1]);
         free(lat);
         close(prod.fd);
     }

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer_bench.h"
+
 #define FUNC "echo"
 #define NOTE "gearmand in memory (no persistent queue): jobs not durable"
 
@@ -43,13 +45,6 @@ static void die(const char *what, const char *detail)
     fprintf(stderr, "gearman-bench[%d]: %s%s%s\n", (int)getpid(), what, detail ? ": " : "",
             detail ? detail : "");
     exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The no-op task: a malloc'd copy of the payload, which libgearman sends
@@ -132,26 +127,13 @@ static int available_workers(int port)
 
 static void wait_workers(int port, int k)
 {
-    double deadline = now_s() + 30;
+    double deadline = pb_now_s() + 30;
     while (available_workers(port) < k) {
-        if (now_s() > deadline)
+        if (pb_now_s() > deadline)
             die("workers did not register with gearmand in 30 s", NULL);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, size_t n, double p)
-{
-    size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-    k = k < 1 ? 1 : k > n ? n : k;
-    return v[k - 1];
 }
 
 /* Parses a result: a decimal index < n, else (size_t)-1. */
@@ -206,7 +188,7 @@ static int run_w1(int port, int workers, size_t n, size_t chunk)
         die("out of memory", NULL);
     w1_st = &st;
     gearman_client_set_complete_fn(c, on_complete);
-    double t0 = now_s();
+    double t0 = pb_now_s();
     for (size_t lo = 0; lo < n; lo += chunk) {
         size_t hi = lo + chunk < n ? lo + chunk : n;
         for (size_t i = lo; i < hi; i++) {
@@ -223,7 +205,7 @@ static int run_w1(int port, int workers, size_t n, size_t chunk)
         /* without this the client keeps every finished task */
         gearman_client_task_free_all(c);
     }
-    double secs = now_s() - t0;
+    double secs = pb_now_s() - t0;
     if (st.done != n)
         st.bad += n - st.done;
     printf("{\"bench\":\"gearman\",\"workload\":\"w1\",\"workers\":%d,\"tasks\":%zu,"
@@ -242,15 +224,15 @@ static int run_w2(int port, int workers, size_t n)
     if (!lat)
         die("out of memory", NULL);
     size_t bad = 0;
-    double t0 = now_s();
+    double t0 = pb_now_s();
     for (size_t i = 0; i < n; i++) {
         char payload[24];
         int len = snprintf(payload, sizeof payload, "%zu", i);
         size_t rsize = 0;
         gearman_return_t rc;
-        double s = now_s();
+        double s = pb_now_s();
         void *r = gearman_client_do(c, FUNC, NULL, payload, (size_t)len, &rsize, &rc);
-        lat[i] = (now_s() - s) * 1e6;
+        lat[i] = (pb_now_s() - s) * 1e6;
         if (rc != GEARMAN_SUCCESS)
             die("gearman_client_do", gearman_client_error(c));
         if (parse_result(r, rsize, n) != i)
@@ -258,13 +240,13 @@ static int run_w2(int port, int workers, size_t n)
         free(r); /* gearman_client_do's result is the caller's */
         sum += lat[i];
     }
-    double secs = now_s() - t0;
-    qsort(lat, n, sizeof *lat, cmp_double);
+    double secs = pb_now_s() - t0;
+    qsort(lat, n, sizeof *lat, pb_cmp_double);
     printf("{\"bench\":\"gearman\",\"workload\":\"w2\",\"workers\":%d,\"tasks\":%zu,"
            "\"seconds\":%.3f,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
            "\"p999_us\":%.1f,\"max_us\":%.1f,\"bad\":%zu,\"note\":\"%s\"}\n",
-           workers, n, secs, sum / (double)n, pct(lat, n, 50), pct(lat, n, 99), pct(lat, n, 99.9),
-           lat[n - 1], bad, NOTE);
+           workers, n, secs, sum / (double)n, pb_pct(lat, n, 50), pb_pct(lat, n, 99),
+           pb_pct(lat, n, 99.9), lat[n - 1], bad, NOTE);
     free(lat);
     gearman_client_free(c);
     return bad ? 1 : 0;
@@ -278,29 +260,12 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
+    pb_opts_t o;
+    if (!pb_parse(argc, argv, true, &o))
         usage();
-    const char *mode = argv[1];
-    int port = 0, workers = 2;
-    size_t n = 0, chunk = 1000;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port"))
-            port = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-N"))
-            n = (size_t)strtoull(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--workers"))
-            workers = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--chunk"))
-            chunk = (size_t)strtoull(argv[i + 1], NULL, 10);
-        else
-            usage();
-    }
-    bool w1 = !strcmp(mode, "w1");
-    if ((!w1 && strcmp(mode, "w2")) || port <= 0 || port > 65535 || workers < 1 || workers > 64 ||
-        chunk == 0)
-        usage();
-    if (n == 0)
-        n = w1 ? 50000 : 2000;
+    bool w1 = o.w1;
+    int port = o.port, workers = o.workers;
+    size_t n = o.n, chunk = o.chunk;
     pid_t pids[64];
     for (int i = 0; i < workers; i++) {
         pids[i] = fork();
