@@ -64,19 +64,25 @@ emit "$("$BIN/bstalk-bench" w1 --port "$BEANSTALK_PORT" -N "$W1_N" --workers 2)"
 emit "$("$BIN/bstalk-bench" w2 --port "$BEANSTALK_PORT" -N "$W2_N" --workers 2)"
 stop_pid "$bpid"
 
+# run_celery LOG W1_N W2_N: a Celery worker (-c 2, prefork) on the broker
+# that CELERY_BENCH_REDIS or CELERY_BENCH_AMQP names, then W1 and W2
+run_celery() {
+    # its own process group, so that the prefork children go with it
+    (cd "$HERE" && exec setsid /usr/bin/python3 -m celery -A celery_bench worker -c 2 \
+        --pool prefork -l warning >>"$BENCH_TMP/$1" 2>&1) &
+    local cpid=$!
+    PIDS+=("-$cpid")
+    (cd "$HERE" && timeout 90 /usr/bin/python3 celery_bench.py ready)
+    emit "$(cd "$HERE" && /usr/bin/python3 celery_bench.py w1 -N "$2")"
+    emit "$(cd "$HERE" && /usr/bin/python3 celery_bench.py w2 -N "$3")"
+    stop_pid "-$cpid"
+}
+
 log "Celery W1/W2 (Redis broker and backend in memory, -c 2 --pool prefork)"
 start_redis
 rpid=${PIDS[-1]}
 export CELERY_BENCH_REDIS="redis://127.0.0.1:$REDIS_PORT"
-# its own process group, so that the prefork children go with it
-(cd "$HERE" && exec setsid /usr/bin/python3 -m celery -A celery_bench worker -c 2 \
-    --pool prefork -l warning >>"$BENCH_TMP/celery.log" 2>&1) &
-cpid=$!
-PIDS+=("-$cpid")
-(cd "$HERE" && timeout 90 /usr/bin/python3 celery_bench.py ready)
-emit "$(cd "$HERE" && /usr/bin/python3 celery_bench.py w1 -N "$CELERY_W1_N")"
-emit "$(cd "$HERE" && /usr/bin/python3 celery_bench.py w2 -N "$CELERY_W2_N")"
-stop_pid "-$cpid"
+run_celery celery.log "$CELERY_W1_N" "$CELERY_W2_N"
 stop_pid "$rpid"
 unset CELERY_BENCH_REDIS
 
@@ -94,14 +100,7 @@ fi
 log "Celery W1/W2 (RabbitMQ, publisher confirms, durable queue; rpc:// results; -c 2 prefork)"
 start_rabbitmq
 export CELERY_BENCH_AMQP="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT//"
-(cd "$HERE" && exec setsid /usr/bin/python3 -m celery -A celery_bench worker -c 2 \
-    --pool prefork -l warning >>"$BENCH_TMP/celery-amqp.log" 2>&1) &
-cpid=$!
-PIDS+=("-$cpid")
-(cd "$HERE" && timeout 90 /usr/bin/python3 celery_bench.py ready)
-emit "$(cd "$HERE" && /usr/bin/python3 celery_bench.py w1 -N "$CELERY_AMQP_W1_N")"
-emit "$(cd "$HERE" && /usr/bin/python3 celery_bench.py w2 -N "$CELERY_AMQP_W2_N")"
-stop_pid "-$cpid"
+run_celery celery-amqp.log "$CELERY_AMQP_W1_N" "$CELERY_AMQP_W2_N"
 stop_rabbitmq
 unset CELERY_BENCH_AMQP
 
