@@ -79,16 +79,6 @@ static void credit_sample(void)
 
 /* ---- tasks ----------------------------------------------------------------------- */
 
-static taskq_task_spec_t spec(const char *name, const void *args, size_t alen)
-{
-    taskq_task_spec_t s;
-    memset(&s, 0, sizeof s);
-    s.name = name;
-    s.args = args;
-    s.args_len = alen;
-    return s;
-}
-
 static void submit(taskq_client_t *c, taskq_task_spec_t *s)
 {
     taskq_err_t rc = taskq_submit(c, s);
@@ -302,7 +292,7 @@ static void child_kill(taskq_client_t *c, const char *ep)
     size_t llen = h_args_int(la, sizeof la, 6);
     taskq_task_spec_t lt[2];
     for (int i = 0; i < 2; i++) {
-        lt[i] = spec("test.sleep", la, llen);
+        lt[i] = h_spec("test.sleep", la, llen);
         lt[i].backoff_base_ms = 100;
         lt[i].jitter = "none";
         submit(c, &lt[i]);
@@ -324,7 +314,7 @@ static void child_kill(taskq_client_t *c, const char *ep)
     taskq_err_t codes[K_N];
     for (int i = 0; i < K_N; i++) {
         snprintf(tags[i], sizeof tags[i], "k%d", i);
-        ks[i] = spec("test.append", args[i], h_args_fmt(args[i], sizeof args[i], "ss", path,
+        ks[i] = h_spec("test.append", args[i], h_args_fmt(args[i], sizeof args[i], "ss", path,
                                                         tags[i]));
         ks[i].backoff_base_ms = 100;
         ks[i].jitter = "none";
@@ -452,7 +442,7 @@ static void revoke_ahead(taskq_client_t *c, const char *ep)
     h_worker_wait_ready(c, h_worker_node_id(w), 1, 20000);
 
     uint8_t ra[16];
-    taskq_task_spec_t r = spec("test.sleep", ra, h_args_int(ra, sizeof ra, 4));
+    taskq_task_spec_t r = h_spec("test.sleep", ra, h_args_int(ra, sizeof ra, 4));
     submit(c, &r);
     taskq_task_t *t = wait_one(c, &r.id, is_running_pid, 10000, "test.sleep [4] running");
     pid_t child = t->child_pid;
@@ -464,7 +454,7 @@ static void revoke_ahead(taskq_client_t *c, const char *ep)
     uint8_t args[5][600];
     taskq_task_spec_t s[5];
     for (int i = 0; i < 5; i++)
-        s[i] = spec("test.append", args[i], h_args_fmt(args[i], sizeof args[i], "ss", path,
+        s[i] = h_spec("test.append", args[i], h_args_fmt(args[i], sizeof args[i], "ss", path,
                                                        tags[i]));
     /* one at a time, in order: the first four fill the lookahead (credit
      * 1 + 4), a3 waits on the broker until the sleep is done */
@@ -537,13 +527,13 @@ static void time_limit(taskq_client_t *c, const char *ep)
     taskq_err_t codes[T_N + 2];
     /* first a hang killed at its 1 s limit: the sleeps wait in the lookahead
      * of a child that dies, then run on its replacement */
-    s[0] = spec("test.hang", NULL, 0);
+    s[0] = h_spec("test.hang", NULL, 0);
     for (int i = 1; i <= T_N; i++) {
-        s[i] = spec("test.sleep", a, alen);
+        s[i] = h_spec("test.sleep", a, alen);
         s[i].time_limit_ms = i % 2 ? 1500 : 0; /* its own, or the worker's 1.5 s */
     }
     /* last another hang: a limit is still enforced on a task that waited */
-    s[T_N + 1] = spec("test.hang", NULL, 0);
+    s[T_N + 1] = h_spec("test.hang", NULL, 0);
     for (int i = 0; i < T_N + 2; i++)
         s[i].max_attempts = 1;
     s[0].time_limit_ms = s[T_N + 1].time_limit_ms = 1000;
@@ -597,7 +587,7 @@ static void max_tasks(taskq_client_t *c, const char *ep)
     taskq_task_spec_t s[M_N];
     taskq_err_t codes[M_N];
     for (int i = 0; i < M_N; i++) {
-        s[i] = spec("test.sleep", a, alen);
+        s[i] = h_spec("test.sleep", a, alen);
         s[i].max_attempts = 1;
     }
     H_OK(taskq_submit_batch(c, s, M_N, codes));
@@ -641,7 +631,7 @@ static void terminate_running(taskq_client_t *c, const char *ep)
 
     /* a task that ignores SIGTERM for 1.5 s, then returns */
     uint8_t ia[16];
-    taskq_task_spec_t r = spec("test.ignore_term", ia, h_args_fmt(ia, sizeof ia, "f", 1.5));
+    taskq_task_spec_t r = h_spec("test.ignore_term", ia, h_args_fmt(ia, sizeof ia, "f", 1.5));
     submit(c, &r);
     taskq_task_t *t = wait_one(c, &r.id, is_running_pid, 10000, "test.ignore_term running");
     pid_t child = t->child_pid;
@@ -655,7 +645,7 @@ static void terminate_running(taskq_client_t *c, const char *ep)
     char path[512];
     snprintf(path, sizeof path, "%s/terminate.txt", h_tmpdir());
     uint8_t ba[600];
-    taskq_task_spec_t b = spec("test.append", ba, h_args_fmt(ba, sizeof ba, "ss", path, "b"));
+    taskq_task_spec_t b = h_spec("test.append", ba, h_args_fmt(ba, sizeof ba, "ss", path, "b"));
     submit(c, &b);
     wait_ids(c, &b.id, 1, is_running, 10000, "b leased behind test.ignore_term");
 

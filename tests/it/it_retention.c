@@ -24,16 +24,6 @@
 #define OUTSZ 65536
 static char out[OUTSZ];
 
-static taskq_task_spec_t spec(const char *name, const void *args, size_t alen)
-{
-    taskq_task_spec_t s;
-    memset(&s, 0, sizeof s);
-    s.name = name;
-    s.args = args;
-    s.args_len = alen;
-    return s;
-}
-
 static bool is_terminal(const taskq_task_t *t, void *arg)
 {
     (void)arg;
@@ -115,11 +105,11 @@ static void ttls(h_broker_t *b, taskq_client_t **cp)
     taskq_client_t *c = *cp;
     const char *ep = h_broker_endpoint(b);
     uint8_t a3[16], a4[16], af[32], ar[16];
-    taskq_task_spec_t s1 = spec("test.square", a3, h_args_int(a3, sizeof a3, 3));
-    taskq_task_spec_t s2 = spec("test.square", a4, h_args_int(a4, sizeof a4, 4));
+    taskq_task_spec_t s1 = h_spec("test.square", a3, h_args_int(a3, sizeof a3, 3));
+    taskq_task_spec_t s2 = h_spec("test.square", a4, h_args_int(a4, sizeof a4, 4));
     s2.result_ttl_ms = 2000;
-    taskq_task_spec_t f1 = spec("test.fail_perm", af, h_args_str(af, sizeof af, "x.dead"));
-    taskq_task_spec_t r1 = spec("test.square", ar, h_args_int(ar, sizeof ar, 5));
+    taskq_task_spec_t f1 = h_spec("test.fail_perm", af, h_args_str(af, sizeof af, "x.dead"));
+    taskq_task_spec_t r1 = h_spec("test.square", ar, h_args_int(ar, sizeof ar, 5));
     r1.queue = "held";
     H_OK(taskq_queue_pause(c, "held", 1));
     taskq_task_t *t = run_to_end(c, &s1);
@@ -143,7 +133,7 @@ static void ttls(h_broker_t *b, taskq_client_t **cp)
     h_clock(c, 0, fin2 + 1999);
     /* give the purge its chance: a task ended after s2 is the sync point */
     uint8_t a6[16];
-    taskq_task_spec_t sync = spec("test.square", a6, h_args_int(a6, sizeof a6, 6));
+    taskq_task_spec_t sync = h_spec("test.square", a6, h_args_int(a6, sizeof a6, 6));
     sync.result_ttl_ms = 3600 * 1000;
     t = run_to_end(c, &sync);
     taskq_task_destroy(&t);
@@ -195,12 +185,12 @@ static void ttls(h_broker_t *b, taskq_client_t **cp)
 static void purge_op(taskq_client_t *c, const char *ep)
 {
     uint8_t a[16];
-    taskq_task_spec_t old = spec("test.square", a, h_args_int(a, sizeof a, 7));
+    taskq_task_spec_t old = h_spec("test.square", a, h_args_int(a, sizeof a, 7));
     old.result_ttl_ms = 3600 * 1000;
     taskq_task_t *t = run_to_end(c, &old);
     taskq_task_destroy(&t);
     h_clock(c, 5000, 0);
-    taskq_task_spec_t young = spec("test.square", a, h_args_int(a, sizeof a, 8));
+    taskq_task_spec_t young = h_spec("test.square", a, h_args_int(a, sizeof a, 8));
     young.result_ttl_ms = 3600 * 1000;
     t = run_to_end(c, &young);
     taskq_task_destroy(&t);
@@ -232,7 +222,7 @@ static void rerun(taskq_client_t *c, const char *ep)
     snprintf(path, sizeof path, "%s/out.txt", dir);
     uint8_t a[1024];
     size_t al = h_args_fmt(a, sizeof a, "ss", path, "tagX");
-    taskq_task_spec_t f = spec("test.append", a, al);
+    taskq_task_spec_t f = h_spec("test.append", a, al);
     f.max_attempts = 1;
     f.queue = "dlq";
     f.priority = 7;
@@ -298,7 +288,7 @@ static void rerun(taskq_client_t *c, const char *ep)
 
     /* CLI: rerun ID, rerun --all --code */
     uint8_t b[64];
-    taskq_task_spec_t g = spec("test.fail_perm", b, h_args_str(b, sizeof b, "x.cli"));
+    taskq_task_spec_t g = h_spec("test.fail_perm", b, h_args_str(b, sizeof b, "x.cli"));
     taskq_task_t *t = run_to_end(c, &g);
     taskq_task_destroy(&t);
     char gs[TASKQ_ID_STRLEN + 1];
@@ -314,7 +304,7 @@ static void rerun(taskq_client_t *c, const char *ep)
     taskq_task_spec_t h[3];
     uint8_t hb[64];
     for (int i = 0; i < 3; i++) {
-        h[i] = spec("test.fail_perm", hb, h_args_str(hb, sizeof hb, "x.bulk"));
+        h[i] = h_spec("test.fail_perm", hb, h_args_str(hb, sizeof hb, "x.bulk"));
         t = run_to_end(c, &h[i]);
         taskq_task_destroy(&t);
     }

@@ -40,16 +40,6 @@ static taskq_task_t *run_to_end(taskq_client_t *c, taskq_task_spec_t *s, int64_t
     return h_wait_task(c, &s->id, is_terminal, NULL, timeout_ms, s->name);
 }
 
-static taskq_task_spec_t spec(const char *name, const void *args, size_t alen)
-{
-    taskq_task_spec_t s;
-    memset(&s, 0, sizeof s);
-    s.name = name;
-    s.args = args;
-    s.args_len = alen;
-    return s;
-}
-
 static taskq_attempts_t *attempts_of(taskq_client_t *c, const taskq_id_t *id, size_t want)
 {
     taskq_attempts_t *a = NULL;
@@ -78,7 +68,7 @@ static void expect_failed(const taskq_task_t *t, uint32_t attempts, const char *
 static void crash_budget(taskq_client_t *c)
 {
     uint8_t a[32];
-    taskq_task_spec_t s = spec("test.crash", a, h_args_str(a, sizeof a, "segv"));
+    taskq_task_spec_t s = h_spec("test.crash", a, h_args_str(a, sizeof a, "segv"));
     s.max_attempts = 3;
     taskq_task_t *t = run_to_end(c, &s, 30000);
     expect_failed(t, 3, "taskq.crash", "always-crashing task, --max-attempts 3");
@@ -115,7 +105,7 @@ static void retry_filters(taskq_client_t *c, const char *ep)
     uint8_t a404[64], a500[64], aperm[64];
     size_t l404 = h_args_fmt(a404, sizeof a404, "ss", "http.404", "not found");
     size_t l500 = h_args_fmt(a500, sizeof a500, "ss", "http.500", "oops");
-    taskq_task_spec_t s = spec("test.fail_code", a404, l404);
+    taskq_task_spec_t s = h_spec("test.fail_code", a404, l404);
     s.max_attempts = 5;
     s.backoff_base_ms = 50;
     s.no_retry_on = "http.4*";
@@ -124,7 +114,7 @@ static void retry_filters(taskq_client_t *c, const char *ep)
     H_ASSERT(strstr(t->error, "not found"), "error '%s'", t->error);
     taskq_task_destroy(&t);
 
-    s = spec("test.fail_code", a500, l500);
+    s = h_spec("test.fail_code", a500, l500);
     s.max_attempts = 2;
     s.backoff_base_ms = 50;
     s.no_retry_on = "http.4*";
@@ -132,7 +122,7 @@ static void retry_filters(taskq_client_t *c, const char *ep)
     expect_failed(t, 2, "http.500", "http.500 with --no-retry-on http.4*, --max-attempts 2");
     taskq_task_destroy(&t);
 
-    s = spec("test.fail_code", a404, l404);
+    s = h_spec("test.fail_code", a404, l404);
     s.max_attempts = 5;
     s.backoff_base_ms = 50;
     s.retry_on = "http.5*,taskq.crash";
@@ -140,7 +130,7 @@ static void retry_filters(taskq_client_t *c, const char *ep)
     expect_failed(t, 1, "http.404", "http.404 with --retry-on http.5*");
     taskq_task_destroy(&t);
 
-    s = spec("test.fail_perm", aperm, h_args_str(aperm, sizeof aperm, "bad.input"));
+    s = h_spec("test.fail_perm", aperm, h_args_str(aperm, sizeof aperm, "bad.input"));
     s.max_attempts = 5;
     t = run_to_end(c, &s, 20000);
     expect_failed(t, 1, "bad.input", "taskq_fail_permanent");
@@ -173,7 +163,7 @@ static void retry_filters(taskq_client_t *c, const char *ep)
 
 static void time_limit(taskq_client_t *c)
 {
-    taskq_task_spec_t s = spec("test.hang", NULL, 0);
+    taskq_task_spec_t s = h_spec("test.hang", NULL, 0);
     s.time_limit_ms = 300;
     s.max_attempts = 2;
     s.backoff_base_ms = 100;
@@ -195,7 +185,7 @@ static void measured_backoff(taskq_client_t *c)
     taskq_task_spec_t s[NT];
     taskq_err_t codes[NT];
     for (int i = 0; i < NT; i++) {
-        s[i] = spec("test.fail_code", a, alen);
+        s[i] = h_spec("test.fail_code", a, alen);
         s[i].max_attempts = NA;
         s[i].backoff_base_ms = 200;
         s[i].backoff_factor = 2;
@@ -261,7 +251,7 @@ static void exact_backoff(taskq_client_t *c)
     uint8_t a[64];
     size_t alen = h_args_fmt(a, sizeof a, "ss", "svc.busy", "busy");
     for (int i = 0; i < 3 * PER; i++) {
-        s[i] = spec("test.fail_code", a, alen);
+        s[i] = h_spec("test.fail_code", a, alen);
         s[i].max_attempts = NA;
         s[i].backoff_base_ms = 1000;
         s[i].backoff_factor = 2.5;
@@ -321,7 +311,7 @@ static void exact_backoff(taskq_client_t *c)
 
 static void registered_policy(taskq_client_t *c)
 {
-    taskq_task_spec_t s = spec("test.policy", NULL, 0);
+    taskq_task_spec_t s = h_spec("test.policy", NULL, 0);
     H_OK(taskq_submit(c, &s));
     round_t r = {c, &s.id, 1, 1};
     h_wait_for(round_done, &r, 20000, "test.policy failed once");
@@ -343,7 +333,7 @@ static void registered_policy(taskq_client_t *c)
     taskq_task_destroy(&t);
 
     /* the submitter's max_attempts beats the registration */
-    s = spec("test.policy", NULL, 0);
+    s = h_spec("test.policy", NULL, 0);
     s.max_attempts = 3;
     H_OK(taskq_submit(c, &s));
     for (uint32_t f = 1; f < 3; f++) {
@@ -360,7 +350,7 @@ static void registered_policy(taskq_client_t *c)
 static void explicit_retry(taskq_client_t *c)
 {
     uint8_t a[32];
-    taskq_task_spec_t s = spec("test.retry_in", a, h_args_fmt(a, sizeof a, "dd", 5000, 3));
+    taskq_task_spec_t s = h_spec("test.retry_in", a, h_args_fmt(a, sizeof a, "dd", 5000, 3));
     H_OK(taskq_submit(c, &s));
     for (uint32_t f = 1; f <= 2; f++) {
         round_t r = {c, &s.id, 1, f};

@@ -33,16 +33,6 @@
 #define OUTSZ 65536
 static char out[OUTSZ];
 
-static taskq_task_spec_t spec(const char *name, const void *args, size_t alen)
-{
-    taskq_task_spec_t s;
-    memset(&s, 0, sizeof s);
-    s.name = name;
-    s.args = args;
-    s.args_len = alen;
-    return s;
-}
-
 static bool is_terminal(const taskq_task_t *t, void *arg)
 {
     (void)arg;
@@ -110,11 +100,11 @@ static void queued_survives_restart(void)
     const char *ep = h_broker_endpoint(b);
     taskq_client_t *c = h_client(ep, 15000);
     uint8_t a7[16], a8[16], a9[16], a10[16];
-    taskq_task_spec_t q1 = spec("test.square", a7, h_args_int(a7, sizeof a7, 7));
-    taskq_task_spec_t ctl = spec("test.square", a8, h_args_int(a8, sizeof a8, 8));
-    taskq_task_spec_t s1 = spec("test.square", a9, h_args_int(a9, sizeof a9, 9));
+    taskq_task_spec_t q1 = h_spec("test.square", a7, h_args_int(a7, sizeof a7, 7));
+    taskq_task_spec_t ctl = h_spec("test.square", a8, h_args_int(a8, sizeof a8, 8));
+    taskq_task_spec_t s1 = h_spec("test.square", a9, h_args_int(a9, sizeof a9, 9));
     s1.countdown_ms = 3600 * 1000;
-    taskq_task_spec_t q3 = spec("test.square", a10, h_args_int(a10, sizeof a10, 10));
+    taskq_task_spec_t q3 = h_spec("test.square", a10, h_args_int(a10, sizeof a10, 10));
     submit(c, &q1);
     submit(c, &ctl);
     submit(c, &s1);
@@ -168,7 +158,7 @@ static void queued_survives_restart(void)
     taskq_task_spec_t bulk[5];
     uint8_t ab[5][16];
     for (int i = 0; i < 5; i++) {
-        bulk[i] = spec("test.square", ab[i], h_args_int(ab[i], sizeof ab[i], 100 + i));
+        bulk[i] = h_spec("test.square", ab[i], h_args_int(ab[i], sizeof ab[i], 100 + i));
         bulk[i].queue = "bulkq";
     }
     taskq_err_t codes[5];
@@ -190,7 +180,7 @@ static void queued_survives_restart(void)
     h_worker_t *w = h_worker_start(ep, 2);
     h_worker_wait_ready(c, h_worker_node_id(w), 2, 20000);
     /* controls in both queues: the worker drained them, FIFO behind the revoked ones */
-    taskq_task_spec_t ctl2 = spec("test.square", a8, h_args_int(a8, sizeof a8, 8));
+    taskq_task_spec_t ctl2 = h_spec("test.square", a8, h_args_int(a8, sizeof a8, 8));
     ctl2.queue = "bulkq";
     submit(c, &ctl2);
     taskq_task_t *t = h_wait_task(c, &ctl.id, is_terminal, NULL, 20000, "control task");
@@ -268,7 +258,7 @@ static int64_t terminate_running(taskq_client_t *c, const char *name, int64_t gr
                                  char *sig, size_t sigsz)
 {
     uint8_t a[16];
-    taskq_task_spec_t s = spec(name, a, h_args_int(a, sizeof a, 60));
+    taskq_task_spec_t s = h_spec(name, a, h_args_int(a, sizeof a, 60));
     submit(c, &s);
     taskq_task_t *t = h_wait_task(c, &s.id, is_running, NULL, 20000, "task running");
     pid_t child = t->child_pid;
@@ -314,7 +304,7 @@ static int64_t terminate_running(taskq_client_t *c, const char *name, int64_t gr
 static pid_t run_square(taskq_client_t *c, int n)
 {
     uint8_t a[16];
-    taskq_task_spec_t s = spec("test.square", a, h_args_int(a, sizeof a, n));
+    taskq_task_spec_t s = h_spec("test.square", a, h_args_int(a, sizeof a, n));
     submit(c, &s);
     taskq_task_t *t = h_wait_task(c, &s.id, is_terminal, NULL, 20000, "test.square after");
     int64_t v = 0;
@@ -355,7 +345,7 @@ static void terminate_and_cancel(void)
 
     /* cooperative cancel: no signal, the task polls taskq_cancelled() */
     uint8_t a[16];
-    taskq_task_spec_t s = spec("test.sleep_cancel", a, h_args_int(a, sizeof a, 30));
+    taskq_task_spec_t s = h_spec("test.sleep_cancel", a, h_args_int(a, sizeof a, 30));
     submit(c, &s);
     taskq_task_t *t = h_wait_task(c, &s.id, is_running, NULL, 20000, "test.sleep_cancel running");
     pid_t child = t->child_pid;
@@ -529,7 +519,7 @@ static void forged_late_done(void)
     raw_t *w = raw_new(h_broker_endpoint(b));
     for (int k = 0; k < 2; k++) {
         uint8_t a[16];
-        taskq_task_spec_t s = spec("test.square", a, h_args_int(a, sizeof a, 3));
+        taskq_task_spec_t s = h_spec("test.square", a, h_args_int(a, sizeof a, 3));
         submit(c, &s);
         raw_got_t task = raw_expect(w, PROTO_TASK, 10000);
         H_ASSERT(memcmp(task.id.b, s.id.b, 16) == 0 && task.attempt == 1,

@@ -25,16 +25,6 @@
 #define OUTSZ 65536
 static char out[OUTSZ];
 
-static taskq_task_spec_t spec(const char *name, const void *args, size_t alen)
-{
-    taskq_task_spec_t s;
-    memset(&s, 0, sizeof s);
-    s.name = name;
-    s.args = args;
-    s.args_len = alen;
-    return s;
-}
-
 static bool is_terminal(const taskq_task_t *t, void *arg)
 {
     (void)arg;
@@ -109,7 +99,7 @@ static void *client_main(void *p)
     cl_t *a = p;
     static const uint8_t args[2] = {0x91, 0x06}; /* [6] */
     for (int i = 0; i < PER; i++) {
-        a->s[i] = spec("test.square", args, sizeof args);
+        a->s[i] = h_spec("test.square", args, sizeof args);
         a->s[i].unique_key = "report:2026-11-25";
         a->s[i].queue = "uq";
     }
@@ -206,7 +196,7 @@ static void concurrent_key(const char *ep, h_broker_t *b)
     H_ASSERT(t->state == TASKQ_STATE_SUCCEEDED, "holder: %s", taskq_state_name(t->state));
     taskq_task_destroy(&t);
     static const uint8_t args[2] = {0x91, 0x06};
-    taskq_task_spec_t s = spec("test.square", args, sizeof args);
+    taskq_task_spec_t s = h_spec("test.square", args, sizeof args);
     s.unique_key = "report:2026-11-25";
     s.queue = "uq";
     expect_created(c, &s, "submit after the holder succeeded");
@@ -228,7 +218,7 @@ static void auto_key(taskq_client_t *c)
     static const uint8_t wide[] = {0x92, 0xd3, 0, 0, 0, 0, 0, 0, 0, 0x05, 0x81, 0xa1, 'k',
                                    0xcf, 0, 0, 0, 0, 0, 0, 0x01, 0x2c};
     static const uint8_t other[] = {0x92, 0x06, 0x81, 0xa1, 'k', 0xcd, 0x01, 0x2c};
-    taskq_task_spec_t a = spec("test.echo", small, sizeof small);
+    taskq_task_spec_t a = h_spec("test.echo", small, sizeof small);
     a.unique = 1;
     a.queue = "aq";
     expect_created(c, &a, "--unique, first");
@@ -236,19 +226,19 @@ static void auto_key(taskq_client_t *c)
     H_ASSERT(!strncmp(t->unique_key, "auto:", 5) && strlen(t->unique_key) == 5 + 32,
              "auto key '%s', expected auto: + 32 hex", t->unique_key);
     taskq_task_destroy(&t);
-    taskq_task_spec_t b = spec("test.echo", wide, sizeof wide);
+    taskq_task_spec_t b = h_spec("test.echo", wide, sizeof wide);
     b.unique = 1;
     b.queue = "aq";
     expect_dup(c, &b, &a.id, "--unique, same args with wide integers");
-    taskq_task_spec_t d = spec("test.echo", other, sizeof other);
+    taskq_task_spec_t d = h_spec("test.echo", other, sizeof other);
     d.unique = 1;
     d.queue = "aq";
     expect_created(c, &d, "--unique, other args");
-    taskq_task_spec_t e = spec("test.echo", small, sizeof small);
+    taskq_task_spec_t e = h_spec("test.echo", small, sizeof small);
     e.unique = 1;
     e.queue = "aq2";
     expect_created(c, &e, "--unique, same args, other queue");
-    taskq_task_spec_t g = spec("test.concat", small, sizeof small);
+    taskq_task_spec_t g = h_spec("test.concat", small, sizeof small);
     g.unique = 1;
     g.queue = "aq";
     expect_created(c, &g, "--unique, same args, other name");
@@ -269,7 +259,7 @@ static void until_start_and_revoke(taskq_client_t *c)
     H_OK(taskq_queue_pause(c, "sq", 1));
     uint8_t a[16];
     size_t al = h_args_int(a, sizeof a, 30);
-    taskq_task_spec_t h1 = spec("test.sleep", a, al);
+    taskq_task_spec_t h1 = h_spec("test.sleep", a, al);
     h1.unique_key = "start-key";
     h1.unique_until = "start";
     h1.queue = "sq";
@@ -295,7 +285,7 @@ static void until_start_and_revoke(taskq_client_t *c)
     H_OK(taskq_revoke(c, two, 2, &o, &r));
 
     /* a revoke frees the key in its commit */
-    taskq_task_spec_t r1 = spec("test.square", a, al);
+    taskq_task_spec_t r1 = h_spec("test.square", a, al);
     r1.unique_key = "revoke-key";
     r1.queue = "sq";
     expect_created(c, &r1, "revoke: holder");
@@ -324,7 +314,7 @@ static void unique_for(void)
     h_worker_wait_ready(c, h_worker_node_id(w), 2, 20000);
     uint8_t a[16];
     size_t al = h_args_int(a, sizeof a, 4);
-    taskq_task_spec_t h1 = spec("test.square", a, al);
+    taskq_task_spec_t h1 = h_spec("test.square", a, al);
     h1.unique_key = "throttle";
     h1.unique_for_ms = 60000;
     expect_created(c, &h1, "--unique-for 60 s: holder");

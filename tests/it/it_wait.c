@@ -33,16 +33,6 @@
 #define OUTSZ 262144
 static char out[OUTSZ];
 
-static taskq_task_spec_t spec(const char *name, const void *args, size_t alen)
-{
-    taskq_task_spec_t s;
-    memset(&s, 0, sizeof s);
-    s.name = name;
-    s.args = args;
-    s.args_len = alen;
-    return s;
-}
-
 static bool is_terminal(const taskq_task_t *t, void *arg)
 {
     (void)arg;
@@ -159,11 +149,11 @@ static void commit_order(taskq_client_t *c, const char *ep)
     taskq_id_t ids[K + N];
     unsigned seed = h_seed();
     for (int i = 0; i < K; i++)
-        s[i] = spec("test.square", a[i], h_args_int(a[i], sizeof a[i], i));
+        s[i] = h_spec("test.square", a[i], h_args_int(a[i], sizeof a[i], i));
     H_OK(taskq_submit_batch(c, s, K, codes));
     H_OK(taskq_queue_pause(c, "wq", 1));
     for (int i = K; i < K + N; i++) {
-        s[i] = spec("test.sleep", a[i],
+        s[i] = h_spec("test.sleep", a[i],
                     h_args_fmt(a[i], sizeof a[i], "f", (rand_r(&seed) % 51) / 1000.0));
         s[i].queue = "wq";
     }
@@ -243,10 +233,10 @@ static void wait_any(taskq_client_t *c)
 {
     H_OK(taskq_queue_pause(c, "held", 1));
     uint8_t a[16], b[16];
-    taskq_task_spec_t held = spec("test.square", a, h_args_int(a, sizeof a, 2));
+    taskq_task_spec_t held = h_spec("test.square", a, h_args_int(a, sizeof a, 2));
     held.queue = "held";
     H_OK(taskq_submit(c, &held));
-    taskq_task_spec_t done = spec("test.square", b, h_args_int(b, sizeof b, 3));
+    taskq_task_spec_t done = h_spec("test.square", b, h_args_int(b, sizeof b, 3));
     H_OK(taskq_submit(c, &done));
     taskq_task_t *t = h_wait_task(c, &done.id, is_terminal, NULL, 20000, "done task");
     taskq_task_destroy(&t);
@@ -267,7 +257,7 @@ static void wait_any(taskq_client_t *c)
     taskq_err_t codes[3];
     taskq_id_t ids[3];
     for (int i = 0; i < 3; i++)
-        s[i] = spec("test.sleep", sa[i], h_args_fmt(sa[i], sizeof sa[i], "f", secs[i]));
+        s[i] = h_spec("test.sleep", sa[i], h_args_fmt(sa[i], sizeof sa[i], "f", secs[i]));
     H_OK(taskq_submit_batch(c, s, 3, codes));
     for (int i = 0; i < 3; i++)
         ids[i] = s[i].id;
@@ -319,7 +309,7 @@ static void cli_wait_map(taskq_client_t *c, const char *ep)
     taskq_task_spec_t s[3];
     taskq_err_t codes[3];
     for (int i = 0; i < 3; i++)
-        s[i] = spec("test.square", a[i], h_args_int(a[i], sizeof a[i], 10 + i));
+        s[i] = h_spec("test.square", a[i], h_args_int(a[i], sizeof a[i], 10 + i));
     H_OK(taskq_submit_batch(c, s, 3, codes));
     char i0[TASKQ_ID_STRLEN + 1], i1[TASKQ_ID_STRLEN + 1], i2[TASKQ_ID_STRLEN + 1];
     taskq_id_format(&s[0].id, i0);
@@ -335,7 +325,7 @@ static void cli_wait_map(taskq_client_t *c, const char *ep)
 
     /* a held task: --timeout gives the timeout exit code */
     H_OK(taskq_queue_pause(c, "held2", 1));
-    taskq_task_spec_t held = spec("test.square", a[0], h_args_int(a[0], sizeof a[0], 1));
+    taskq_task_spec_t held = h_spec("test.square", a[0], h_args_int(a[0], sizeof a[0], 1));
     held.queue = "held2";
     H_OK(taskq_submit(c, &held));
     char hs[TASKQ_ID_STRLEN + 1];
@@ -396,7 +386,7 @@ static void cli_wait_map(taskq_client_t *c, const char *ep)
     memcpy(buf, sb.data, sb.size);
     size_t blen = sb.size;
     msgpack_sbuffer_destroy(&sb);
-    taskq_task_spec_t then = spec("test.sum", NULL, 0);
+    taskq_task_spec_t then = h_spec("test.sum", NULL, 0);
     taskq_id_t gid, *mids = NULL;
     size_t nm = 0;
     H_OK(taskq_map(c, "test.sum", buf, blen, 10, &then, &gid, &mids, &nm));
@@ -449,7 +439,7 @@ static void bench_10k(void)
     taskq_id_t *got = calloc((size_t)NB + 1, sizeof *got);
     H_ASSERT(s && a && codes && ids && got, "out of memory");
     for (int i = 0; i <= NB; i++) {
-        s[i] = spec("test.square", a[i], h_args_int(a[i], sizeof a[i], i));
+        s[i] = h_spec("test.square", a[i], h_args_int(a[i], sizeof a[i], i));
         s[i].queue = i < NB ? "bq" : NULL;
     }
     H_OK(taskq_submit_batch(c, s, (size_t)NB + 1, codes));

@@ -29,16 +29,6 @@
 static char out[OUTSZ];
 static char text[OUTSZ];
 
-static taskq_task_spec_t spec(const char *name, const void *args, size_t alen)
-{
-    taskq_task_spec_t s;
-    memset(&s, 0, sizeof s);
-    s.name = name;
-    s.args = args;
-    s.args_len = alen;
-    return s;
-}
-
 static bool is_terminal(const taskq_task_t *t, void *arg)
 {
     (void)arg;
@@ -197,8 +187,9 @@ static void chord_build(chord_t *ch, size_t n, const char *cbname, const char *c
     H_ASSERT(ch->specs && ch->args, "out of memory");
     for (size_t i = 0; i < n; i++)
         ch->specs[i] =
-            spec("taskq.sumsq", ch->args[i], h_args_int(ch->args[i], sizeof ch->args[i], (int64_t)i));
-    ch->cb = spec(cbname, ch->cbargs, h_args_str(ch->cbargs, sizeof ch->cbargs, cbarg));
+            h_spec("taskq.sumsq", ch->args[i],
+                   h_args_int(ch->args[i], sizeof ch->args[i], (int64_t)i));
+    ch->cb = h_spec(cbname, ch->cbargs, h_args_str(ch->cbargs, sizeof ch->cbargs, cbarg));
 }
 
 static void chord_submit(taskq_client_t *c, chord_t *ch, const char *on_fail)
@@ -343,7 +334,7 @@ static void chord_settle(taskq_client_t *c)
     chord_t ch;
     chord_build(&ch, NC, "test.echo", "settled");
     uint8_t bad[32];
-    ch.specs[BAD] = spec("test.fail_perm", bad, h_args_str(bad, sizeof bad, "x.bad"));
+    ch.specs[BAD] = h_spec("test.fail_perm", bad, h_args_str(bad, sizeof bad, "x.bad"));
     chord_submit(c, &ch, "settle");
     taskq_task_t *t = wait_end(c, &ch.cb.id, "settle callback");
     H_ASSERT(t->state == TASKQ_STATE_SUCCEEDED, "settle callback: %s '%s'",
@@ -433,7 +424,8 @@ static void chord_fail_fast(void)
     chord_t ch;
     chord_build(&ch, NC, "test.echo", "never");
     uint8_t bad[64];
-    ch.specs[BAD] = spec("test.fail_code", bad, h_args_fmt(bad, sizeof bad, "ss", "x.flaky", "nope"));
+    ch.specs[BAD] =
+        h_spec("test.fail_code", bad, h_args_fmt(bad, sizeof bad, "ss", "x.flaky", "nope"));
     ch.specs[BAD].max_attempts = 3;
     ch.specs[BAD].backoff_base_ms = 1000;
     ch.specs[BAD].jitter = "none";
@@ -536,9 +528,9 @@ static void chains(taskq_client_t *c, const char *ep)
 {
     uint8_t a0[16], a1[16], a2[16], a3[16];
     taskq_task_spec_t s[4];
-    s[0] = spec("test.square", a0, h_args_int(a0, sizeof a0, 3));
-    s[1] = spec("test.concat", a1, h_args_str(a1, sizeof a1, "a"));
-    s[2] = spec("test.concat", a2, h_args_str(a2, sizeof a2, "b"));
+    s[0] = h_spec("test.square", a0, h_args_int(a0, sizeof a0, 3));
+    s[1] = h_spec("test.concat", a1, h_args_str(a1, sizeof a1, "a"));
+    s[2] = h_spec("test.concat", a2, h_args_str(a2, sizeof a2, "b"));
     H_OK(taskq_chain(c, s, 3));
     expect_result(c, &s[2].id, "[\"b\",[\"a\",9]]", "chain of 3, last node");
     expect_result(c, &s[1].id, "[\"a\",9]", "chain of 3, middle node");
@@ -547,8 +539,8 @@ static void chains(taskq_client_t *c, const char *ep)
     taskq_task_destroy(&t);
 
     /* immutable: the parent's result is not appended */
-    s[0] = spec("test.square", a0, h_args_int(a0, sizeof a0, 4));
-    s[1] = spec("test.concat", a1, h_args_str(a1, sizeof a1, "c"));
+    s[0] = h_spec("test.square", a0, h_args_int(a0, sizeof a0, 4));
+    s[1] = h_spec("test.concat", a1, h_args_str(a1, sizeof a1, "c"));
     s[1].immutable = 1;
     H_OK(taskq_chain(c, s, 2));
     expect_result(c, &s[1].id, "[\"c\"]", "immutable chain node");
@@ -563,10 +555,10 @@ static void chains(taskq_client_t *c, const char *ep)
     expect_result(c, &ids[2], "[\"y\",[\"x\",14]]", "taskq chain, last node");
 
     /* a failure in the middle revokes the rest */
-    s[0] = spec("test.square", a0, h_args_int(a0, sizeof a0, 2));
-    s[1] = spec("test.fail_perm", a1, h_args_str(a1, sizeof a1, "x.mid"));
-    s[2] = spec("test.concat", a2, h_args_str(a2, sizeof a2, "z"));
-    s[3] = spec("test.concat", a3, h_args_str(a3, sizeof a3, "w"));
+    s[0] = h_spec("test.square", a0, h_args_int(a0, sizeof a0, 2));
+    s[1] = h_spec("test.fail_perm", a1, h_args_str(a1, sizeof a1, "x.mid"));
+    s[2] = h_spec("test.concat", a2, h_args_str(a2, sizeof a2, "z"));
+    s[3] = h_spec("test.concat", a3, h_args_str(a3, sizeof a3, "w"));
     H_OK(taskq_chain(c, s, 4));
     /* the reason names the direct parent's end: node 3's parent was revoked */
     expect_revoked_upstream(c, &s[3].id, "upstream_revoked", "last node after a failed middle");
@@ -578,9 +570,9 @@ static void chains(taskq_client_t *c, const char *ep)
     expect_result(c, &s[0].id, "4", "head of the failing chain");
 
     /* revoking a pending node revokes what follows, not what precedes */
-    s[0] = spec("test.sleep", a0, h_args_int(a0, sizeof a0, 30));
-    s[1] = spec("test.square", a1, h_args_int(a1, sizeof a1, 1));
-    s[2] = spec("test.square", a2, h_args_int(a2, sizeof a2, 2));
+    s[0] = h_spec("test.sleep", a0, h_args_int(a0, sizeof a0, 30));
+    s[1] = h_spec("test.square", a1, h_args_int(a1, sizeof a1, 1));
+    s[2] = h_spec("test.square", a2, h_args_int(a2, sizeof a2, 2));
     H_OK(taskq_chain(c, s, 3));
     t = h_wait_task(c, &s[0].id, is_running, NULL, 20000, "chain head running");
     taskq_task_destroy(&t);
@@ -607,7 +599,7 @@ static void chains(taskq_client_t *c, const char *ep)
     chord_build(&ch, 6, "test.echo", "never");
     uint8_t sl[16];
     for (size_t i = 0; i < ch.n; i++)
-        ch.specs[i] = spec("test.sleep", sl, h_args_int(sl, sizeof sl, 30));
+        ch.specs[i] = h_spec("test.sleep", sl, h_args_int(sl, sizeof sl, 30));
     chord_submit(c, &ch, NULL);
     t = h_wait_task(c, &ch.specs[0].id, is_running, NULL, 20000, "group member running");
     taskq_task_destroy(&t);

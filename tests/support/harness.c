@@ -1219,6 +1219,16 @@ const char *h_id_str(const taskq_id_t *id)
     return b;
 }
 
+taskq_task_spec_t h_spec(const char *name, const void *args, size_t args_len)
+{
+    taskq_task_spec_t s;
+    memset(&s, 0, sizeof s);
+    s.name = name;
+    s.args = args;
+    s.args_len = args_len;
+    return s;
+}
+
 void h_submit(taskq_client_t *c, taskq_id_t *id, const char *name, const void *args,
               size_t args_len, int64_t time_limit_ms, uint32_t max_attempts)
 {

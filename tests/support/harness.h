@@ -191,6 +191,8 @@ size_t h_args_str(uint8_t *out, size_t outsz, const char *s);
 bool h_result_int(const void *data, size_t len, int64_t *v);
 /* Status that fails the test on any error but ENOTFOUND (returns NULL then). */
 taskq_task_t *h_status(taskq_client_t *c, const taskq_id_t *id);
+/* A task spec with only name and args set (the rest zero: defaults). */
+taskq_task_spec_t h_spec(const char *name, const void *args, size_t args_len);
 /* Submits one task (id generated; written to *id); fails the test on error. */
 void h_submit(taskq_client_t *c, taskq_id_t *id, const char *name, const void *args,
               size_t args_len, int64_t time_limit_ms, uint32_t max_attempts);
